@@ -1,0 +1,46 @@
+#include "tensor/gemm.hpp"
+
+#include <cblas.h>
+
+#include "tensor/error.hpp"
+
+namespace semigrad {
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc) {
+    if (M == 0 || N == 0) return;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_naive(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+    for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+            double acc = 0.0;
+            for (int k = 0; k < K; ++k) {
+                const float a = trans_a ? A[k * lda + i] : A[i * lda + k];
+                const float b = trans_b ? B[j * ldb + k] : B[k * ldb + j];
+                acc += static_cast<double>(a) * b;
+            }
+            float& c = C[i * ldc + j];
+            c = static_cast<float>(alpha * acc + (beta == 0.0f ? 0.0 : beta * c));
+        }
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+    check_rank("matmul", "left operand", a, 2);
+    check_rank("matmul", "right operand", b, 2);
+    const std::size_t M = trans_a ? a.dim(1) : a.dim(0), K = trans_a ? a.dim(0) : a.dim(1);
+    const std::size_t Kb = trans_b ? b.dim(1) : b.dim(0), N = trans_b ? b.dim(0) : b.dim(1);
+    if (K != Kb)
+        throw ShapeError("matmul: inner dimensions differ: " + to_string(a.shape()) +
+                         (trans_a ? "^T" : "") + " @ " + to_string(b.shape()) +
+                         (trans_b ? "^T" : ""));
+    Tensor c({M, N});
+    gemm(trans_a, trans_b, int(M), int(N), int(K), 1.0f, a.data(), int(a.dim(1)), b.data(),
+         int(b.dim(1)), 0.0f, c.data(), int(N));
+    return c;
+}
+
+}  // namespace semigrad

@@ -1,0 +1,32 @@
+#include "tensor/parallel.hpp"
+
+#include <cblas.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "tensor/error.hpp"
+
+namespace semigrad {
+
+int num_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void set_num_threads(int n) {
+    if (n < 1) throw ValueError("set_num_threads: thread count must be >= 1, got " + std::to_string(n));
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    // The OpenMP OpenBLAS ignores OPENBLAS_NUM_THREADS but honours this.
+    openblas_set_num_threads(n);
+}
+
+bool openblas_uses_openmp() { return openblas_get_parallel() == 2; }
+
+}  // namespace semigrad
