@@ -1,0 +1,65 @@
+// Tests of tensor/dropout.cpp: the mask's drop fraction and scale, determinism, bad rates.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "tensor/dropout.hpp"
+#include "tensor/error.hpp"
+
+using namespace semigrad;
+
+TEST(DropoutMask, DropsTheRightFractionAndScalesTheRest) {
+    for (float rate : {0.1f, 0.25f, 0.5f, 0.8f}) {
+        Rng rng(7);
+        const Tensor mask = dropout_mask({50, 40, 50}, rate, rng);
+        ASSERT_EQ(mask.shape(), (Shape{50, 40, 50}));
+        const float scale = 1.0f / (1.0f - rate);
+        std::size_t zeros = 0;
+        double sum = 0.0;
+        for (std::size_t i = 0; i < mask.size(); ++i) {
+            if (mask[i] == 0.0f)
+                ++zeros;
+            else
+                ASSERT_EQ(mask[i], scale) << "rate " << rate << " element " << i;
+            sum += mask[i];
+        }
+        const double n = double(mask.size());
+        // 100000 Bernoulli draws: the standard deviation of the fraction is <= 0.0016.
+        EXPECT_NEAR(double(zeros) / n, rate, 0.008) << "rate " << rate;
+        // Inverted dropout keeps the expectation: mean(mask) ~ 1.
+        EXPECT_NEAR(sum / n, 1.0, 0.03) << "rate " << rate;
+    }
+}
+
+TEST(DropoutMask, RateZeroKeepsEverythingUnscaled) {
+    Rng rng(1);
+    const Tensor mask = dropout_mask({3, 5}, 0.0f, rng);
+    for (std::size_t i = 0; i < mask.size(); ++i) EXPECT_EQ(mask[i], 1.0f);
+}
+
+TEST(DropoutMask, SameSeedSameMaskOtherSeedOtherMask) {
+    Rng a(123), b(123), c(124);
+    const Tensor ma = dropout_mask({1000}, 0.5f, a);
+    const Tensor mb = dropout_mask({1000}, 0.5f, b);
+    const Tensor mc = dropout_mask({1000}, 0.5f, c);
+    EXPECT_EQ(max_abs_diff(ma, mb), 0.0f);
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < ma.size(); ++i) differ += ma[i] != mc[i];
+    EXPECT_GT(differ, 400u);  // independent masks differ in about half the places
+    // The generator advances: a second mask from the same Rng is a new one.
+    const Tensor ma2 = dropout_mask({1000}, 0.5f, a);
+    EXPECT_GT(max_abs_diff(ma, ma2), 0.0f);
+}
+
+TEST(DropoutMask, RejectsRatesOutsideZeroOne) {
+    Rng rng(1);
+    for (float rate : {-0.1f, 1.0f, 1.5f, std::numeric_limits<float>::quiet_NaN()}) {
+        try {
+            dropout_mask({4}, rate, rng);
+            ADD_FAILURE() << "no throw for rate " << rate;
+        } catch (const ValueError& e) {
+            EXPECT_NE(std::string(e.what()).find("dropout_mask"), std::string::npos) << e.what();
+        }
+    }
+}
