@@ -1,0 +1,212 @@
+// IDX reading: zlib's gz* functions read gzip'd and plain files alike; everything a header
+// claims is checked against the bytes that really follow it.
+#include "data/idx.hpp"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+
+#include "tensor/error.hpp"
+
+namespace semigrad::data {
+namespace {
+
+// A header may claim up to 2^96 bytes; refuse anything above 4 GiB (MNIST's training images are
+// 47 MB) before allocating, and read in chunks so that even an allowed but false claim costs
+// only as much memory as the file really holds.
+constexpr std::uint64_t kMaxDataBytes = std::uint64_t{1} << 32;
+constexpr std::size_t kChunkBytes = std::size_t{1} << 20;
+
+std::string where(const std::string& path) { return "load_idx: " + path + ": "; }
+
+std::string dims_string(const std::vector<std::uint32_t>& dims) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
+    return s + "]";
+}
+
+std::string hex_byte(unsigned b) {
+    const char* digits = "0123456789abcdef";
+    return std::string("0x") + digits[(b >> 4) & 15] + digits[b & 15];
+}
+
+// One open gzFile. gzread returns short counts at the end of the input; a stream that stops in
+// the middle (Z_BUF_ERROR) or fails its CRC/inflate (-1) is an error, not an end.
+class GzFile {
+  public:
+    explicit GzFile(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
+        if (!file_) throw IoError(where(path) + "cannot open the file");
+        gzbuffer(file_, 256 * 1024);
+        const bool named_gz = path.size() >= 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
+        if (named_gz && gzdirect(file_)) {
+            gzclose(file_);
+            throw FormatError(where(path) + "is named .gz but is not gzip data");
+        }
+    }
+    ~GzFile() { gzclose(file_); }
+    GzFile(const GzFile&) = delete;
+    GzFile& operator=(const GzFile&) = delete;
+
+    std::size_t read(void* dst, std::size_t n) {
+        const int got = gzread(file_, dst, static_cast<unsigned>(n));
+        int errnum = Z_OK;
+        const char* message = gzerror(file_, &errnum);
+        if (got < 0 || errnum == Z_DATA_ERROR || errnum == Z_STREAM_ERROR)
+            throw FormatError(where(path_) + "corrupt gzip data (zlib: " + message + ")");
+        if (errnum == Z_ERRNO) throw IoError(where(path_) + "read error");
+        if (errnum == Z_BUF_ERROR)
+            throw FormatError(where(path_) + "the gzip stream ends early (truncated .gz file)");
+        return static_cast<std::size_t>(got);
+    }
+
+  private:
+    std::string path_;
+    gzFile file_;
+};
+
+// Reads an unsigned-byte IDX file of the given rank; returns its sizes and data.
+std::vector<std::uint8_t> read_idx(const std::string& path, std::size_t rank, const char* layout,
+                                   std::vector<std::uint32_t>& dims) {
+    GzFile file(path);
+    std::array<std::uint8_t, 4> magic{};
+    const std::size_t got_magic = file.read(magic.data(), 4);
+    if (got_magic < 4)
+        throw FormatError(where(path) + "truncated header: " + std::to_string(got_magic) +
+                          " bytes, an IDX header starts with 4 magic bytes");
+    if (magic[0] != 0 || magic[1] != 0)
+        throw FormatError(where(path) + "bad magic: starts with " + hex_byte(magic[0]) + " " +
+                          hex_byte(magic[1]) + ", an IDX file starts with 0x00 0x00");
+    if (magic[2] != 0x08)
+        throw FormatError(where(path) + "element type " + hex_byte(magic[2]) +
+                          ", expected 0x08 (unsigned byte)");
+    if (magic[3] != rank)
+        throw FormatError(where(path) + "rank " + std::to_string(magic[3]) + ", expected " +
+                          std::to_string(rank) + " " + layout);
+
+    std::vector<std::uint8_t> raw(4 * rank);
+    const std::size_t got_dims = file.read(raw.data(), raw.size());
+    if (got_dims < raw.size())
+        throw FormatError(where(path) + "truncated header: " + std::to_string(rank) +
+                          " sizes need " + std::to_string(raw.size()) + " bytes, the file has " +
+                          std::to_string(got_dims));
+    dims.assign(rank, 0);
+    std::uint64_t total = 1;
+    for (std::size_t i = 0; i < rank; ++i) {
+        dims[i] = std::uint32_t{raw[4 * i]} << 24 | std::uint32_t{raw[4 * i + 1]} << 16 |
+                  std::uint32_t{raw[4 * i + 2]} << 8 | std::uint32_t{raw[4 * i + 3]};
+        if (dims[i] == 0)
+            throw FormatError(where(path) + "header sizes " + dims_string(dims) +
+                              " contain a zero (an empty file)");
+        // (2^32 + 1) * (2^32 - 1) < 2^64: the product cannot overflow.
+        total = std::min(total * dims[i], kMaxDataBytes + 1);
+    }
+    if (total > kMaxDataBytes)
+        throw FormatError(where(path) + "header sizes " + dims_string(dims) +
+                          " claim more than 4 GiB of data");
+
+    std::vector<std::uint8_t> data;
+    std::size_t have = 0;
+    while (have < total) {
+        const std::size_t want = std::min<std::size_t>(kChunkBytes, total - have);
+        data.resize(have + want);
+        const std::size_t got = file.read(data.data() + have, want);
+        have += got;
+        if (got < want) break;
+    }
+    if (have < total)
+        throw FormatError(where(path) + "truncated: header sizes " + dims_string(dims) + " claim " +
+                          std::to_string(total) + " bytes of data, the file holds " +
+                          std::to_string(have));
+    std::uint8_t extra = 0;
+    if (file.read(&extra, 1) != 0)
+        throw FormatError(where(path) + "trailing bytes after the " + std::to_string(total) +
+                          " bytes of data its header sizes " + dims_string(dims) + " claim");
+    return data;
+}
+
+}  // namespace
+
+Dataset load_idx(const std::string& images_path, const std::string& labels_path,
+                 int num_classes) {
+    if (num_classes < 1 || num_classes > 256)
+        throw ValueError("load_idx: num_classes " + std::to_string(num_classes) +
+                         " is outside [1, 256] (labels are unsigned bytes)");
+    Dataset d;
+    d.images_path = images_path;
+    d.labels_path = labels_path;
+
+    std::vector<std::uint32_t> image_dims, label_dims;
+    d.images = read_idx(images_path, 3, "(images: [count, rows, cols])", image_dims);
+    const std::vector<std::uint8_t> labels = read_idx(labels_path, 1, "(labels: [count])", label_dims);
+    if (image_dims[0] != label_dims[0])
+        throw FormatError("load_idx: " + images_path + " holds " + std::to_string(image_dims[0]) +
+                          " images but " + labels_path + " holds " +
+                          std::to_string(label_dims[0]) + " labels");
+    d.count = image_dims[0];
+    d.rows = image_dims[1];
+    d.cols = image_dims[2];
+
+    d.labels.resize(d.count);
+    for (std::size_t i = 0; i < d.count; ++i) {
+        if (labels[i] >= num_classes)
+            throw FormatError(where(labels_path) + "label " + std::to_string(labels[i]) +
+                              " of item " + std::to_string(i) + " is outside [0, " +
+                              std::to_string(num_classes) + ")");
+        d.labels[i] = labels[i];
+    }
+    return d;
+}
+
+Split load_mnist_folder(const std::string& dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+        throw IoError("load_mnist_folder: " + dir + " is not a folder (scripts/get-data makes "
+                      "data/mnist and data/fashion-mnist)");
+
+    // The canonical name, e.g. train-images-idx3-ubyte, and the dotted variant
+    // train-images.idx3-ubyte, each gzip'd or not.
+    const auto find = [&](const std::string& stem, const std::string& idx, const char* what) {
+        const std::string names[] = {stem + "-" + idx + ".gz", stem + "-" + idx,
+                                     stem + "." + idx + ".gz", stem + "." + idx};
+        for (const std::string& name : names) {
+            const fs::path p = fs::path(dir) / name;
+            if (fs::is_regular_file(p, ec)) return p.string();
+        }
+        std::string looked;
+        for (const std::string& name : names) looked += (looked.empty() ? "" : ", ") + name;
+        throw IoError("load_mnist_folder: " + dir + " has no " + what + ": looked for " + looked);
+    };
+    Split s;
+    s.train = load_idx(find("train-images", "idx3-ubyte", "training images"),
+                       find("train-labels", "idx1-ubyte", "training labels"));
+    s.test = load_idx(find("t10k-images", "idx3-ubyte", "test images"),
+                      find("t10k-labels", "idx1-ubyte", "test labels"));
+    if (s.train.rows != s.test.rows || s.train.cols != s.test.cols)
+        throw FormatError("load_mnist_folder: " + dir + ": training images are " +
+                          std::to_string(s.train.rows) + "x" + std::to_string(s.train.cols) +
+                          ", test images " + std::to_string(s.test.rows) + "x" +
+                          std::to_string(s.test.cols));
+    return s;
+}
+
+// Shapes: out [N,1,H,W] with N = indices.size(), H = d.rows, W = d.cols.
+Tensor images_to_tensor(const Dataset& d, std::span<const std::size_t> indices) {
+    const std::size_t N = indices.size(), HW = d.rows * d.cols;
+    for (std::size_t n = 0; n < N; ++n)
+        if (indices[n] >= d.count)
+            throw ValueError("images_to_tensor: index " + std::to_string(indices[n]) +
+                             " (position " + std::to_string(n) + ") is outside a dataset of " +
+                             std::to_string(d.count) + " images (" + d.images_path + ")");
+    Tensor out(Shape{N, 1, d.rows, d.cols});
+    float* dst = out.data();
+    for (std::size_t n = 0; n < N; ++n) {
+        const std::uint8_t* src = d.images.data() + indices[n] * HW;
+        for (std::size_t i = 0; i < HW; ++i) dst[n * HW + i] = static_cast<float>(src[i]) / 255.0f;
+    }
+    return out;
+}
+
+}  // namespace semigrad::data
