@@ -1,0 +1,108 @@
+#include "nn/optimizer.hpp"
+
+#include <cmath>
+#include <set>
+
+#include "tensor/error.hpp"
+
+namespace semigrad::nn {
+
+Optimizer::Optimizer(std::vector<Parameter> params, float learning_rate,
+                     std::vector<std::string> slot_names)
+    : params_(std::move(params)), slot_names_(std::move(slot_names)) {
+    set_learning_rate(learning_rate);
+    std::set<std::string> seen;
+    for (const Parameter& p : params_) {
+        if (!seen.insert(p.name).second)
+            throw ValueError("optimizer: two parameters are named '" + p.name + "'");
+    }
+    for (std::size_t k = 0; k < slot_names_.size(); ++k) {
+        slots_.emplace_back();
+        for (const Parameter& p : params_) slots_.back().push_back(Tensor::zeros(p.var.shape()));
+    }
+}
+
+void Optimizer::zero_grad() {
+    for (Parameter& p : params_) p.var.zero_grad();
+}
+
+void Optimizer::set_learning_rate(float lr) {
+    if (!(lr > 0.0f) || !std::isfinite(lr))
+        throw ValueError("optimizer: learning_rate must be positive and finite, got " +
+                         std::to_string(lr));
+    learning_rate_ = lr;
+}
+
+void Optimizer::set_iterations(std::int64_t t) {
+    if (t < 0) throw ValueError("optimizer: iterations must be >= 0, got " + std::to_string(t));
+    iterations_ = t;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Adam::Adam(std::vector<Parameter> params, AdamOptions o)
+    : Optimizer(std::move(params), o.learning_rate, {"m", "v"}), options_(o) {
+    if (!(o.beta_1 >= 0.0f && o.beta_1 < 1.0f) || !(o.beta_2 >= 0.0f && o.beta_2 < 1.0f))
+        throw ValueError("Adam: beta_1 and beta_2 must lie in [0, 1), got " +
+                         std::to_string(o.beta_1) + " and " + std::to_string(o.beta_2));
+    if (!(o.epsilon >= 0.0f)) throw ValueError("Adam: epsilon must be >= 0");
+}
+
+void Adam::step() {
+    ++iterations_;
+    // float32 throughout, as Keras computes in the variable's dtype.
+    const float t = static_cast<float>(iterations_);
+    const float b1 = options_.beta_1, b2 = options_.beta_2, eps = options_.epsilon;
+    const float alpha = learning_rate_ * std::sqrt(1.0f - std::pow(b2, t)) / (1.0f - std::pow(b1, t));
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        Var& var = params_[i].var;
+        if (!var.has_grad()) continue;
+        const float* g = var.grad().data();
+        float* theta = var.value().data();
+        float* m = slots_[0][i].data();
+        float* v = slots_[1][i].data();
+        const auto n = static_cast<std::ptrdiff_t>(var.value().size());
+        // Elementwise, each iteration writes its own element. The `if` keeps small tensors
+        // (biases, small kernels) on one thread, where waking the pool costs more than the work.
+#pragma omp parallel for schedule(static) if (n > 32768)
+        for (std::ptrdiff_t j = 0; j < n; ++j) {
+            m[j] += (g[j] - m[j]) * (1.0f - b1);
+            v[j] += (g[j] * g[j] - v[j]) * (1.0f - b2);
+            theta[j] -= (m[j] * alpha) / (std::sqrt(v[j]) + eps);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+SGD::SGD(std::vector<Parameter> params, SGDOptions o)
+    : Optimizer(std::move(params), o.learning_rate,
+                o.momentum != 0.0f ? std::vector<std::string>{"momentum"}
+                                   : std::vector<std::string>{}),
+      options_(o) {
+    if (!(o.momentum >= 0.0f && o.momentum <= 1.0f))
+        throw ValueError("SGD: momentum must lie in [0, 1], got " + std::to_string(o.momentum));
+}
+
+void SGD::step() {
+    ++iterations_;
+    const float lr = learning_rate_, mu = options_.momentum;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+        Var& var = params_[i].var;
+        if (!var.has_grad()) continue;
+        const float* g = var.grad().data();
+        float* theta = var.value().data();
+        const std::size_t n = var.value().size();
+        if (slots_.empty()) {
+            for (std::size_t j = 0; j < n; ++j) theta[j] -= g[j] * lr;
+            continue;
+        }
+        float* velocity = slots_[0][i].data();
+        for (std::size_t j = 0; j < n; ++j) {
+            velocity[j] = velocity[j] * mu - g[j] * lr;
+            theta[j] += options_.nesterov ? velocity[j] * mu - g[j] * lr : velocity[j];
+        }
+    }
+}
+
+}  // namespace semigrad::nn

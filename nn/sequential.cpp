@@ -1,0 +1,143 @@
+#include "nn/sequential.hpp"
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+#include "tensor/error.hpp"
+
+namespace semigrad::nn {
+
+namespace {
+
+// 410208 -> "410,208"
+std::string with_commas(std::size_t n) {
+    std::string digits = std::to_string(n), out;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
+}
+
+// (None, 64, 28, 28)
+std::string keras_shape(const Shape& s) {
+    std::string out = "(None";
+    for (std::size_t d : s) out += ", " + std::to_string(d);
+    return out + ")";
+}
+
+std::string pad_right(const std::string& s, std::size_t width) {
+    return s.size() >= width ? s + " " : s + std::string(width - s.size(), ' ');
+}
+
+}  // namespace
+
+Module& Sequential::add(std::unique_ptr<Module> layer) {
+    if (!layer) throw ValueError("Sequential::add: null layer");
+    base_names_.push_back(layer->name());
+    layers_.push_back(std::move(layer));
+    built_ = false;
+    return *layers_.back();
+}
+
+Shape Sequential::build(const Shape& input_shape, Rng& init_rng) {
+    if (layers_.empty()) throw ValueError("Sequential::build: the model has no layers");
+    // Keras' unique names: the first layer of a kind keeps its base name, later ones get _1, _2.
+    std::map<std::string, int> seen;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+        const int k = seen[base_names_[i]]++;
+        layers_[i]->set_name(k == 0 ? base_names_[i] : base_names_[i] + "_" + std::to_string(k));
+    }
+
+    input_shape_ = input_shape;
+    output_shapes_.clear();
+    layer_params_.clear();
+    Shape shape = input_shape;
+    for (auto& layer : layers_) {
+        shape = layer->build(shape, init_rng);
+        output_shapes_.push_back(shape);
+        layer_params_.push_back(nn::count_params(*layer));
+    }
+    built_ = true;
+    return shape;
+}
+
+Var Sequential::forward(const Var& x) {
+    check_built();
+    Var y = x;
+    for (auto& layer : layers_) y = layer->forward(y);
+    return y;
+}
+
+std::vector<Parameter> Sequential::parameters() {
+    std::vector<Parameter> all;
+    for (auto& layer : layers_)
+        for (Parameter& p : layer->parameters()) all.push_back(std::move(p));
+    return all;
+}
+
+std::vector<NamedRng> Sequential::generators() {
+    std::vector<NamedRng> all;
+    for (auto& layer : layers_)
+        for (NamedRng& g : layer->generators()) all.push_back(std::move(g));
+    return all;
+}
+
+void Sequential::train(bool on) {
+    Module::train(on);
+    for (auto& layer : layers_) layer->train(on);
+}
+
+void Sequential::check_built_for(const char* what) const {
+    if (!built_) throw Error(name() + ": " + what + " before build()");
+}
+
+const Shape& Sequential::output_shape(std::size_t i) const {
+    check_built_for("output_shape");
+    return output_shapes_.at(i);
+}
+
+std::size_t Sequential::layer_params(std::size_t i) const {
+    check_built_for("layer_params");
+    return layer_params_.at(i);
+}
+
+std::size_t Sequential::count_params() const {
+    check_built_for("count_params");
+    std::size_t n = 0;
+    for (std::size_t p : layer_params_) n += p;
+    return n;
+}
+
+std::string Sequential::summary() const {
+    check_built_for("summary");
+    std::vector<std::string> first{"Layer (type)"}, second{"Output Shape"}, third{"Param #"};
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+        first.push_back(layers_[i]->name() + " (" + layers_[i]->type() + ")");
+        second.push_back(keras_shape(output_shapes_[i]));
+        third.push_back(with_commas(layer_params_[i]));
+    }
+    std::size_t w1 = 29, w2 = 26, w3 = 10;
+    for (std::size_t i = 0; i < first.size(); ++i) {
+        w1 = std::max(w1, first[i].size() + 3);
+        w2 = std::max(w2, second[i].size() + 3);
+        w3 = std::max(w3, third[i].size() + 1);
+    }
+    const std::size_t width = 1 + w1 + w2 + w3;
+    std::ostringstream out;
+    out << "Model: \"" << name() << "\"\n" << std::string(width, '_') << '\n';
+    for (std::size_t i = 0; i < first.size(); ++i) {
+        out << ' ' << pad_right(first[i], w1) << pad_right(second[i], w2) << third[i] << '\n';
+        if (i == 0) out << std::string(width, '=') << '\n';
+    }
+    const std::string total = with_commas(count_params());
+    out << std::string(width, '=') << '\n'
+        << "Total params: " << total << '\n'
+        << "Trainable params: " << total << '\n'
+        << "Non-trainable params: 0\n"
+        << std::string(width, '_') << '\n';
+    return out.str();
+}
+
+}  // namespace semigrad::nn

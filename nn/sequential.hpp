@@ -1,0 +1,69 @@
+// Sequential: a stack of modules applied in order, Keras' `tf.keras.Sequential`.
+//
+//   Sequential model;
+//   model.add(Conv2D({.filters = 64, .kernel_size = 2, .padding = Padding::Same,
+//                     .activation = Activation::ReLU}));
+//   model.add(MaxPool2D());
+//   ...
+//   Rng init(seed);
+//   model.build({1, 28, 28}, init);   // creates the weights; shapes without N, NCHW
+//   std::cout << model.summary();
+//
+// build() names the layers as Keras does (the first Conv2D is "conv2d", the second "conv2d_1"),
+// so parameter names ("conv2d_1/kernel") are unique in the model and stable between runs,
+// which is what checkpoints key on.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/module.hpp"
+
+namespace semigrad::nn {
+
+class Sequential : public Module {
+  public:
+    Sequential() : Module("sequential") {}
+
+    // Appends a layer and returns a reference to it (owned by the model).
+    template <class M>
+    M& add(M layer) {
+        auto owned = std::make_unique<M>(std::move(layer));
+        M& ref = *owned;
+        add(std::move(owned));
+        return ref;
+    }
+    Module& add(std::unique_ptr<Module> layer);
+
+    // Builds every layer in order, each on the previous one's output shape; returns the last.
+    Shape build(const Shape& input_shape, Rng& init_rng) override;
+    Var forward(const Var& x) override;
+    std::vector<Parameter> parameters() override;
+    std::vector<NamedRng> generators() override;
+    void train(bool on) override;
+    std::string type() const override { return "Sequential"; }
+
+    std::size_t size() const { return layers_.size(); }
+    Module& layer(std::size_t i) { return *layers_.at(i); }
+    // Output shape (without N) and parameter count of layer i, as recorded by build().
+    const Shape& output_shape(std::size_t i) const;
+    std::size_t layer_params(std::size_t i) const;
+    const Shape& input_shape() const { return input_shape_; }
+
+    // Keras' model.summary() table: Layer (type), Output Shape, Param #, then the totals.
+    // Output shapes are NCHW: (None, 64, 28, 28) where Keras would print (None, 28, 28, 64).
+    std::string summary() const;
+    std::size_t count_params() const;
+
+  private:
+    void check_built_for(const char* what) const;
+
+    std::vector<std::unique_ptr<Module>> layers_;
+    std::vector<std::string> base_names_;  // each layer's name when added ("conv2d")
+    std::vector<Shape> output_shapes_;
+    std::vector<std::size_t> layer_params_;
+    Shape input_shape_;
+};
+
+}  // namespace semigrad::nn
