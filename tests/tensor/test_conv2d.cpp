@@ -1,0 +1,242 @@
+// Tests of tensor/conv2d.cpp: TF padding by hand, shapes and their errors, a tiny convolution by
+// hand, the im2col/GEMM kernels against the direct loops on random geometries, the references
+// against central differences, and thread-count independence.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tensor/conv2d.hpp"
+#include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
+#include "tensor/random.hpp"
+
+using namespace semigrad;
+
+namespace {
+
+Tensor random_tensor(const Shape& shape, Rng& rng) {
+    Tensor t(shape);
+    for (std::size_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(-1.0f, 1.0f);
+    return t;
+}
+
+void expect_pad(const Pad2d& p, int top, int bottom, int left, int right) {
+    EXPECT_EQ(p.top, top);
+    EXPECT_EQ(p.bottom, bottom);
+    EXPECT_EQ(p.left, left);
+    EXPECT_EQ(p.right, right);
+}
+
+// Runs `f`, which must throw E with a message containing every string of `parts`.
+template <class E, class F>
+void expect_throw_naming(F f, std::initializer_list<std::string> parts) {
+    try {
+        f();
+        ADD_FAILURE() << "no exception";
+    } catch (const E& e) {
+        for (const auto& part : parts)
+            EXPECT_NE(std::string(e.what()).find(part), std::string::npos)
+                << "'" << e.what() << "' does not name " << part;
+    }
+}
+
+}  // namespace
+
+// out = ceil(in / s), total = max((out - 1) * s + k - in, 0), split total / 2 before.
+TEST(TfPadding, SameMatchesHandWorkedValues) {
+    // 28, k=2, s=1: out 28, total 27 + 2 - 28 = 1 -> 0 before, 1 after (the tutorial's conv).
+    expect_pad(tf_padding(Padding::Same, 28, 28, 2, 2, 1, 1), 0, 1, 0, 1);
+    // 28, k=3, s=1: total 2 -> 1, 1.
+    expect_pad(tf_padding(Padding::Same, 28, 28, 3, 3, 1, 1), 1, 1, 1, 1);
+    // 28, k=2, s=2 (the tutorial's pool): out 14, total 13 * 2 + 2 - 28 = 0.
+    expect_pad(tf_padding(Padding::Same, 28, 28, 2, 2, 2, 2), 0, 0, 0, 0);
+    // 7, k=3, s=2: out 4, total 3 * 2 + 3 - 7 = 2 -> 1, 1.  8, k=3, s=2: out 4, total 1 -> 0, 1.
+    expect_pad(tf_padding(Padding::Same, 7, 8, 3, 3, 2, 2), 1, 1, 0, 1);
+    // 5, k=4, s=1: total 3 -> 1, 2.  1, k=5, s=3: out 1, total 4 -> 2, 2.
+    expect_pad(tf_padding(Padding::Same, 5, 1, 4, 5, 1, 3), 1, 2, 2, 2);
+    // 14, k=2, s=2 (pool on conv2's output): total 0.  15, k=2, s=2: out 8, total 1 -> 0, 1.
+    expect_pad(tf_padding(Padding::Same, 14, 15, 2, 2, 2, 2), 0, 0, 0, 1);
+    // Stride larger than the kernel: 10, k=1, s=3: out 4, total 9 + 1 - 10 = 0.
+    expect_pad(tf_padding(Padding::Same, 10, 10, 1, 1, 3, 3), 0, 0, 0, 0);
+}
+
+TEST(TfPadding, ValidPadsNothingAndBadArgumentsThrow) {
+    expect_pad(tf_padding(Padding::Valid, 28, 28, 3, 2, 2, 1), 0, 0, 0, 0);
+    EXPECT_THROW(tf_padding(Padding::Same, 28, 28, 2, 2, 0, 1), ValueError);
+    EXPECT_THROW(tf_padding(Padding::Same, 28, 28, 2, 2, 1, -1), ValueError);
+    EXPECT_THROW(tf_padding(Padding::Same, 28, 28, 0, 2, 1, 1), ValueError);
+}
+
+TEST(Conv2dShape, TutorialShapesAndStrides) {
+    const Conv2dSpec same{1, 1, {0, 1, 0, 1}};
+    EXPECT_EQ(conv2d_output_shape({32, 1, 28, 28}, {64, 1, 2, 2}, same), (Shape{32, 64, 28, 28}));
+    EXPECT_EQ(conv2d_output_shape({32, 64, 14, 14}, {32, 64, 2, 2}, same), (Shape{32, 32, 14, 14}));
+    // (9 + 1 + 2 - 3) / 2 + 1 = 5 and (7 - 2) / 3 + 1 = 2.
+    EXPECT_EQ(conv2d_output_shape({2, 3, 9, 7}, {4, 3, 3, 2}, {2, 3, {1, 2, 0, 0}}),
+              (Shape{2, 4, 5, 2}));
+}
+
+TEST(Conv2dShape, ErrorsNameOpAndBothShapes) {
+    expect_throw_naming<ShapeError>(
+        [] { conv2d_output_shape({2, 3, 8, 8}, {4, 1, 2, 2}, {}); },
+        {"conv2d", "[2,3,8,8]", "[4,1,2,2]"});
+    expect_throw_naming<ShapeError>([] { conv2d_output_shape({3, 8, 8}, {4, 3, 2, 2}, {}); },
+                                    {"conv2d", "[3,8,8]", "[4,3,2,2]"});
+    expect_throw_naming<ShapeError>([] { conv2d_output_shape({1, 1, 2, 2}, {1, 1, 3, 3}, {}); },
+                                    {"conv2d", "[1,1,2,2]", "[1,1,3,3]"});
+    expect_throw_naming<ValueError>(
+        [] { conv2d_output_shape({1, 1, 4, 4}, {1, 1, 2, 2}, {0, 1, {}}); }, {"conv2d", "stride"});
+    expect_throw_naming<ValueError>(
+        [] { conv2d_output_shape({1, 1, 4, 4}, {1, 1, 2, 2}, {1, 1, {0, -1, 0, 0}}); },
+        {"conv2d", "padding"});
+    Rng rng(1);
+    const Tensor x = random_tensor({1, 2, 4, 4}, rng), w = random_tensor({3, 2, 2, 2}, rng);
+    expect_throw_naming<ShapeError>([&] { conv2d_forward(x, w, Tensor({2}), {}); },
+                                    {"conv2d", "bias", "[2]", "[3,2,2,2]"});
+    Tensor dout({1, 3, 4, 4}), dx(x.shape());
+    expect_throw_naming<ShapeError>([&] { conv2d_backward(dout, x, w, {}, &dx, nullptr, nullptr); },
+                                    {"conv2d", "[1,3,4,4]", "[1,3,3,3]"});
+}
+
+// x = 1..9 in a 3x3 image, w = [[1,2],[3,4]], bias 0.5, "same" (pad 0 before, 1 after):
+// out[i][j] = x[i][j] + 2 x[i][j+1] + 3 x[i+1][j] + 4 x[i+1][j+1] + 0.5, zero outside.
+TEST(Conv2d, TinyConvolutionByHand) {
+    const Tensor x({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
+    const Tensor w({1, 1, 2, 2}, {1, 2, 3, 4});
+    const Tensor b({1}, {0.5f});
+    const Conv2dSpec same{1, 1, tf_padding(Padding::Same, 3, 3, 2, 2, 1, 1)};
+    const std::vector<float> expected = {37.5f, 47.5f, 21.5f, 67.5f, 77.5f,
+                                         33.5f, 23.5f, 26.5f, 9.5f};
+    for (const Tensor& out : {conv2d_forward(x, w, b, same), conv2d_forward_naive(x, w, b, same)})
+        for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_FLOAT_EQ(out[i], expected[i]) << i;
+
+    // dout = 1 everywhere: dbias = 9; dweight[kh][kw] = sum of x over the outputs' taps
+    // (all of x, columns 1-2, rows 1-2, the lower-right 2x2); dx[a][b] = sum of the w whose
+    // output (a - kh, b - kw) exists. dx starts at 1 to check accumulation.
+    const Tensor dout = Tensor::ones({1, 1, 3, 3});
+    const std::vector<float> dw_expected = {45, 33, 39, 28};
+    const std::vector<float> dx_expected = {2, 4, 4, 5, 11, 11, 5, 11, 11};
+    for (int naive = 0; naive < 2; ++naive) {
+        Tensor dx = Tensor::ones(x.shape()), dw(w.shape()), db({1});
+        (naive ? conv2d_backward_naive : conv2d_backward)(dout, x, w, same, &dx, &dw, &db);
+        EXPECT_FLOAT_EQ(db[0], 9.0f);
+        for (std::size_t i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(dw[i], dw_expected[i]) << i;
+        for (std::size_t i = 0; i < 9; ++i) EXPECT_FLOAT_EQ(dx[i], dx_expected[i]) << i;
+    }
+}
+
+// A stride-2 valid convolution by hand: x 4x4 = 0..15, w = [[1,-1],[0,2]] picks
+// x[2i][2j] - x[2i][2j+1] + 2 x[2i+1][2j+1].
+TEST(Conv2d, StrideTwoByHand) {
+    std::vector<float> xv(16);
+    for (int i = 0; i < 16; ++i) xv[std::size_t(i)] = float(i);
+    const Tensor x({1, 1, 4, 4}, xv), w({1, 1, 2, 2}, {1, -1, 0, 2});
+    const Tensor out = conv2d_forward(x, w, Tensor(), {2, 2, {}});
+    ASSERT_EQ(out.shape(), (Shape{1, 1, 2, 2}));
+    // (0 - 1 + 10), (2 - 3 + 14), (8 - 9 + 26), (10 - 11 + 30)
+    const std::vector<float> expected = {9, 13, 25, 29};
+    for (std::size_t i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(out[i], expected[i]);
+}
+
+// im2col + GEMM against the direct loops on random geometries: odd sizes, strides 1-3, valid,
+// same and asymmetric explicit padding, with and without bias; backward accumulates into
+// non-zero gradients, with every subset of them requested.
+TEST(Conv2d, FastMatchesNaiveOnRandomShapes) {
+    Rng rng(2024);
+    for (int trial = 0; trial < 60; ++trial) {
+        const std::size_t N = 1 + rng.below(3), C = 1 + rng.below(4), OC = 1 + rng.below(5);
+        const int KH = 1 + int(rng.below(4)), KW = 1 + int(rng.below(4));
+        const int H = KH + int(rng.below(9)), W = KW + int(rng.below(9));
+        const int sh = 1 + int(rng.below(3)), sw = 1 + int(rng.below(3));
+        Conv2dSpec spec{sh, sw, {}};
+        const int mode = trial % 3;
+        if (mode == 1) spec.pad = tf_padding(Padding::Same, H, W, KH, KW, sh, sw);
+        if (mode == 2)
+            spec.pad = {int(rng.below(3)), int(rng.below(3)), int(rng.below(3)), int(rng.below(3))};
+        const Shape xs{N, C, std::size_t(H), std::size_t(W)};
+        const Shape ws{OC, C, std::size_t(KH), std::size_t(KW)};
+        SCOPED_TRACE("x " + to_string(xs) + " w " + to_string(ws) + " stride " +
+                     std::to_string(sh) + "x" + std::to_string(sw) + " pad " +
+                     std::to_string(spec.pad.top) + "," + std::to_string(spec.pad.bottom) + "," +
+                     std::to_string(spec.pad.left) + "," + std::to_string(spec.pad.right));
+        const Tensor x = random_tensor(xs, rng), w = random_tensor(ws, rng);
+        const Tensor b = trial % 2 ? random_tensor({OC}, rng) : Tensor();
+        const Tensor out = conv2d_forward(x, w, b, spec);
+        ASSERT_EQ(out.shape(), conv2d_output_shape(xs, ws, spec));
+        EXPECT_LT(max_abs_diff(out, conv2d_forward_naive(x, w, b, spec)), 1e-5f);
+
+        const Tensor dout = random_tensor(out.shape(), rng);
+        const Tensor dx0 = random_tensor(xs, rng), dw0 = random_tensor(ws, rng),
+                     db0 = random_tensor({OC}, rng);
+        const int which = 1 + trial % 7;  // bit 0 dx, bit 1 dweight, bit 2 dbias
+        Tensor dx = dx0, dw = dw0, db = db0, rdx = dx0, rdw = dw0, rdb = db0;
+        conv2d_backward(dout, x, w, spec, which & 1 ? &dx : nullptr, which & 2 ? &dw : nullptr,
+                        which & 4 ? &db : nullptr);
+        conv2d_backward_naive(dout, x, w, spec, which & 1 ? &rdx : nullptr,
+                              which & 2 ? &rdw : nullptr, which & 4 ? &rdb : nullptr);
+        EXPECT_LT(max_abs_diff(dx, rdx), 1e-5f);
+        EXPECT_LT(max_abs_diff(dw, rdw), 1e-5f);
+        EXPECT_LT(max_abs_diff(db, rdb), 1e-5f);
+        // Gradients not asked for are left alone.
+        if (!(which & 1)) {
+            EXPECT_EQ(max_abs_diff(dx, dx0), 0.0f);
+        }
+        if (!(which & 2)) {
+            EXPECT_EQ(max_abs_diff(dw, dw0), 0.0f);
+        }
+        if (!(which & 4)) {
+            EXPECT_EQ(max_abs_diff(db, db0), 0.0f);
+        }
+    }
+}
+
+// The reference backward against central differences of the reference forward, for
+// L = sum(out * r). Convolution is linear in x, w and b, so the differences are exact up to
+// float rounding and a large step is fine.
+TEST(Conv2d, NaiveBackwardMatchesFiniteDifferences) {
+    Rng rng(9);
+    const Conv2dSpec spec{2, 1, {1, 0, 2, 1}};
+    Tensor x = random_tensor({2, 2, 5, 4}, rng), w = random_tensor({3, 2, 3, 2}, rng),
+           b = random_tensor({3}, rng);
+    const Tensor r = random_tensor(conv2d_output_shape(x.shape(), w.shape(), spec), rng);
+    const auto loss = [&] {
+        const Tensor out = conv2d_forward_naive(x, w, b, spec);
+        double s = 0.0;
+        for (std::size_t i = 0; i < out.size(); ++i) s += double(out[i]) * r[i];
+        return s;
+    };
+    Tensor dx(x.shape()), dw(w.shape()), db(b.shape());
+    conv2d_backward_naive(r, x, w, spec, &dx, &dw, &db);
+    const float eps = 0.25f;
+    for (auto [t, d] : {std::pair{&x, &dx}, std::pair{&w, &dw}, std::pair{&b, &db}})
+        for (std::size_t i = 0; i < t->size(); ++i) {
+            const float v = (*t)[i];
+            (*t)[i] = v + eps;
+            const double up = loss();
+            (*t)[i] = v - eps;
+            const double down = loss();
+            (*t)[i] = v;
+            EXPECT_NEAR((up - down) / (2 * eps), (*d)[i], 1e-4) << i;
+        }
+}
+
+TEST(Conv2d, SameResultWithOneAndTwoThreads) {
+    Rng rng(5);
+    const Conv2dSpec spec{1, 1, {0, 1, 0, 1}};
+    const Tensor x = random_tensor({7, 5, 9, 9}, rng), w = random_tensor({6, 5, 2, 2}, rng),
+                 b = random_tensor({6}, rng);
+    const Tensor dout = random_tensor({7, 6, 9, 9}, rng);
+    const int before = num_threads();
+    Tensor out[2], dx[2], dw[2], db[2];
+    for (int t = 0; t < 2; ++t) {
+        set_num_threads(t + 1);
+        out[t] = conv2d_forward(x, w, b, spec);
+        dx[t] = Tensor(x.shape()), dw[t] = Tensor(w.shape()), db[t] = Tensor(b.shape());
+        conv2d_backward(dout, x, w, spec, &dx[t], &dw[t], &db[t]);
+    }
+    set_num_threads(before);
+    EXPECT_EQ(max_abs_diff(out[0], out[1]), 0.0f);
+    EXPECT_EQ(max_abs_diff(dx[0], dx[1]), 0.0f);
+    EXPECT_EQ(max_abs_diff(dw[0], dw[1]), 0.0f);
+    EXPECT_EQ(max_abs_diff(db[0], db[1]), 0.0f);
+}
