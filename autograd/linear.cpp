@@ -1,0 +1,128 @@
+// Linear maps as differentiable functions: matmul, Keras' Dense (x · kernel + bias) and bias_add.
+// Every product is one `gemm` call with transpose flags (tensor/gemm.hpp), never an explicit
+// transpose; gradients are written straight into the inputs' buffers with beta = 1, which is
+// the accumulation (+=) the engine asks for.
+//
+// Dimension letters: M, K, N for matmul ([M,K] @ [K,N]); N batch, D in features, U units for
+// dense; N, C (+ H, W) for bias_add.
+#include <string>
+#include <vector>
+
+#include "autograd/functions.hpp"
+#include "tensor/error.hpp"
+#include "tensor/gemm.hpp"
+
+namespace semigrad {
+
+constexpr std::size_t kParallelMin = 32768;  // elements; below this a thread team costs more
+#ifdef _OPENMP
+#define SEMIGRAD_PRAGMA(x) _Pragma(#x)
+#else
+#define SEMIGRAD_PRAGMA(x)
+#endif
+
+static std::string shapes(const Var& a, const Var& b) {
+    return to_string(a.shape()) + " and " + to_string(b.shape());
+}
+
+// C = A B  =>  dA = dC Bᵀ,  dB = Aᵀ dC.
+Var matmul(const Var& a, const Var& b) {
+    if (a.value().ndim() != 2 || b.value().ndim() != 2 || a.shape()[1] != b.shape()[0])
+        throw ShapeError("matmul: expected [M,K] @ [K,N], got " + shapes(a, b));
+    const int M = int(a.shape()[0]), K = int(a.shape()[1]), N = int(b.shape()[1]);
+    Tensor out({a.shape()[0], b.shape()[1]});
+    gemm(false, false, M, N, K, 1.0f, a.value().data(), K, b.value().data(), N, 0.0f, out.data(), N);
+    return record(std::move(out), {a, b}, "matmul", [a, b, M, K, N](const Tensor& dout) {
+        if (a.requires_grad())
+            gemm(false, true, M, K, N, 1.0f, dout.data(), N, b.value().data(), N, 1.0f,
+                 a.node()->grad_buffer().data(), K);
+        if (b.requires_grad())
+            gemm(true, false, K, N, M, 1.0f, a.value().data(), K, dout.data(), N, 1.0f,
+                 b.node()->grad_buffer().data(), N);
+    });
+}
+
+// out [N,U] = x [N,D] · kernel [D,U] (+ bias [U] on every row). One node rather than matmul
+// followed by bias_add: one output buffer, and the bias goes in as GEMM's C with beta = 1.
+static Var dense_impl(const Var& x, const Var& kernel, const Var& bias, bool has_bias) {
+    if (x.value().ndim() != 2 || kernel.value().ndim() != 2 || x.shape()[1] != kernel.shape()[0])
+        throw ShapeError("dense: input and kernel must be [N,in] and [in,units], got " +
+                         shapes(x, kernel));
+    const int N = int(x.shape()[0]), D = int(x.shape()[1]), U = int(kernel.shape()[1]);
+    if (has_bias && (bias.value().ndim() != 1 || int(bias.shape()[0]) != U))
+        throw ShapeError("dense: bias must be [units] = [" + std::to_string(U) + "], kernel " +
+                         to_string(kernel.shape()) + " and bias " + to_string(bias.shape()));
+    Tensor out({std::size_t(N), std::size_t(U)});
+    float* po = out.data();
+    if (has_bias) {
+        const float* pb = bias.value().data();
+        for (int n = 0; n < N; ++n)
+            for (int u = 0; u < U; ++u) po[n * U + u] = pb[u];
+    }
+    gemm(false, false, N, U, D, 1.0f, x.value().data(), D, kernel.value().data(), U,
+         has_bias ? 1.0f : 0.0f, po, U);
+
+    std::vector<Var> inputs = {x, kernel};
+    if (has_bias) inputs.push_back(bias);
+    // Without a bias, `bias` is an empty leaf that never requires a gradient.
+    return record(std::move(out), inputs, "dense", [x, kernel, bias, N, D, U](const Tensor& dout) {
+        if (x.requires_grad())  // dx = dout · kernelᵀ
+            gemm(false, true, N, D, U, 1.0f, dout.data(), U, kernel.value().data(), U, 1.0f,
+                 x.node()->grad_buffer().data(), D);
+        if (kernel.requires_grad())  // dkernel = xᵀ · dout
+            gemm(true, false, D, U, N, 1.0f, x.value().data(), D, dout.data(), U, 1.0f,
+                 kernel.node()->grad_buffer().data(), U);
+        if (bias.requires_grad()) {  // dbias = Σ_n dout[n, :]
+            float* db = bias.node()->grad_buffer().data();
+            const float* g = dout.data();
+            for (int n = 0; n < N; ++n)
+                for (int u = 0; u < U; ++u) db[u] += g[n * U + u];
+        }
+    });
+}
+
+Var dense(const Var& x, const Var& kernel, const Var& bias) {
+    return dense_impl(x, kernel, bias, true);
+}
+Var dense(const Var& x, const Var& kernel) { return dense_impl(x, kernel, Var(), false); }
+
+// out[n, c, s] = x[n, c, s] + bias[c], where s runs over H·W (1 for rank 2). The backward sums
+// dout over every axis but C.
+Var bias_add(const Var& x, const Var& bias) {
+    const std::size_t rank = x.value().ndim();
+    if ((rank != 2 && rank != 4) || bias.value().ndim() != 1 || bias.shape()[0] != x.shape()[1])
+        throw ShapeError("bias_add: expected x [N,C] or [N,C,H,W] and bias [C], got " +
+                         shapes(x, bias));
+    const std::size_t N = x.shape()[0], C = x.shape()[1], S = rank == 4 ? x.shape()[2] * x.shape()[3] : 1;
+    const std::size_t NC = N * C;
+    Tensor out(x.shape());
+    const float *px = x.value().data(), *pb = bias.value().data();
+    float* po = out.data();
+    SEMIGRAD_PRAGMA(omp parallel for schedule(static) if (NC * S > kParallelMin))
+    for (std::size_t nc = 0; nc < NC; ++nc) {
+        const float b = pb[nc % C];
+        for (std::size_t s = 0; s < S; ++s) po[nc * S + s] = px[nc * S + s] + b;
+    }
+    return record(std::move(out), {x, bias}, "bias_add", [x, bias, N, C, S](const Tensor& dout) {
+        const float* g = dout.data();
+        const std::size_t total = N * C * S;
+        if (x.requires_grad()) {
+            float* dx = x.node()->grad_buffer().data();
+            SEMIGRAD_PRAGMA(omp parallel for schedule(static) if (total > kParallelMin))
+            for (std::size_t i = 0; i < total; ++i) dx[i] += g[i];
+        }
+        if (bias.requires_grad()) {
+            // Parallel over channels: each thread owns dbias[c], so no atomics are needed.
+            float* dbias = bias.node()->grad_buffer().data();
+            SEMIGRAD_PRAGMA(omp parallel for schedule(static) if (total > kParallelMin))
+            for (std::size_t c = 0; c < C; ++c) {
+                double s = 0.0;
+                for (std::size_t n = 0; n < N; ++n)
+                    for (std::size_t k = 0; k < S; ++k) s += g[(n * C + c) * S + k];
+                dbias[c] += static_cast<float>(s);
+            }
+        }
+    });
+}
+
+}  // namespace semigrad
