@@ -58,6 +58,18 @@ def read_idx(path, magic, rank):
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(shape)
 
 
+def dataset_name(folder):
+    """As the trainer names it: the first line of scripts/get-data's SOURCE file, else the folder."""
+    try:
+        with open(os.path.join(folder, "SOURCE")) as f:
+            line = f.readline().rstrip("\n")
+        if line:
+            return line
+    except OSError:
+        pass
+    return os.path.basename(os.path.normpath(folder))
+
+
 def load_split(folder, prefix):
     """Images [N,1,28,28] float32 in [0,1] and labels [N] int64 for prefix 'train' or 't10k'."""
     images = read_idx(os.path.join(folder, f"{prefix}-images-idx3-ubyte.gz"), IDX_IMAGES_MAGIC, 3)
@@ -161,7 +173,8 @@ def triplet_semihard_loss(labels, embeddings, margin=1.0):
 
 
 # ---------------------------------------------------------------------------------------------
-# Metrics: retrieval on L2 embeddings with Euclidean distance, as metrics/ in semigrad.
+# Metrics: retrieval on L2 embeddings with Euclidean distance, as metrics/retrieval.hpp in
+# semigrad (ties go to the lower reference index: argmin and the stable sort keep the first).
 
 def squared_distances(queries, refs):
     """[Q,D], [R,D] -> [Q,R] squared Euclidean distances, in float64 so near-ties rank right."""
@@ -176,10 +189,12 @@ def knn_accuracy(test_x, test_y, train_x, train_y):
 
 
 def precision_at_1(x, y):
-    """Leave-one-out 1-NN within one set (Recall@1 in the metric-learning literature)."""
+    """Leave-one-out 1-NN within one set (Recall@1 in the metric-learning literature); queries
+    whose label no other sample has cannot be right and are left out, as in semigrad."""
     d = squared_distances(x, x)
     d.fill_diagonal_(float("inf"))
-    return (y[d.argmin(dim=1)] == y).double().mean().item()
+    has_r = (y[:, None] == y[None, :]).sum(dim=1) > 1
+    return (y[d.argmin(dim=1)] == y)[has_r].double().mean().item()
 
 
 def map_at_r(x, y):
@@ -248,7 +263,7 @@ def main():
     model = TutorialNet()
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-7)
 
-    epoch_seconds, epoch_loss, samples_per_second = [], [], []
+    epoch_seconds, epoch_loss = [], []
     for epoch in range(1, args.epochs + 1):
         model.train()
         start = time.perf_counter()
@@ -265,22 +280,24 @@ def main():
         seconds = time.perf_counter() - start
         epoch_seconds.append(seconds)
         epoch_loss.append(loss_sum / n)
-        samples_per_second.append(n / seconds)
         print(f"epoch {epoch}/{args.epochs}: loss {loss_sum / n:.4f}, {seconds:.2f} s, "
               f"{n / seconds:.0f} samples/s", flush=True)
 
     train_emb, test_emb = embed(model, train_x), embed(model, test_x)
     results = {
-        "dataset": args.data,
+        "dataset": dataset_name(args.data),
         "train_samples": n,
         "test_samples": int(test_x.shape[0]),
         "epochs": args.epochs,
         "batch_size": args.batch_size,
+        "learning_rate": args.lr,
+        "margin": args.margin,
         "threads": args.threads,
         "seed": args.seed,
         "epoch_seconds": epoch_seconds,
         "epoch_loss": epoch_loss,
-        "train_samples_per_second": samples_per_second,
+        # As semigrad's metrics.json: all epochs together, total samples over total seconds.
+        "train_samples_per_second": n * len(epoch_seconds) / sum(epoch_seconds),
         "test_precision_at_1": precision_at_1(test_emb, test_y),
         "test_knn_accuracy": knn_accuracy(test_emb, test_y, train_emb, train_y),
         "test_map_at_r": map_at_r(test_emb, test_y),
