@@ -1,0 +1,173 @@
+// Benchmarks of the floor-1 kernels at the tutorial's shapes (batch 32): conv2d forward and
+// backward (im2col + GEMM against the direct loops) and max-pool forward/backward. Every fast
+// kernel is first checked against its reference on the same inputs; a mismatch aborts before
+// any timing. Counters: FLOP/s for convolutions (2 flops per multiply-add), bytes/s for pooling.
+//
+//   conv1  x [32,1,28,28]  * w [64,1,2,2]   "same" (pad 0 before, 1 after) -> [32,64,28,28]
+//   conv2  x [32,64,14,14] * w [32,64,2,2]  "same"                         -> [32,32,14,14]
+//   pool   x [32,64,28,28], 2x2 stride 2                                   -> [32,64,14,14]
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "tensor/conv2d.hpp"
+#include "tensor/pool2d.hpp"
+#include "tensor/random.hpp"
+
+using namespace semigrad;
+
+namespace {
+
+Tensor random_tensor(const Shape& shape, Rng& rng) {
+    Tensor t(shape);
+    for (std::size_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(-1.0f, 1.0f);
+    return t;
+}
+
+void check_or_abort(const char* what, const Tensor& fast, const Tensor& naive, float tolerance) {
+    const float diff = max_abs_diff(fast, naive);
+    if (!(diff <= tolerance)) {
+        std::fprintf(stderr, "%s: fast and naive differ by %g (tolerance %g); first values %g vs %g\n",
+                     what, double(diff), double(tolerance), double(fast[0]), double(naive[0]));
+        std::abort();
+    }
+}
+
+// One tutorial convolution with its inputs. The first layer's input needs no gradient, so its
+// backward computes dweight and dbias only, as in training; the second also computes dx.
+struct ConvCase {
+    const char* name;
+    Tensor x, weight, bias, dout;
+    Conv2dSpec spec;
+    bool needs_dx;
+
+    ConvCase(const char* name_, const Shape& xs, const Shape& ws, bool needs_dx_)
+        : name(name_), needs_dx(needs_dx_) {
+        Rng rng(1);
+        x = random_tensor(xs, rng), weight = random_tensor(ws, rng);
+        bias = random_tensor({ws[0]}, rng);
+        spec.pad = tf_padding(Padding::Same, int(xs[2]), int(xs[3]), int(ws[2]), int(ws[3]), 1, 1);
+        dout = random_tensor(conv2d_output_shape(xs, ws, spec), rng);
+    }
+    // Multiply-adds of one GEMM-shaped pass: N * OC * OH * OW * C * KH * KW.
+    double macs() const {
+        return double(dout.size()) * double(weight.size() / weight.dim(0));
+    }
+    void backward(bool naive, Tensor& dx, Tensor& dweight, Tensor& dbias) const {
+        (naive ? conv2d_backward_naive : conv2d_backward)(dout, x, weight, spec,
+                                                          needs_dx ? &dx : nullptr, &dweight, &dbias);
+    }
+    // Runs once per case, before its first timing.
+    void verify() const {
+        static std::vector<const ConvCase*> done;
+        for (const ConvCase* c : done)
+            if (c == this) return;
+        done.push_back(this);
+        check_or_abort(name, conv2d_forward(x, weight, bias, spec),
+                       conv2d_forward_naive(x, weight, bias, spec), 1e-4f);
+        Tensor dx[2] = {Tensor(x.shape()), Tensor(x.shape())};
+        Tensor dw[2] = {Tensor(weight.shape()), Tensor(weight.shape())};
+        Tensor db[2] = {Tensor(bias.shape()), Tensor(bias.shape())};
+        for (int naive = 0; naive < 2; ++naive) backward(naive, dx[naive], dw[naive], db[naive]);
+        // dweight and dbias sum N * OH * OW terms of size ~1 (up to 25088 for conv1).
+        check_or_abort(name, dx[0], dx[1], 1e-4f);
+        check_or_abort(name, dw[0], dw[1], 2e-2f);
+        check_or_abort(name, db[0], db[1], 2e-2f);
+        std::fprintf(stderr, "%s: fast kernels match the naive ones\n", name);
+    }
+};
+
+const ConvCase& conv_case(int which) {
+    static const ConvCase conv1("conv1", {32, 1, 28, 28}, {64, 1, 2, 2}, false);
+    static const ConvCase conv2("conv2", {32, 64, 14, 14}, {32, 64, 2, 2}, true);
+    return which == 1 ? conv1 : conv2;
+}
+
+void BM_Conv2dForward(benchmark::State& state, int which, bool naive) {
+    const ConvCase& c = conv_case(which);
+    c.verify();
+    for (auto _ : state) {
+        Tensor out = (naive ? conv2d_forward_naive : conv2d_forward)(c.x, c.weight, c.bias, c.spec);
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.counters["FLOP/s"] = benchmark::Counter(2 * c.macs(), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_Conv2dBackward(benchmark::State& state, int which, bool naive) {
+    const ConvCase& c = conv_case(which);
+    c.verify();
+    Tensor dx(c.x.shape()), dweight(c.weight.shape()), dbias(c.bias.shape());
+    for (auto _ : state) {
+        c.backward(naive, dx, dweight, dbias);
+        benchmark::DoNotOptimize(dweight.data());
+    }
+    // dweight is one GEMM-shaped pass, dx another (dbias is negligible).
+    const double flops = 2 * c.macs() * (c.needs_dx ? 2 : 1);
+    state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+struct PoolCase {
+    Tensor x = Tensor({32, 64, 28, 28});
+    Pool2dSpec spec;  // 2x2, stride 2, no padding (TF "same" pads nothing here)
+    PoolCase() {
+        Rng rng(2);
+        x = random_tensor(x.shape(), rng);
+        std::vector<std::int64_t> argmax;
+        check_or_abort("max_pool2d", max_pool2d_forward(x, spec, argmax),
+                       max_pool2d_forward_naive(x, spec), 0.0f);
+        std::fprintf(stderr, "max_pool2d: fast kernel matches the naive one\n");
+    }
+};
+
+const PoolCase& pool_case() {
+    static const PoolCase pool;
+    return pool;
+}
+
+void BM_MaxPool2dForward(benchmark::State& state, bool naive) {
+    const PoolCase& p = pool_case();
+    std::vector<std::int64_t> argmax;
+    std::size_t out_size = 0;
+    for (auto _ : state) {
+        Tensor out = naive ? max_pool2d_forward_naive(p.x, p.spec) : max_pool2d_forward(p.x, p.spec, argmax);
+        out_size = out.size();
+        benchmark::DoNotOptimize(out.data());
+    }
+    // Reads x, writes out (and argmax, for the fast kernel).
+    const double bytes = 4.0 * double(p.x.size() + out_size) + (naive ? 0.0 : 8.0 * double(out_size));
+    state.SetBytesProcessed(std::int64_t(bytes * double(state.iterations())));
+}
+
+void BM_MaxPool2dBackward(benchmark::State& state) {
+    const PoolCase& p = pool_case();
+    std::vector<std::int64_t> argmax;
+    const Tensor out = max_pool2d_forward(p.x, p.spec, argmax);
+    const Tensor dout = Tensor::ones(out.shape());
+    Tensor dx(p.x.shape());
+    for (auto _ : state) {
+        max_pool2d_backward(dout, argmax, dx);
+        benchmark::DoNotOptimize(dx.data());
+    }
+    // Reads dout and argmax, read-modify-writes the routed elements of dx.
+    const double bytes = 4.0 * double(dout.size()) + 8.0 * double(argmax.size()) + 8.0 * double(dout.size());
+    state.SetBytesProcessed(std::int64_t(bytes * double(state.iterations())));
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_im2col_gemm, 1, false)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_naive, 1, true)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_im2col_gemm, 2, false)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_naive, 2, true)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_im2col_gemm, 1, false)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_naive, 1, true)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_im2col_gemm, 2, false)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_naive, 2, true)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_MaxPool2dForward, fast, false)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_MaxPool2dForward, naive, true)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MaxPool2dBackward)->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
