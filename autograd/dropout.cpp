@@ -1,0 +1,49 @@
+// Inverted dropout as a differentiable function: y = x ⊙ mask, dx = dout ⊙ mask, where the mask
+// (0 with probability `rate`, 1/(1-rate) otherwise) comes from tensor/dropout.hpp. In evaluation
+// the function is the identity and returns its input itself, so it costs nothing.
+#include <string>
+
+#include "autograd/functions.hpp"
+#include "tensor/dropout.hpp"
+#include "tensor/error.hpp"
+
+namespace semigrad {
+
+constexpr std::size_t kParallelMin = 32768;  // elements; below this a thread team costs more
+#ifdef _OPENMP
+#define SEMIGRAD_PRAGMA(x) _Pragma(#x)
+#else
+#define SEMIGRAD_PRAGMA(x)
+#endif
+#define PARALLEL_FOR(n) SEMIGRAD_PRAGMA(omp parallel for schedule(static) if ((n) > kParallelMin))
+
+static Var apply_mask(const Var& x, Tensor mask, const char* op) {
+    const std::size_t n = mask.size();
+    Tensor out(x.shape());
+    const float *px = x.value().data(), *pm = mask.data();
+    float* po = out.data();
+    PARALLEL_FOR(n)
+    for (std::size_t i = 0; i < n; ++i) po[i] = px[i] * pm[i];
+    return record(std::move(out), {x}, op, [x, mask = std::move(mask), n](const Tensor& dout) {
+        const float *g = dout.data(), *pm = mask.data();
+        float* dx = x.node()->grad_buffer().data();
+        PARALLEL_FOR(n)
+        for (std::size_t i = 0; i < n; ++i) dx[i] += g[i] * pm[i];
+    });
+}
+
+Var dropout(const Var& x, float rate, bool training, Rng& rng) {
+    // Checked in evaluation too, so that a bad rate fails on the first call, not the first
+    // training step. Written so that NaN is rejected.
+    if (!(rate >= 0.0f && rate < 1.0f))
+        throw ValueError("dropout: rate must be in [0, 1), got " + std::to_string(rate));
+    if (!training || rate == 0.0f) return x;
+    return apply_mask(x, dropout_mask(x.shape(), rate, rng), "dropout");
+}
+
+Var dropout_with_mask(const Var& x, const Tensor& mask) {
+    check_same_shape("dropout_with_mask", x.value(), mask);
+    return apply_mask(x, mask, "dropout");
+}
+
+}  // namespace semigrad
