@@ -1,7 +1,8 @@
 // Benchmarks of the floor-1 kernels at the tutorial's shapes (batch 32): conv2d forward and
 // backward (im2col + GEMM against the direct loops) and max-pool forward/backward. Every fast
 // kernel is first checked against its reference on the same inputs; a mismatch aborts before
-// any timing. Counters: FLOP/s for convolutions (2 flops per multiply-add), bytes/s for pooling.
+// any timing. Counters: FLOP/s for convolutions (2 flops per multiply-add), bytes/s for pooling,
+// both per wall-clock second (UseRealTime: the kernels run on every OpenMP thread).
 //
 //   conv1  x [32,1,28,28]  * w [64,1,2,2]   "same" (pad 0 before, 1 after) -> [32,64,28,28]
 //   conv2  x [32,64,14,14] * w [32,64,2,2]  "same"                         -> [32,32,14,14]
@@ -30,7 +31,8 @@ Tensor random_tensor(const Shape& shape, Rng& rng) {
 void check_or_abort(const char* what, const Tensor& fast, const Tensor& naive, float tolerance) {
     const float diff = max_abs_diff(fast, naive);
     if (!(diff <= tolerance)) {
-        std::fprintf(stderr, "%s: fast and naive differ by %g (tolerance %g); first values %g vs %g\n",
+        std::fprintf(stderr,
+                     "%s: fast and naive differ by %g (tolerance %g); first values %g vs %g\n",
                      what, double(diff), double(tolerance), double(fast[0]), double(naive[0]));
         std::abort();
     }
@@ -53,12 +55,10 @@ struct ConvCase {
         dout = random_tensor(conv2d_output_shape(xs, ws, spec), rng);
     }
     // Multiply-adds of one GEMM-shaped pass: N * OC * OH * OW * C * KH * KW.
-    double macs() const {
-        return double(dout.size()) * double(weight.size() / weight.dim(0));
-    }
+    double macs() const { return double(dout.size()) * double(weight.size() / weight.dim(0)); }
     void backward(bool naive, Tensor& dx, Tensor& dweight, Tensor& dbias) const {
-        (naive ? conv2d_backward_naive : conv2d_backward)(dout, x, weight, spec,
-                                                          needs_dx ? &dx : nullptr, &dweight, &dbias);
+        (naive ? conv2d_backward_naive : conv2d_backward)(
+            dout, x, weight, spec, needs_dx ? &dx : nullptr, &dweight, &dbias);
     }
     // Runs once per case, before its first timing.
     void verify() const {
@@ -93,7 +93,8 @@ void BM_Conv2dForward(benchmark::State& state, int which, bool naive) {
         Tensor out = (naive ? conv2d_forward_naive : conv2d_forward)(c.x, c.weight, c.bias, c.spec);
         benchmark::DoNotOptimize(out.data());
     }
-    state.counters["FLOP/s"] = benchmark::Counter(2 * c.macs(), benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["FLOP/s"] =
+        benchmark::Counter(2 * c.macs(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_Conv2dBackward(benchmark::State& state, int which, bool naive) {
@@ -106,7 +107,8 @@ void BM_Conv2dBackward(benchmark::State& state, int which, bool naive) {
     }
     // dweight is one GEMM-shaped pass, dx another (dbias is negligible).
     const double flops = 2 * c.macs() * (c.needs_dx ? 2 : 1);
-    state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["FLOP/s"] =
+        benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 struct PoolCase {
@@ -132,12 +134,14 @@ void BM_MaxPool2dForward(benchmark::State& state, bool naive) {
     std::vector<std::int64_t> argmax;
     std::size_t out_size = 0;
     for (auto _ : state) {
-        Tensor out = naive ? max_pool2d_forward_naive(p.x, p.spec) : max_pool2d_forward(p.x, p.spec, argmax);
+        Tensor out =
+            naive ? max_pool2d_forward_naive(p.x, p.spec) : max_pool2d_forward(p.x, p.spec, argmax);
         out_size = out.size();
         benchmark::DoNotOptimize(out.data());
     }
     // Reads x, writes out (and argmax, for the fast kernel).
-    const double bytes = 4.0 * double(p.x.size() + out_size) + (naive ? 0.0 : 8.0 * double(out_size));
+    const double bytes =
+        4.0 * double(p.x.size() + out_size) + (naive ? 0.0 : 8.0 * double(out_size));
     state.SetBytesProcessed(std::int64_t(bytes * double(state.iterations())));
 }
 
@@ -152,22 +156,39 @@ void BM_MaxPool2dBackward(benchmark::State& state) {
         benchmark::DoNotOptimize(dx.data());
     }
     // Reads dout and argmax, read-modify-writes the routed elements of dx.
-    const double bytes = 4.0 * double(dout.size()) + 8.0 * double(argmax.size()) + 8.0 * double(dout.size());
+    const double bytes =
+        4.0 * double(dout.size()) + 8.0 * double(argmax.size()) + 8.0 * double(dout.size());
     state.SetBytesProcessed(std::int64_t(bytes * double(state.iterations())));
 }
 
 }  // namespace
 
-BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_im2col_gemm, 1, false)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_naive, 1, true)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_im2col_gemm, 2, false)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_naive, 2, true)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_im2col_gemm, 1, false)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_naive, 1, true)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_im2col_gemm, 2, false)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_naive, 2, true)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_MaxPool2dForward, fast, false)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(BM_MaxPool2dForward, naive, true)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_MaxPool2dBackward)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_im2col_gemm, 1, false)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_naive, 1, true)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_im2col_gemm, 2, false)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_naive, 2, true)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_im2col_gemm, 1, false)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_naive, 1, true)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_im2col_gemm, 2, false)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_naive, 2, true)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_MaxPool2dForward, fast, false)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_MaxPool2dForward, naive, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MaxPool2dBackward)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();
