@@ -1,0 +1,61 @@
+// Pairwise distances between the rows of an embedding batch, as TensorFlow Addons computes them
+// for its triplet losses (tensorflow_addons/losses/metric_learning.py; TRIPLET.md §2-§3), plus
+// the analytic backward the losses need.
+//
+// Dimension letters: B batch size, D embedding width.
+//   embeddings [B, D]  ->  distances [B, B]
+//
+// This is the forward/backward kernel pair only; it records no graph. The triplet losses
+// (losses/triplet.hpp) wrap it in one autograd node together with the mining.
+#pragma once
+
+#include <vector>
+
+#include "tensor/tensor.hpp"
+
+namespace semigrad::losses {
+
+// TFA's `distance_metric` strings: "L2" (Euclidean, NOT squared; the default), "squared-L2",
+// "angular" (1 - cosine similarity).
+enum class Distance { L2, SquaredL2, Angular };
+
+// "L2", "squared-L2", "angular" (TFA's strings), for messages and tables.
+const char* distance_name(Distance metric);
+
+// The [B,B] distance matrix with TFA's exact steps:
+//   L2, SquaredL2: d2 = (|x_i|^2 + |x_j|^2) - 2 x_i.x_j (one gemm), clamped at 0; entries that
+//                  are then 0 stay exactly 0; L2 takes sqrt(d2 + 1e-16 * [d2 <= 0]); the
+//                  diagonal is forced to 0.
+//   Angular:       x_hat = l2_normalize(x) (x * rsqrt(max(|x|^2, 1e-12))), D = max(1 - x_hat
+//                  x_hat^T, 0); the diagonal is NOT forced to 0 (TFA does not).
+// Throws ShapeError unless `embeddings` has rank 2.
+Tensor pairwise_distance(const Tensor& embeddings, Distance metric);
+
+// The forward above plus what its backward needs. `backward(dD)` returns d(loss)/d(embeddings)
+// for an incoming d(loss)/d(D), with the gradient TF's autodiff gives: zero on the diagonal
+// and on entries that were clamped to 0 (no inf/NaN from sqrt'(0)), each entry D[i,j] sending
+// its own gradient to both rows i and j (D is not symmetrised).
+class PairwiseDistance {
+  public:
+    // With keep_for_backward = false only distances() is usable (no [B,B] angular buffer kept).
+    PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward = true);
+
+    const Tensor& distances() const { return D_; }
+    Distance metric() const { return metric_; }
+    // dD [B,B] -> dembeddings [B,D].
+    Tensor backward(const Tensor& dD) const;
+
+  private:
+    Distance metric_;
+    bool keep_for_backward_;
+    Tensor x_;       // [B,D] the embeddings (L2, SquaredL2) or x_hat (Angular)
+    Tensor D_;       // [B,B]
+    // Angular only: 1 - x_hat.x_hat^T before the clamp (the clamp passes the gradient where it is
+    // >= 0), the raw embeddings, 1/|x| and whether |x|^2 >= 1e-12 (where max passes it to |x|^2).
+    Tensor raw_;
+    Tensor embeddings_;
+    std::vector<float> inv_norm_;
+    std::vector<unsigned char> norm_active_;
+};
+
+}  // namespace semigrad::losses
