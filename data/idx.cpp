@@ -92,15 +92,16 @@ std::vector<std::uint8_t> read_idx(const std::string& path, std::size_t rank, co
                           " sizes need " + std::to_string(raw.size()) + " bytes, the file has " +
                           std::to_string(got_dims));
     dims.assign(rank, 0);
-    std::uint64_t total = 1;
-    for (std::size_t i = 0; i < rank; ++i) {
+    for (std::size_t i = 0; i < rank; ++i)
         dims[i] = std::uint32_t{raw[4 * i]} << 24 | std::uint32_t{raw[4 * i + 1]} << 16 |
                   std::uint32_t{raw[4 * i + 2]} << 8 | std::uint32_t{raw[4 * i + 3]};
-        if (dims[i] == 0)
+    std::uint64_t total = 1;
+    for (std::uint32_t dim : dims) {
+        if (dim == 0)
             throw FormatError(where(path) + "header sizes " + dims_string(dims) +
                               " contain a zero (an empty file)");
         // (2^32 + 1) * (2^32 - 1) < 2^64: the product cannot overflow.
-        total = std::min(total * dims[i], kMaxDataBytes + 1);
+        total = std::min(total * dim, kMaxDataBytes + 1);
     }
     if (total > kMaxDataBytes)
         throw FormatError(where(path) + "header sizes " + dims_string(dims) +
