@@ -9,6 +9,9 @@
 
 namespace semigrad::losses {
 
+// Below this batch size a [B,B] pass costs less than waking a thread team.
+constexpr std::size_t kParallelRows = 128;
+
 const char* distance_name(Distance metric) {
     switch (metric) {
         case Distance::L2: return "L2";
@@ -46,7 +49,7 @@ PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bo
         const bool squared = metric == Distance::SquaredL2;
         // In place over the Gram matrix, in TF's operation order: (sq_i + sq_j) - 2 g, clamp,
         // exact zeros stay zero (TF's sqrt(d2 + 1e-16) * 0), diagonal 0.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B >= kParallelRows)
         for (long i = 0; i < nB; ++i)
             for (std::size_t j = 0; j < B; ++j) {
                 float& e = dist[std::size_t(i) * B + j];
@@ -69,7 +72,7 @@ PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bo
          dist, int(B));
     if (keep_for_backward) raw_ = Tensor({B, B});
     float* raw = keep_for_backward ? raw_.data() : nullptr;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B >= kParallelRows)
     for (long i = 0; i < nB; ++i)
         for (std::size_t j = 0; j < B; ++j) {
             const std::size_t ij = std::size_t(i) * B + j;
@@ -115,7 +118,7 @@ Tensor PairwiseDistance::backward(const Tensor& dD) const {
     std::vector<float> rowsum(B, 0.0f);
     constexpr std::size_t T = 64;
     const long nblocks = long((B + T - 1) / T);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B >= kParallelRows)
     for (long ib = 0; ib < nblocks; ++ib) {
         const std::size_t i0 = std::size_t(ib) * T, i1 = std::min(B, i0 + T);
         for (std::size_t j0 = 0; j0 < B; j0 += T) {

@@ -35,6 +35,10 @@ namespace semigrad::losses {
 
 namespace {
 
+// Below this batch size the per-anchor work costs less than waking a thread team (B = 32 in the
+// tutorial); the result does not depend on it.
+constexpr std::size_t kParallelAnchors = 64;
+
 void check_inputs(const char* op, const Tensor& x, std::span<const int> labels, float margin) {
     if (x.ndim() != 2 || x.dim(0) == 0)
         throw ShapeError(std::string(op) + ": embeddings must be [B,D] with B >= 1, got " +
@@ -151,7 +155,7 @@ Var record_loss(float value, const Var& embeddings, const char* op,
                       Tensor dD(c.shape());
                       const float g = dout[0] * scale;
                       const long n = long(c.size());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= (1L << 14))
                       for (long i = 0; i < n; ++i) dD[std::size_t(i)] = c[std::size_t(i)] * g;
                       embeddings.node()->accumulate_grad(dist->backward(dD));
                   });
@@ -174,7 +178,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
     // semi-hard negative is the first one strictly greater than D[a,p] (one binary search),
     // which is what TFA's [B*B, B] mask + masked_minimum select; with none greater, the
     // anchor's largest negative (negatives_inside); with no negative at all, the row minimum.
-#pragma omp parallel
+#pragma omp parallel if (B >= kParallelAnchors)
     {
         std::vector<std::uint64_t> negatives(B), scratch(B);
 #pragma omp for schedule(static)
@@ -238,7 +242,7 @@ Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float 
     std::vector<AnchorSums> sums(B);
 
     // O(B^2): one scan per anchor for its closest negative and farthest positive.
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B >= kParallelAnchors)
     for (long la = 0; la < long(B); ++la) {
         const std::size_t a = std::size_t(la);
         const float* row = pdist_matrix + a * B;

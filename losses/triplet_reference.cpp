@@ -234,7 +234,8 @@ TripletResult triplet_semihard_loss(const Tensor& embeddings, std::span<const in
     // loss_mat = margin + (pdist_matrix - semi_hard_negatives)
     // mask_positives = adjacency - diag(ones); num_positives = reduce_sum(mask_positives)
     Floats loss_mat(BB), mask_positives(BB);
-    float num_positives = 0.0f, total = 0.0f;
+    float num_positives = 0.0f;
+    double total = 0.0;  // reduce_sum: TF's tree order is its own; round the exact sum once
     for (std::size_t a = 0; a < B; ++a)
         for (std::size_t p = 0; p < B; ++p) {
             const std::size_t ap = a * B + p, pa = p * B + a;
@@ -246,7 +247,7 @@ TripletResult triplet_semihard_loss(const Tensor& embeddings, std::span<const in
         }
     TripletResult result;
     // triplet_loss = truediv(reduce_sum(maximum(loss_mat * mask_positives, 0)), num_positives)
-    result.loss = total / num_positives;
+    result.loss = float(total) / num_positives;
 
     // ---- gradient, in reverse ----
     const float dtotal = 1.0f / num_positives;  // RealDiv: dy / y
@@ -289,7 +290,7 @@ TripletResult triplet_hard_loss(const Tensor& embeddings, std::span<const int> l
     // hard_negatives = masked_minimum(pdist_matrix, adjacency_not)
     // hard_positives = masked_maximum(pdist_matrix, mask_positives)
     Floats shifted, z(B), per_anchor(B);
-    float total = 0.0f;
+    double total = 0.0;  // reduce_mean, summed exactly and rounded once
     for (std::size_t a = 0; a < B; ++a) {
         const float hard_negative = masked_extreme(pdist_matrix + a * B, &adjacency_not[a * B], B, true, shifted);
         const float hard_positive = masked_extreme(pdist_matrix + a * B, &mask_positives[a * B], B, false, shifted);
@@ -299,7 +300,7 @@ TripletResult triplet_hard_loss(const Tensor& embeddings, std::span<const int> l
         total += per_anchor[a];
     }
     TripletResult result;
-    result.loss = total / float(B);  // reduce_mean
+    result.loss = float(total) / float(B);
 
     Floats dpdist(BB, 0.0f);
     const float dmean = 1.0f / float(B);

@@ -1,0 +1,130 @@
+// pairwise_distance: TFA's values (against differences in double and against the literal port,
+// bit for bit), its special entries (diagonal, duplicates, clamping) and its backward.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "grad_helpers.hpp"
+#include "losses/pairwise_distance.hpp"
+#include "losses/triplet_reference.hpp"
+#include "tensor/error.hpp"
+
+using namespace semigrad;
+using namespace semigrad::losses;
+using namespace semigrad::losses::testing;
+
+static const Distance kMetrics[] = {Distance::L2, Distance::SquaredL2, Distance::Angular};
+
+// The textbook definitions, from differences, in double.
+static double naive_distance(const Tensor& x, std::size_t i, std::size_t j, Distance metric) {
+    const std::size_t D = x.dim(1);
+    double d2 = 0, dot = 0, ni = 0, nj = 0;
+    for (std::size_t d = 0; d < D; ++d) {
+        const double a = x[i * D + d], b = x[j * D + d];
+        d2 += (a - b) * (a - b), dot += a * b, ni += a * a, nj += b * b;
+    }
+    switch (metric) {
+        case Distance::L2: return std::sqrt(d2);
+        case Distance::SquaredL2: return d2;
+        case Distance::Angular: return std::max(1.0 - dot / std::sqrt(ni * nj), 0.0);
+    }
+    return 0;
+}
+
+TEST(PairwiseDistance, MatchesDifferencesInDouble) {
+    Rng rng(1);
+    for (std::size_t B : {1, 2, 7, 33}) {
+        for (std::size_t D : {1, 3, 64}) {
+            const Tensor x = random_normal(B, D, rng);
+            for (Distance m : kMetrics) {
+                const Tensor dist = pairwise_distance(x, m);
+                ASSERT_EQ(dist.shape(), (Shape{B, B}));
+                for (std::size_t i = 0; i < B; ++i)
+                    for (std::size_t j = 0; j < B; ++j) {
+                        const double want = naive_distance(x, i, j, m), got = dist.at({i, j});
+                        // The expansion form loses ~1e-7 of |x|^2 ~ D to cancellation, so compare
+                        // squared distances for L2 (sqrt amplifies that error near 0).
+                        if (m == Distance::Angular)
+                            EXPECT_NEAR(got, want, 1e-5) << "B=" << B << " D=" << D << " i=" << i << " j=" << j;
+                        else if (m == Distance::L2)
+                            EXPECT_NEAR(got * got, want * want, 1e-5 * double(D + 1)) << "B=" << B << " D=" << D << " i=" << i << " j=" << j;
+                        else
+                            EXPECT_NEAR(got, want, 1e-5 * double(D + 1)) << "B=" << B << " D=" << D << " i=" << i << " j=" << j;
+                    }
+            }
+        }
+    }
+}
+
+TEST(PairwiseDistance, BitIdenticalToTheLiteralPort) {
+    Rng rng(2);
+    for (std::size_t B : {1, 5, 64, 129}) {
+        const Tensor x = random_normal(B, 17, rng);
+        for (Distance m : kMetrics)
+            EXPECT_EQ(max_abs_diff(pairwise_distance(x, m), reference::pairwise_distance(x, m)), 0.0f)
+                << distance_name(m) << " B=" << B;
+    }
+}
+
+TEST(PairwiseDistance, DiagonalAndDuplicatesAreExactlyZeroForL2) {
+    // Rows 0 and 2 are equal: their distance cancels exactly and is forced to 0 (no 1e-8 from the
+    // 1e-16 guard).
+    Tensor x({3, 2}, {0.3f, -1.2f, 2.0f, 0.5f, 0.3f, -1.2f});
+    for (Distance m : {Distance::L2, Distance::SquaredL2}) {
+        const Tensor dist = pairwise_distance(x, m);
+        for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(dist.at({i, i}), 0.0f);
+        EXPECT_EQ(dist.at({0, 2}), 0.0f);
+        EXPECT_EQ(dist.at({2, 0}), 0.0f);
+        EXPECT_GT(dist.at({0, 1}), 0.0f);
+    }
+}
+
+TEST(PairwiseDistance, AngularClampsAtZeroAndKeepsItsDiagonal) {
+    // Opposite vectors: 1 - (-1) = 2. Parallel vectors of different length: 1 - 1 -> clamped 0.
+    Tensor x({3, 2}, {3.0f, 4.0f, -0.6f, -0.8f, 6.0f, 8.0f});
+    const Tensor dist = pairwise_distance(x, Distance::Angular);
+    EXPECT_FLOAT_EQ(dist.at({0, 1}), 2.0f);
+    EXPECT_GE(dist.at({0, 2}), 0.0f);
+    EXPECT_LT(dist.at({0, 2}), 1e-6f);
+    for (std::size_t i = 0; i < 3; ++i) {
+        EXPECT_GE(dist.at({i, i}), 0.0f);  // max(1 - |x_hat|^2, 0): ~0, not forced
+        EXPECT_LT(dist.at({i, i}), 1e-6f);
+    }
+}
+
+// The backward of sum(W * D(x)) for a random W against central differences.
+TEST(PairwiseDistance, BackwardMatchesFiniteDifferences) {
+    Rng rng(3);
+    for (Distance m : kMetrics) {
+        const std::size_t B = 6, D = 4;
+        const Tensor x = random_normal(B, D, rng), W = random_normal(B, B, rng);
+        auto f = [&](const Tensor& probe) {
+            const Tensor dist = pairwise_distance(probe, m);
+            double s = 0;
+            for (std::size_t i = 0; i < dist.size(); ++i) s += double(W[i]) * dist[i];
+            return float(s);
+        };
+        const Tensor analytic = PairwiseDistance(x, m).backward(W);
+        const Tensor numeric = numeric_gradient(f, x, 1e-3f);
+        EXPECT_LT(scaled_error(analytic, numeric, 2e-3, 2e-3), 1.0) << distance_name(m);
+    }
+}
+
+TEST(PairwiseDistance, DuplicateRowsGetFiniteGradients) {
+    Tensor x({3, 2}, {0.3f, -1.2f, 2.0f, 0.5f, 0.3f, -1.2f});
+    for (Distance m : kMetrics) {
+        const Tensor dx = PairwiseDistance(x, m).backward(Tensor::ones({3, 3}));
+        for (std::size_t i = 0; i < dx.size(); ++i) EXPECT_TRUE(std::isfinite(dx[i])) << distance_name(m);
+    }
+}
+
+TEST(PairwiseDistance, RejectsBadShapes) {
+    EXPECT_THROW(pairwise_distance(Tensor({4}), Distance::L2), ShapeError);
+    try {
+        PairwiseDistance pd(Tensor({2, 3}), Distance::L2);
+        pd.backward(Tensor({3, 3}));
+        FAIL() << "expected ShapeError";
+    } catch (const ShapeError& e) {
+        EXPECT_NE(std::string(e.what()).find("[3,3]"), std::string::npos) << e.what();
+    }
+}

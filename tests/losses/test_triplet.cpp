@@ -1,0 +1,424 @@
+// The fast triplet losses against (a) a brute-force reference written the way TFA's own test
+// writes it (tensorflow_addons/losses/tests/triplet_test.py), (b) the literal O(B^3) port, for
+// values and gradients, (c) TFA's docstring values and the special batches of TRIPLET.md, and
+// (d) central differences.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "autograd/var.hpp"
+#include "grad_helpers.hpp"
+#include "losses/triplet.hpp"
+#include "losses/triplet_reference.hpp"
+#include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
+
+using namespace semigrad;
+using namespace semigrad::losses;
+using namespace semigrad::losses::testing;
+
+static const Distance kMetrics[] = {Distance::L2, Distance::SquaredL2, Distance::Angular};
+
+// ---- brute-force references (TFA's test style), on a given distance matrix -----------------
+
+// For every positive pair sort the anchor's negative distances and take the first one greater
+// than d(a,p), else the largest; average the hinge over positive pairs.
+static double semihard_brute_force(const Tensor& pdist, const std::vector<int>& labels, double margin) {
+    const std::size_t B = labels.size();
+    double loss = 0, num_positives = 0;
+    for (std::size_t i = 0; i < B; ++i)
+        for (std::size_t j = 0; j < B; ++j) {
+            if (labels[i] != labels[j] || i == j) continue;
+            num_positives += 1;
+            const double pos_distance = pdist.at({i, j});
+            std::vector<double> neg_distances;
+            for (std::size_t k = 0; k < B; ++k)
+                if (labels[i] != labels[k]) neg_distances.push_back(pdist.at({i, k}));
+            std::sort(neg_distances.begin(), neg_distances.end());
+            double chosen = neg_distances.empty() ? 0.0 : neg_distances[0];
+            for (double d : neg_distances) {
+                chosen = d;
+                if (chosen > pos_distance) break;
+            }
+            loss += std::max(0.0, margin - chosen + pos_distance);
+        }
+    return loss / num_positives;
+}
+
+// Per anchor: farthest positive minus closest negative, averaged over all anchors.
+static double hard_brute_force(const Tensor& pdist, const std::vector<int>& labels, double margin, bool soft) {
+    const std::size_t B = labels.size();
+    double loss = 0;
+    for (std::size_t a = 0; a < B; ++a) {
+        double row_min = INFINITY, row_max = -INFINITY, hard_pos = -INFINITY, hard_neg = INFINITY;
+        for (std::size_t k = 0; k < B; ++k) {
+            const double d = pdist.at({a, k});
+            row_min = std::min(row_min, d), row_max = std::max(row_max, d);
+            if (labels[k] != labels[a]) hard_neg = std::min(hard_neg, d);
+            else if (k != a) hard_pos = std::max(hard_pos, d);
+        }
+        if (std::isinf(hard_neg)) hard_neg = row_max;
+        if (std::isinf(hard_pos)) hard_pos = row_min;
+        const double z = hard_pos - hard_neg;
+        loss += soft ? std::log1p(std::exp(z)) : std::max(z + margin, 0.0);
+    }
+    return loss / double(B);
+}
+
+struct Batch {
+    Tensor x;
+    std::vector<int> labels;
+};
+
+static Batch random_batch(std::size_t B, std::size_t D, int classes, Rng& rng, bool normalise) {
+    Batch b{random_normal(B, D, rng), random_labels(B, classes, rng)};
+    if (normalise) b.x = normalise_rows(std::move(b.x));
+    return b;
+}
+
+static float loss_value(const Batch& b, bool hard, float margin, Distance m, bool soft = false) {
+    NoGradGuard no_grad;
+    Var x(b.x);
+    return (hard ? triplet_hard_loss(x, b.labels, margin, soft, m) : triplet_semihard_loss(x, b.labels, margin, m))
+        .value()
+        .item();
+}
+
+struct LossAndGrad {
+    float loss;
+    Tensor grad;
+};
+
+static LossAndGrad loss_and_grad(const Batch& b, bool hard, float margin, Distance m, bool soft = false,
+                                 TripletStats* stats = nullptr) {
+    Var x(b.x, true);
+    Var loss = hard ? triplet_hard_loss(x, b.labels, margin, soft, m, stats)
+                    : triplet_semihard_loss(x, b.labels, margin, m, stats);
+    backward(loss);
+    return {loss.value().item(), x.grad()};
+}
+
+// ---- (a) brute force ----------------------------------------------------------------------
+
+TEST(TripletSemihard, MatchesBruteForceOnManySizes) {
+    Rng rng(10);
+    struct Case { std::size_t B, D; int classes; };
+    const Case cases[] = {{2, 2, 2}, {3, 1, 2}, {5, 3, 2}, {8, 6, 4}, {10, 6, 4}, {17, 5, 3}, {32, 16, 10},
+                          {33, 8, 5}, {64, 32, 10}, {100, 3, 7}, {127, 64, 10}, {256, 128, 10}, {512, 256, 10}};
+    for (const Case& c : cases)
+        for (Distance m : kMetrics) {
+            if (c.B == 512 && m != Distance::L2) continue;  // the brute force is O(B^3 log B)
+            for (bool normalise : {false, true}) {
+                Batch b = random_batch(c.B, c.D, c.classes, rng, normalise);
+                // At least one positive pair, and one negative when B > 2.
+                b.labels[0] = 0, b.labels[1] = c.B == 2 ? 0 : 1;
+                if (c.B > 2) b.labels[2] = 0;
+                const double want = semihard_brute_force(pairwise_distance(b.x, m), b.labels, 1.0);
+                const float got = loss_value(b, false, 1.0f, m);
+                EXPECT_NEAR(got, want, 2e-6 * std::max(1.0, std::fabs(want)))
+                    << "B=" << c.B << " D=" << c.D << " " << distance_name(m) << " normalised=" << normalise;
+            }
+        }
+}
+
+TEST(TripletSemihard, MatchesBruteForceForOtherMargins) {
+    Rng rng(11);
+    for (float margin : {0.0f, 0.2f, 2.5f})
+        for (Distance m : kMetrics) {
+            const Batch b = random_batch(40, 8, 4, rng, true);
+            const double want = semihard_brute_force(pairwise_distance(b.x, m), b.labels, margin);
+            EXPECT_NEAR(loss_value(b, false, margin, m), want, 2e-6 * std::max(1.0, want)) << margin;
+        }
+}
+
+TEST(TripletHard, MatchesBruteForceOnManySizes) {
+    Rng rng(12);
+    for (std::size_t B : {1, 2, 5, 16, 33, 100, 300})
+        for (Distance m : kMetrics)
+            for (bool soft : {false, true}) {
+                const Batch b = random_batch(B, 12, 5, rng, true);
+                const double want = hard_brute_force(pairwise_distance(b.x, m), b.labels, 1.0, soft);
+                EXPECT_NEAR(loss_value(b, true, 1.0f, m, soft), want, 2e-6 * std::max(1.0, want))
+                    << "B=" << B << " " << distance_name(m) << " soft=" << soft;
+            }
+}
+
+// ---- (b) the literal port: values and gradients -------------------------------------------
+
+static void expect_matches_reference(const Batch& b, bool hard, bool soft, Distance m, float margin,
+                                     const std::string& what) {
+    const LossAndGrad fast = loss_and_grad(b, hard, margin, m, soft);
+    const reference::TripletResult ref = hard ? reference::triplet_hard_loss(b.x, b.labels, margin, soft, m)
+                                              : reference::triplet_semihard_loss(b.x, b.labels, margin, m);
+    EXPECT_NEAR(fast.loss, ref.loss, 1e-6 * std::max(1.0f, std::fabs(ref.loss))) << what;
+    EXPECT_LT(scaled_error(fast.grad, ref.dembeddings, 1e-7, 1e-4), 1.0) << what;
+}
+
+// True when some row of D holds two equal non-zero off-diagonal distances. TF splits a gradient
+// over exact ties and the fast loss gives it to the lowest index (triplet.cpp), so gradient
+// comparisons use tie-free batches (squared-L2 of unit vectors lies on a 2^-22 grid, so at
+// B = 256 about one row in 300 has a tie).
+static bool has_exact_ties(const Tensor& pdist) {
+    const std::size_t B = pdist.dim(0);
+    for (std::size_t a = 0; a < B; ++a) {
+        std::vector<float> row;
+        for (std::size_t k = 0; k < B; ++k)
+            if (k != a && pdist.at({a, k}) != 0.0f) row.push_back(pdist.at({a, k}));
+        std::sort(row.begin(), row.end());
+        if (std::adjacent_find(row.begin(), row.end()) != row.end()) return true;
+    }
+    return false;
+}
+
+TEST(TripletReference, FastSemihardMatchesLiteralPort) {
+    Rng rng(20);
+    for (std::size_t B : {2, 3, 9, 31, 64, 128, 256})
+        for (Distance m : kMetrics)
+            for (bool normalise : {false, true}) {
+                if (B == 256 && !normalise) continue;
+                Batch b;
+                do {
+                    b = random_batch(B, B == 2 ? 3 : 24, B < 10 ? 2 : 6, rng, normalise);
+                    b.labels[0] = 0, b.labels[1] = B == 2 ? 0 : 1;
+                    if (B > 2) b.labels[2] = 0;
+                } while (has_exact_ties(pairwise_distance(b.x, m)));
+                expect_matches_reference(b, false, false, m, 1.0f,
+                                         "B=" + std::to_string(B) + " " + distance_name(m) + (normalise ? " unit" : ""));
+            }
+}
+
+TEST(TripletReference, FastHardMatchesLiteralPort) {
+    Rng rng(21);
+    for (std::size_t B : {1, 2, 7, 40, 128})
+        for (Distance m : kMetrics)
+            for (bool soft : {false, true}) {
+                Batch b;
+                do b = random_batch(B, 10, 4, rng, true);
+                while (has_exact_ties(pairwise_distance(b.x, m)));
+                expect_matches_reference(b, true, soft, m, 0.5f,
+                                         "B=" + std::to_string(B) + " " + distance_name(m) + (soft ? " soft" : ""));
+            }
+}
+
+// A semi-hard negative that is also the anchor's farthest point makes masked_minimum's shifted
+// minimum 0, tied with every masked-out entry: TF still sends the whole gradient to it.
+TEST(TripletReference, SemihardNegativeThatIsTheRowMaximum) {
+    Tensor x({3, 1}, {0.0f, 1.0f, 3.0f});
+    const Batch b{x, {0, 0, 1}};
+    // (1-D angular distances are all 0, 1 or 2: nothing but ties, so L2 and squared-L2 only.)
+    for (Distance m : {Distance::L2, Distance::SquaredL2}) expect_matches_reference(b, false, false, m, 1.0f, distance_name(m));
+}
+
+// ---- (c) documented values and special batches ----------------------------------------------
+
+TEST(TripletSemihard, TfaDocstringExample) {
+    const Batch b{Tensor({2, 2}, {0.0f, 1.0f, 1.0f, 0.0f}), {0, 0}};
+    EXPECT_FLOAT_EQ(loss_value(b, false, 1.0f, Distance::L2), 2.4142137f);  // 1 + sqrt(2)
+    EXPECT_FLOAT_EQ(reference::triplet_semihard_loss(b.x, b.labels).loss, 2.4142137f);
+}
+
+TEST(TripletHard, TfaDocstringExample) {
+    const Batch b{Tensor({2, 2}, {0.0f, 1.0f, 1.0f, 0.0f}), {0, 0}};
+    EXPECT_FLOAT_EQ(loss_value(b, true, 1.0f, Distance::L2), 1.0f);
+    const LossAndGrad r = loss_and_grad(b, true, 1.0f, Distance::L2);
+    for (std::size_t i = 0; i < r.grad.size(); ++i) EXPECT_EQ(r.grad[i], 0.0f);  // hp and hn cancel
+}
+
+TEST(TripletSemihard, AllLabelsEqualGivesMarginPlusMeanPositiveDistance) {
+    Rng rng(30);
+    for (Distance m : kMetrics) {
+        const Batch b{normalise_rows(random_normal(7, 5, rng)), std::vector<int>(7, 3)};
+        const Tensor pdist = pairwise_distance(b.x, m);
+        double mean = 0;
+        for (std::size_t a = 0; a < 7; ++a)
+            for (std::size_t p = 0; p < 7; ++p)
+                if (a != p) mean += pdist.at({a, p}) / 42.0;
+        // No negatives: the fallback is the row minimum (0 for L2; the ~0 diagonal for angular).
+        EXPECT_NEAR(loss_value(b, false, 0.7f, m), 0.7 + mean, 1e-6) << distance_name(m);
+        expect_matches_reference(b, false, false, m, 0.7f, distance_name(m));
+    }
+}
+
+TEST(TripletSemihard, AllLabelsUniqueGivesZeroAndZeroGradientWhereTfaGivesNaN) {
+    Rng rng(31);
+    const Batch b{random_normal(6, 4, rng), {0, 1, 2, 3, 4, 5}};
+    for (Distance m : kMetrics) {
+        TripletStats stats;
+        const LossAndGrad r = loss_and_grad(b, false, 1.0f, m, false, &stats);
+        EXPECT_EQ(r.loss, 0.0f);
+        ASSERT_EQ(r.grad.shape(), b.x.shape());
+        for (std::size_t i = 0; i < r.grad.size(); ++i) EXPECT_EQ(r.grad[i], 0.0f);
+        EXPECT_TRUE(stats.no_positive_pair);
+        EXPECT_EQ(stats.positive_pairs, 0u);
+        EXPECT_EQ(stats.active_pairs, 0u);
+        EXPECT_GT(stats.mean_negative_distance, 0.0f);
+        // TFA (and the literal port) divide 0 by 0.
+        EXPECT_TRUE(std::isnan(reference::triplet_semihard_loss(b.x, b.labels, 1.0f, m).loss));
+    }
+    // A batch of one is the same case.
+    const Batch one{Tensor({1, 3}, {1.0f, 2.0f, 3.0f}), {4}};
+    EXPECT_EQ(loss_value(one, false, 1.0f, Distance::L2), 0.0f);
+}
+
+TEST(TripletHard, NoPositivePairKeepsTfasFiniteValue) {
+    Rng rng(32);
+    const Batch b{normalise_rows(random_normal(5, 3, rng)), {0, 1, 2, 3, 4}};
+    TripletStats stats;
+    const LossAndGrad r = loss_and_grad(b, true, 1.0f, Distance::L2, false, &stats);
+    EXPECT_TRUE(stats.no_positive_pair);
+    EXPECT_NEAR(r.loss, hard_brute_force(pairwise_distance(b.x, Distance::L2), b.labels, 1.0, false), 1e-6);
+    expect_matches_reference(b, true, false, Distance::L2, 1.0f, "unique labels");
+}
+
+// Duplicated embeddings: zero distances (no NaN from sqrt'(0)) and exactly tied distances. TF
+// splits a tied gradient between the duplicates and we give it to one of them, so compare the
+// duplicates' summed gradient and every other row.
+TEST(TripletSemihard, DuplicateEmbeddingsGiveFiniteGradients) {
+    Rng rng(33);
+    Tensor x = normalise_rows(random_normal(12, 6, rng));
+    for (std::size_t d = 0; d < 6; ++d) x[5 * 6 + d] = x[2 * 6 + d], x[9 * 6 + d] = x[2 * 6 + d];
+    const Batch b{x, {0, 1, 0, 1, 2, 1, 2, 0, 2, 1, 0, 2}};
+    for (bool hard : {false, true})
+        for (Distance m : {Distance::L2, Distance::SquaredL2}) {
+            const LossAndGrad fast = loss_and_grad(b, hard, 1.0f, m);
+            const auto ref = hard ? reference::triplet_hard_loss(b.x, b.labels, 1.0f, false, m)
+                                  : reference::triplet_semihard_loss(b.x, b.labels, 1.0f, m);
+            EXPECT_NEAR(fast.loss, ref.loss, 1e-6);
+            for (std::size_t i = 0; i < fast.grad.size(); ++i) ASSERT_TRUE(std::isfinite(fast.grad[i]));
+            for (std::size_t d = 0; d < 6; ++d) {
+                for (std::size_t row : {0, 1, 3, 4, 6, 7, 8, 10, 11})
+                    EXPECT_NEAR(fast.grad[row * 6 + d], ref.dembeddings[row * 6 + d], 1e-5) << row;
+                const float sum_fast = fast.grad[2 * 6 + d] + fast.grad[5 * 6 + d] + fast.grad[9 * 6 + d];
+                const float sum_ref = ref.dembeddings[2 * 6 + d] + ref.dembeddings[5 * 6 + d] + ref.dembeddings[9 * 6 + d];
+                EXPECT_NEAR(sum_fast, sum_ref, 1e-5);
+            }
+        }
+}
+
+TEST(TripletSemihard, CollapsedEmbeddingsShowInTheStats) {
+    // Every embedding equal: all distances 0, every pair active at exactly the margin.
+    Tensor x({6, 3});
+    for (std::size_t i = 0; i < 6; ++i) x[i * 3] = 1.0f;
+    const Batch b{x, {0, 0, 1, 1, 2, 2}};
+    TripletStats stats;
+    const LossAndGrad r = loss_and_grad(b, false, 1.0f, Distance::L2, false, &stats);
+    EXPECT_FLOAT_EQ(r.loss, 1.0f);
+    EXPECT_EQ(stats.positive_pairs, 6u);
+    EXPECT_EQ(stats.active_pairs, 6u);
+    EXPECT_FLOAT_EQ(stats.fraction_active, 1.0f);
+    EXPECT_EQ(stats.mean_positive_distance, 0.0f);
+    EXPECT_EQ(stats.mean_negative_distance, 0.0f);
+    for (std::size_t i = 0; i < r.grad.size(); ++i) EXPECT_EQ(r.grad[i], 0.0f);
+}
+
+TEST(TripletStats, CountsAndMeansMatchTheirDefinitions) {
+    Rng rng(34);
+    const Batch b = random_batch(30, 8, 4, rng, true);
+    const Tensor pdist = pairwise_distance(b.x, Distance::L2);
+    std::size_t positives = 0, negatives = 0;
+    double pos_sum = 0, neg_sum = 0;
+    for (std::size_t a = 0; a < 30; ++a)
+        for (std::size_t k = 0; k < 30; ++k) {
+            if (b.labels[a] != b.labels[k]) ++negatives, neg_sum += pdist.at({a, k});
+            else if (a != k) ++positives, pos_sum += pdist.at({a, k});
+        }
+    TripletStats semi, hard;
+    loss_and_grad(b, false, 0.3f, Distance::L2, false, &semi);
+    loss_and_grad(b, true, 0.3f, Distance::L2, false, &hard);
+    for (const TripletStats* s : {&semi, &hard}) {
+        EXPECT_EQ(s->positive_pairs, positives);
+        EXPECT_NEAR(s->mean_positive_distance, pos_sum / double(positives), 1e-5);
+        EXPECT_NEAR(s->mean_negative_distance, neg_sum / double(negatives), 1e-5);
+        EXPECT_FALSE(s->no_positive_pair);
+    }
+    EXPECT_GT(semi.active_pairs, 0u);
+    EXPECT_LE(semi.active_pairs, positives);
+    EXPECT_FLOAT_EQ(semi.fraction_active, float(double(semi.active_pairs) / double(positives)));
+    EXPECT_LE(hard.active_pairs, 30u);
+    EXPECT_FLOAT_EQ(hard.fraction_active, float(double(hard.active_pairs) / 30.0));
+}
+
+// ---- (d) central differences --------------------------------------------------------------
+
+// A batch whose distances are, per anchor row, pairwise at least `gap` apart and at least `gap`
+// from every hinge kink (d_ap - d_an = -margin), so a step of h << gap crosses no kink.
+static Batch batch_away_from_kinks(std::size_t B, std::size_t D, const std::vector<int>& labels, Distance m,
+                                   float margin, Rng& rng, float gap) {
+    for (int attempt = 0; attempt < 10000; ++attempt) {
+        Batch b{random_normal(B, D, rng), labels};
+        const Tensor pdist = pairwise_distance(b.x, m);
+        bool ok = true;
+        for (std::size_t a = 0; a < B && ok; ++a)
+            for (std::size_t i = 0; i < B && ok; ++i)
+                for (std::size_t j = 0; j < B && ok; ++j) {
+                    if (i == j || i == a || j == a) continue;
+                    const float di = pdist.at({a, i}), dj = pdist.at({a, j});
+                    ok = std::fabs(di - dj) > gap && std::fabs(margin + di - dj) > gap;
+                }
+        if (ok) return b;
+    }
+    ADD_FAILURE() << "no batch away from kinks";
+    return {};
+}
+
+TEST(TripletGradcheck, SemihardAndHardMatchCentralDifferences) {
+    Rng rng(40);
+    const std::vector<int> labels = {0, 1, 0, 1, 2, 0, 2};
+    for (Distance m : kMetrics)
+        for (int variant = 0; variant < 3; ++variant) {
+            const bool hard = variant > 0, soft = variant == 2;
+            const float margin = m == Distance::Angular ? 0.3f : 1.0f;
+            const Batch b = batch_away_from_kinks(7, 3, labels, m, margin, rng, 0.004f);
+            const LossAndGrad analytic = loss_and_grad(b, hard, margin, m, soft);
+            const Tensor numeric = numeric_gradient(
+                [&](const Tensor& probe) { return loss_value({probe, labels}, hard, margin, m, soft); }, b.x, 5e-4f);
+            EXPECT_LT(scaled_error(analytic.grad, numeric, 1e-3, 1e-2), 1.0)
+                << distance_name(m) << (hard ? (soft ? " soft" : " hard") : " semi-hard");
+            double norm = 0;
+            for (std::size_t i = 0; i < numeric.size(); ++i) norm += std::fabs(numeric[i]);
+            EXPECT_GT(norm, 1e-3) << "the check is vacuous: no active triplet";
+        }
+}
+
+// ---- threads, errors ----------------------------------------------------------------------
+
+TEST(TripletThreads, OneAndTwoThreadsGiveIdenticalResults) {
+    Rng rng(50);
+    const Batch b = random_batch(300, 32, 10, rng, true);
+    const int before = num_threads();
+    for (bool hard : {false, true})
+        for (Distance m : kMetrics) {
+            set_num_threads(1);
+            const LossAndGrad one = loss_and_grad(b, hard, 1.0f, m);
+            set_num_threads(2);
+            const LossAndGrad two = loss_and_grad(b, hard, 1.0f, m);
+            // The mining and every reduction are thread-count independent: bit-identical loss.
+            EXPECT_EQ(one.loss, two.loss) << distance_name(m);
+            // The gradient's [B,B] x [B,D] sgemm is OpenBLAS's, whose blocking changes with the
+            // thread count: equal to float rounding, not bit for bit.
+            EXPECT_LT(scaled_error(one.grad, two.grad, 0.0, 1e-5), 1.0) << distance_name(m);
+        }
+    set_num_threads(before);
+}
+
+TEST(TripletErrors, BadInputsNameTheOpAndShape) {
+    const std::vector<int> labels = {0, 1, 0};
+    auto message = [](auto&& fn) {
+        try {
+            fn();
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no exception");
+    };
+    const std::string rank = message([&] { triplet_semihard_loss(Var(Tensor({3})), labels); });
+    EXPECT_NE(rank.find("triplet_semihard_loss"), std::string::npos) << rank;
+    EXPECT_NE(rank.find("[3]"), std::string::npos) << rank;
+    const std::string count = message([&] { triplet_hard_loss(Var(Tensor({4, 2})), labels); });
+    EXPECT_NE(count.find("triplet_hard_loss: 3 labels for embeddings [4,2]"), std::string::npos) << count;
+    EXPECT_THROW(triplet_semihard_loss(Var(Tensor({0, 2})), std::vector<int>{}), ShapeError);
+    EXPECT_THROW(triplet_semihard_loss(Var(Tensor({3, 2})), labels, NAN), ValueError);
+}
