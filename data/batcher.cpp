@@ -15,7 +15,8 @@ Batcher::Batcher(const Dataset& d, std::size_t batch_size, std::uint64_t seed,
       num_samples_(limit == 0 ? d.count : std::min(limit, d.count)),
       shuffle_buffer_(shuffle_buffer),
       seed_(seed) {
-    if (batch_size == 0) throw ValueError("Batcher: batch_size must be > 0 (" + d.images_path + ")");
+    if (batch_size == 0)
+        throw ValueError("Batcher: batch_size must be > 0 (" + d.images_path + ")");
 }
 
 std::vector<std::size_t> Batcher::epoch_order(std::size_t epoch) const {

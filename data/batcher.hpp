@@ -72,7 +72,8 @@ class Batcher::Epoch {
 
       private:
         void load() {
-            if (i_ < epoch_->batcher_->num_batches()) batch_ = epoch_->batcher_->batch(epoch_->order_, i_);
+            if (i_ < epoch_->batcher_->num_batches())
+                batch_ = epoch_->batcher_->batch(epoch_->order_, i_);
         }
         const Epoch* epoch_;
         std::size_t i_;

@@ -129,8 +129,7 @@ std::vector<std::uint8_t> read_idx(const std::string& path, std::size_t rank, co
 
 }  // namespace
 
-Dataset load_idx(const std::string& images_path, const std::string& labels_path,
-                 int num_classes) {
+Dataset load_idx(const std::string& images_path, const std::string& labels_path, int num_classes) {
     if (num_classes < 1 || num_classes > 256)
         throw ValueError("load_idx: num_classes " + std::to_string(num_classes) +
                          " is outside [1, 256] (labels are unsigned bytes)");
@@ -140,11 +139,12 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path,
 
     std::vector<std::uint32_t> image_dims, label_dims;
     d.images = read_idx(images_path, 3, "(images: [count, rows, cols])", image_dims);
-    const std::vector<std::uint8_t> labels = read_idx(labels_path, 1, "(labels: [count])", label_dims);
+    const std::vector<std::uint8_t> labels =
+        read_idx(labels_path, 1, "(labels: [count])", label_dims);
     if (image_dims[0] != label_dims[0])
         throw FormatError("load_idx: " + images_path + " holds " + std::to_string(image_dims[0]) +
-                          " images but " + labels_path + " holds " +
-                          std::to_string(label_dims[0]) + " labels");
+                          " images but " + labels_path + " holds " + std::to_string(label_dims[0]) +
+                          " labels");
     d.count = image_dims[0];
     d.rows = image_dims[1];
     d.cols = image_dims[2];
@@ -164,7 +164,8 @@ Split load_mnist_folder(const std::string& dir) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::is_directory(dir, ec))
-        throw IoError("load_mnist_folder: " + dir + " is not a folder (scripts/get-data makes "
+        throw IoError("load_mnist_folder: " + dir +
+                      " is not a folder (scripts/get-data makes "
                       "data/mnist and data/fashion-mnist)");
 
     // The canonical name, e.g. train-images-idx3-ubyte, and the dotted variant

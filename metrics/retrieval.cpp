@@ -85,8 +85,8 @@ using Neighbours = std::vector<std::pair<float, std::size_t>>;  // (squared dist
 std::vector<Neighbours> k_nearest(const Tensor& queries, const Tensor& references, std::size_t k,
                                   bool leave_one_out) {
     std::vector<Neighbours> nearest(queries.dim(0));
-    for_each_distance_block(queries, references, 4096,
-                            [&](std::size_t q, std::size_t j0, const float* seg, std::size_t len) {
+    const auto keep_nearest = [&](std::size_t q, std::size_t j0, const float* seg,
+                                  std::size_t len) {
         Neighbours& best = nearest[q];
         for (std::size_t j = 0; j < len; ++j) {
             if (leave_one_out && j0 + j == q) continue;
@@ -97,7 +97,8 @@ std::vector<Neighbours> k_nearest(const Tensor& queries, const Tensor& reference
             for (; pos > 0 && d < best[pos - 1].first; --pos) best[pos] = best[pos - 1];
             best[pos] = {d, j0 + j};
         }
-    });
+    };
+    for_each_distance_block(queries, references, 4096, keep_nearest);
     return nearest;
 }
 
@@ -141,13 +142,15 @@ float knn_accuracy(const Tensor& queries, std::span<const int> query_labels,
     check_embeddings("knn_accuracy", "queries", queries, query_labels.size());
     check_embeddings("knn_accuracy", "references", references, reference_labels.size());
     if (queries.dim(1) != references.dim(1))
-        throw ShapeError("knn_accuracy: queries " + to_string(queries.shape()) + " and references " +
-                         to_string(references.shape()) + " differ in width");
+        throw ShapeError("knn_accuracy: queries " + to_string(queries.shape()) +
+                         " and references " + to_string(references.shape()) + " differ in width");
     const std::size_t M = queries.dim(0), N = references.dim(0);
     if (M == 0 || k < 1 || static_cast<std::size_t>(k) > N)
         throw ValueError("knn_accuracy: k = " + std::to_string(k) + " with " + std::to_string(M) +
-                         " queries and " + std::to_string(N) + " references (need M >= 1, 1 <= k <= N)");
-    const std::vector<Neighbours> nearest = k_nearest(queries, references, static_cast<std::size_t>(k), false);
+                         " queries and " + std::to_string(N) +
+                         " references (need M >= 1, 1 <= k <= N)");
+    const std::vector<Neighbours> nearest =
+        k_nearest(queries, references, static_cast<std::size_t>(k), false);
     std::vector<double> score(M);
     for (std::size_t q = 0; q < M; ++q) {
         // Majority vote; scanning neighbours nearest-first and replacing only on a strictly
@@ -156,8 +159,9 @@ float knn_accuracy(const Tensor& queries, std::span<const int> query_labels,
         std::size_t vote_count = 0;
         for (const auto& [d, j] : nearest[q]) {
             const int label = reference_labels[j];
-            const auto c = static_cast<std::size_t>(std::count_if(nearest[q].begin(), nearest[q].end(),
-                [&](const auto& b) { return reference_labels[b.second] == label; }));
+            const auto c = static_cast<std::size_t>(
+                std::count_if(nearest[q].begin(), nearest[q].end(),
+                              [&](const auto& b) { return reference_labels[b.second] == label; }));
             if (c > vote_count) vote = label, vote_count = c;
         }
         score[q] = vote == query_labels[q] ? 1.0 : 0.0;
@@ -170,9 +174,7 @@ float map_at_r(const Tensor& embeddings, std::span<const int> labels) {
     const std::size_t N = embeddings.dim(0);
     const std::vector<std::size_t> counts = label_counts(labels);
     std::vector<double> score(N, -1.0);
-    // Full rows (one block of all N references): the R nearest are selected from the whole row.
-    for_each_distance_block(embeddings, embeddings, N,
-                            [&](std::size_t q, std::size_t, const float* row, std::size_t) {
+    const auto average_precision = [&](std::size_t q, std::size_t, const float* row, std::size_t) {
         const std::size_t R = counts[q] - 1;  // the other samples of q's label
         if (R == 0) return;
         // The R nearest others in (distance, index) order: select, then sort only those.
@@ -180,14 +182,18 @@ float map_at_r(const Tensor& embeddings, std::span<const int> labels) {
         ranked.reserve(N - 1);
         for (std::size_t j = 0; j < N; ++j)
             if (j != q) ranked.emplace_back(row[j], j);
-        std::nth_element(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(R - 1), ranked.end());
-        std::sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(R));
+        const auto top = ranked.begin() + static_cast<std::ptrdiff_t>(R);
+        std::nth_element(ranked.begin(), top - 1, ranked.end());
+        std::sort(ranked.begin(), top);
         double sum = 0.0;
         std::size_t hits = 0;
         for (std::size_t i = 0; i < R; ++i)
-            if (labels[ranked[i].second] == labels[q]) sum += static_cast<double>(++hits) / static_cast<double>(i + 1);
+            if (labels[ranked[i].second] == labels[q])
+                sum += static_cast<double>(++hits) / static_cast<double>(i + 1);
         score[q] = sum / static_cast<double>(R);
-    });
+    };
+    // Full rows (one block of all N references): the R nearest are selected from the whole row.
+    for_each_distance_block(embeddings, embeddings, N, average_precision);
     return mean_scored("map_at_r", score);
 }
 

@@ -18,7 +18,8 @@ data::Dataset synthetic(std::size_t count) {
     data::Dataset d;
     d.count = count, d.rows = 2, d.cols = 3;
     for (std::size_t i = 0; i < count; ++i) {
-        for (std::size_t p = 0; p < 6; ++p) d.images.push_back(static_cast<std::uint8_t>((7 * i + p) % 256));
+        for (std::size_t p = 0; p < 6; ++p)
+            d.images.push_back(static_cast<std::uint8_t>((7 * i + p) % 256));
         d.labels.push_back(static_cast<int>(i % 10));
     }
     d.images_path = "synthetic";
@@ -55,7 +56,8 @@ TEST(Batcher, EveryEpochVisitsEverySampleOnceWithCorrectContents) {
                     const std::size_t i = b.indices[n];
                     EXPECT_EQ(b.labels[n], d.labels[i]);
                     for (std::size_t p = 0; p < 6; ++p)
-                        EXPECT_EQ(b.images[n * 6 + p], static_cast<float>((7 * i + p) % 256) / 255.0f);
+                        EXPECT_EQ(b.images[n * 6 + p],
+                                  static_cast<float>((7 * i + p) % 256) / 255.0f);
                 }
                 seen.insert(seen.end(), b.indices.begin(), b.indices.end());
             }
@@ -95,12 +97,14 @@ TEST(Batcher, ShuffleBufferFollowsTfData) {
             const auto order = batcher.epoch_order(e);
             EXPECT_TRUE(is_permutation_of_first(order, 200)) << "buffer " << B;
             // The t-th output was drawn from a buffer holding at most inputs 0..t+B-1.
-            for (std::size_t t = 0; t < order.size(); ++t) ASSERT_LT(order[t], t + B) << "buffer " << B;
+            for (std::size_t t = 0; t < order.size(); ++t)
+                ASSERT_LT(order[t], t + B) << "buffer " << B;
             EXPECT_NE(order, iota(200));
         }
     }
     // The buffer and full-permutation modes are different orders.
-    EXPECT_NE(data::Batcher(d, 32, 1, 64).epoch_order(0), data::Batcher(d, 32, 1, 0).epoch_order(0));
+    EXPECT_NE(data::Batcher(d, 32, 1, 64).epoch_order(0),
+              data::Batcher(d, 32, 1, 0).epoch_order(0));
 }
 
 // With n = 4 samples, over 4,000 epochs each sample leads about 1,000 times (binomial sd ~27),

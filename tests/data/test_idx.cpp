@@ -23,7 +23,8 @@ namespace {
 Bytes idx_file(std::uint8_t type, const std::vector<std::uint32_t>& dims, const Bytes& data) {
     Bytes b = {0, 0, type, static_cast<std::uint8_t>(dims.size())};
     for (std::uint32_t d : dims)
-        for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<std::uint8_t>(d >> shift));
+        for (int shift = 24; shift >= 0; shift -= 8)
+            b.push_back(static_cast<std::uint8_t>(d >> shift));
     b.insert(b.end(), data.begin(), data.end());
     return b;
 }
@@ -50,7 +51,8 @@ class Idx : public ::testing::Test {
     std::string write(const std::string& name, const Bytes& bytes) {
         const std::string path = (dir_ / name).string();
         std::ofstream(path, std::ios::binary)
-            .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+            .write(reinterpret_cast<const char*>(bytes.data()),
+                   static_cast<std::streamsize>(bytes.size()));
         return path;
     }
     std::string write_gz(const std::string& name, const Bytes& bytes) {
@@ -81,13 +83,15 @@ class Idx : public ::testing::Test {
     // A broken image file next to good labels, plain and gzip'd.
     void expect_bad_images(const Bytes& images, const std::string& what) {
         const std::string labels = write("labels", good_labels());
-        const std::string plain = write("bad-images", images), gz = write_gz("bad-images.gz", images);
+        const std::string plain = write("bad-images", images),
+                          gz = write_gz("bad-images.gz", images);
         expect_error<FormatError>(plain, labels, plain, what);
         expect_error<FormatError>(gz, labels, gz, what);
     }
     void expect_bad_labels(const Bytes& labels, const std::string& what) {
         const std::string images = write("images", good_images());
-        const std::string plain = write("bad-labels", labels), gz = write_gz("bad-labels.gz", labels);
+        const std::string plain = write("bad-labels", labels),
+                          gz = write_gz("bad-labels.gz", labels);
         expect_error<FormatError>(images, plain, plain, what);
         expect_error<FormatError>(images, gz, gz, what);
     }
@@ -138,7 +142,8 @@ TEST_F(Idx, RejectsTruncatedHeaders) {
 TEST_F(Idx, RejectsDataShorterOrLongerThanTheHeaderClaims) {
     Bytes b = good_images();
     b.pop_back();
-    expect_bad_images(b, "truncated: header sizes [3,2,4] claim 24 bytes of data, the file holds 23");
+    expect_bad_images(b,
+                      "truncated: header sizes [3,2,4] claim 24 bytes of data, the file holds 23");
     b = good_images();
     b.push_back(7);
     expect_bad_images(b, "trailing bytes after the 24 bytes of data");
@@ -199,7 +204,8 @@ TEST_F(Idx, RejectsCorruptAndTruncatedGzip) {
     expect_error<FormatError>(cut_path, labels_path, cut_path, "the gzip stream ends early");
 
     const std::string plain_path = write("plain.gz", images);
-    expect_error<FormatError>(plain_path, labels_path, plain_path, "is named .gz but is not gzip data");
+    expect_error<FormatError>(plain_path, labels_path, plain_path,
+                              "is named .gz but is not gzip data");
 }
 
 TEST_F(Idx, MissingFileIsAnIoError) {
@@ -254,10 +260,11 @@ TEST_F(Idx, LoadsMnistFolderUnderEitherNaming) {
         ADD_FAILURE() << "no error for a missing label file";
     } catch (const IoError& e) {
         const std::string msg = e.what();
-        EXPECT_NE(msg.find(dir_.string() + " has no test labels: looked for t10k-labels-idx1-ubyte.gz, "
-                                           "t10k-labels-idx1-ubyte, t10k-labels.idx1-ubyte.gz, "
-                                           "t10k-labels.idx1-ubyte"),
-                  std::string::npos)
+        EXPECT_NE(
+            msg.find(dir_.string() + " has no test labels: looked for t10k-labels-idx1-ubyte.gz, "
+                                     "t10k-labels-idx1-ubyte, t10k-labels.idx1-ubyte.gz, "
+                                     "t10k-labels.idx1-ubyte"),
+            std::string::npos)
             << msg;
     }
     EXPECT_THROW(data::load_mnist_folder((dir_ / "absent").string()), IoError);

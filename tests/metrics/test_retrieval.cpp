@@ -20,7 +20,8 @@ namespace {
 // ---- brute force: every distance directly, every ranking by a full sort -------------------
 
 // Indices of `refs` rows by (distance to query row q, index), skipping `skip`.
-std::vector<std::size_t> ranked(const Tensor& queries, std::size_t q, const Tensor& refs, std::size_t skip) {
+std::vector<std::size_t> ranked(const Tensor& queries, std::size_t q, const Tensor& refs,
+                                std::size_t skip) {
     const std::size_t D = queries.dim(1);
     std::vector<std::pair<double, std::size_t>> all;
     for (std::size_t j = 0; j < refs.dim(0); ++j) {
@@ -79,7 +80,8 @@ float brute_map_at_r(const Tensor& x, const std::vector<int>& labels) {
         double ap = 0.0;
         std::size_t hits = 0;
         for (std::size_t i = 0; i < R; ++i)
-            if (labels[order[i]] == labels[q]) ap += static_cast<double>(++hits) / static_cast<double>(i + 1);
+            if (labels[order[i]] == labels[q])
+                ap += static_cast<double>(++hits) / static_cast<double>(i + 1);
         sum += ap / static_cast<double>(R);
         ++n;
     }
@@ -92,7 +94,8 @@ float brute_map_at_r(const Tensor& x, const std::vector<int>& labels) {
 // bit for bit, and many distances tie (which exercises the lower-index tie rule).
 Tensor integer_points(std::size_t n, std::size_t D, Rng& rng) {
     Tensor t(Shape{n, D});
-    for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<float>(static_cast<int>(rng.below(7)) - 3);
+    for (std::size_t i = 0; i < t.size(); ++i)
+        t[i] = static_cast<float>(static_cast<int>(rng.below(7)) - 3);
     return t;
 }
 
@@ -135,7 +138,8 @@ TEST(PrecisionAt1, TiesGoToTheLowerIndexAndDuplicatesAreNeighbours) {
     EXPECT_FLOAT_EQ(metrics::precision_at_1(x, std::vector<int>{6, 5, 5, 6}), 1.0f / 4.0f);
     // Two copies of one point are each other's nearest (leave-one-out is by index, not by a
     // zero distance): 0 <-> 1 score, 2 (tied 0 and 1) -> 0 misses, 3 -> 2 scores.
-    EXPECT_FLOAT_EQ(metrics::precision_at_1(line({3, 3, 3.5f, 9}), std::vector<int>{1, 1, 2, 2}), 3.0f / 4.0f);
+    EXPECT_FLOAT_EQ(metrics::precision_at_1(line({3, 3, 3.5f, 9}), std::vector<int>{1, 1, 2, 2}),
+                    3.0f / 4.0f);
 }
 
 TEST(KnnAccuracy, HandMadeVotes) {
@@ -143,13 +147,16 @@ TEST(KnnAccuracy, HandMadeVotes) {
     const Tensor refs = line({1, 2, 3, 4});
     const std::vector<int> ref_labels = {0, 1, 1, 0};  // A B B A at increasing distance
     EXPECT_FLOAT_EQ(metrics::knn_accuracy(query, std::vector<int>{0}, refs, ref_labels, 1), 1.0f);
-    EXPECT_FLOAT_EQ(metrics::knn_accuracy(query, std::vector<int>{1}, refs, ref_labels, 3), 1.0f);  // B 2:1
+    EXPECT_FLOAT_EQ(metrics::knn_accuracy(query, std::vector<int>{1}, refs, ref_labels, 3),
+                    1.0f);  // B 2:1
     // 2:2 tie: the label of the nearest neighbour (A) wins.
     EXPECT_FLOAT_EQ(metrics::knn_accuracy(query, std::vector<int>{0}, refs, ref_labels, 4), 1.0f);
     EXPECT_FLOAT_EQ(metrics::knn_accuracy(query, std::vector<int>{1}, refs, ref_labels, 4), 0.0f);
     // Equidistant references: the lower index is nearer.
     const Tensor q2 = line({0, 0});
-    EXPECT_FLOAT_EQ(metrics::knn_accuracy(q2, std::vector<int>{7, 8}, line({1, -1}), std::vector<int>{7, 8}, 1), 0.5f);
+    EXPECT_FLOAT_EQ(
+        metrics::knn_accuracy(q2, std::vector<int>{7, 8}, line({1, -1}), std::vector<int>{7, 8}, 1),
+        0.5f);
 }
 
 TEST(MapAtR, HandMadeLine) {
@@ -231,6 +238,7 @@ TEST(Retrieval, RejectsBadInput) {
         metrics::map_at_r(nan, labels);
         ADD_FAILURE() << "no error for NaN embeddings";
     } catch (const ValueError& e) {
-        EXPECT_NE(std::string(e.what()).find("non-finite value in row 1"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("non-finite value in row 1"), std::string::npos)
+            << e.what();
     }
 }
