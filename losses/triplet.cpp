@@ -5,19 +5,19 @@
 // n with y_n != y_a.
 //
 // Layout of both losses: one gemm for the distances (losses/pairwise_distance.cpp), then one
-// parallel pass over anchors that mines, sums the hinge and writes row a of `coef`, the integer
+// parallel pass over anchors that mines, sums the hinge and writes row a of `coef`, the
 // multiplicities of dloss/dD (+1 per use of D[a,p], -1 per use of D[a,n]); the backward scales
 // coef by dloss/num_positives (semi-hard) or dloss/B (hard) and hands it to the distance
 // backward. Per-anchor partial sums are added in anchor order afterwards, so the result does not
 // depend on the thread count.
 //
-// Exact ties. TF's reduce_min/reduce_max split the gradient evenly over tied extremes; here one
-// entry takes all of it: the lowest column index among equal distances (the semi-hard negative:
-// the sort is stable in index order and the search lands on the first of equal keys; all other
-// choices: strict comparisons keep the first). Values are unaffected, since tied entries give
-// the same value. A tie between two distinct non-zero distances is measure-zero for float
-// embeddings, and zero distances (the diagonal, duplicate embeddings) carry no gradient under
-// L2 and squared-L2 anyway, so in practice only exact duplicates under "angular" can differ.
+// Exact ties. TF's reduce_min/reduce_max split the gradient evenly over tied extremes, and so do
+// we: every entry of the row equal to the selected distance (within the selected mask) gets an
+// equal share. Distances of normalised embeddings lie on a grid of about 1e-7, so at B in the
+// thousands exact ties are routine, not measure-zero. Two corner cases of TF's rule are not
+// reproduced: distinct distances whose shifted values (X - R) round equal (only possible when
+// X < R/2, Sterbenz), and a masked extreme equal to the row extreme while other entries of the
+// row share it (then TF also routes a share through R to those entries). Values are unaffected.
 #include "losses/triplet.hpp"
 
 #include <algorithm>
@@ -56,16 +56,12 @@ inline float shifted(float x, float r) { return (x - r) + r; }
 
 struct RowExtremes {
     float max, min;
-    std::size_t argmax, argmin;
 };
 
 // Over the whole, unmasked row, diagonal included (as TF's reduce_max/reduce_min).
 RowExtremes row_extremes(const float* row, std::size_t B) {
-    RowExtremes e{row[0], row[0], 0, 0};
-    for (std::size_t k = 1; k < B; ++k) {
-        if (row[k] > e.max) e.max = row[k], e.argmax = k;
-        if (row[k] < e.min) e.min = row[k], e.argmin = k;
-    }
+    RowExtremes e{row[0], row[0]};
+    for (std::size_t k = 1; k < B; ++k) e.max = std::max(e.max, row[k]), e.min = std::min(e.min, row[k]);
     return e;
 }
 
@@ -101,6 +97,17 @@ void radix_sort_by_key(std::uint64_t* rec, std::uint64_t* tmp, std::size_t n) {
 
 // Index of the first record whose key is strictly greater than `key` (std::upper_bound), n if
 // none. Written without a data-dependent branch: the comparisons are unpredictable.
+// Adds `weight / t` to c[k] for each of the t entries k of the row with row[k] == value that pass
+// `in_mask` (TF's even split over tied extremes).
+template <class Mask>
+void add_split(float* c, const float* row, std::size_t B, float value, float weight, Mask in_mask) {
+    std::size_t t = 0;
+    for (std::size_t k = 0; k < B; ++k) t += in_mask(k) && row[k] == value;
+    const float share = weight / float(t);
+    for (std::size_t k = 0; k < B; ++k)
+        if (in_mask(k) && row[k] == value) c[k] += share;
+}
+
 inline std::size_t first_greater(const std::uint64_t* rec, std::size_t n, std::uint32_t key) {
     const std::uint64_t q = (std::uint64_t(key) << 32) | 0xffffffffu;
     const std::uint64_t* base = rec;
@@ -202,18 +209,31 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
             s.negatives = n;
             // negatives_inside = masked_maximum(D[a,:], adjacency_not[a,:]).
             const float inside = n ? shifted(row[farthest], ex.min) : ex.min;
-            const std::size_t inside_k = n ? farthest : ex.argmin;
+            float inside_uses = 0.0f;  // pairs whose gradient goes to negatives_inside
             radix_sort_by_key(negatives.data(), scratch.data(), n);
             for (std::size_t p = 0; p < B; ++p) {
                 if (labels[p] != labels[a] || p == a) continue;
                 const std::size_t j = first_greater(negatives.data(), n, order_key(row[p]));
                 // negatives_outside = masked_minimum over {n : D[a,n] > D[a,p]}.
-                const std::size_t k = j < n ? std::size_t(negatives[j] & 0xffffffffu) : inside_k;
-                const float negative = j < n ? shifted(row[k], ex.max) : inside;
+                const float negative =
+                    j < n ? shifted(row[negatives[j] & 0xffffffffu], ex.max) : inside;
                 const float loss_mat = margin + (row[p] - negative);
                 if (loss_mat > 0.0f) s.loss += loss_mat, ++s.active;
                 // TF's maximum(x, 0) passes the gradient where x >= 0.
-                if (c && loss_mat >= 0.0f) c[p] += 1.0f, c[k] -= 1.0f;
+                if (!c || !(loss_mat >= 0.0f)) continue;
+                c[p] += 1.0f;
+                if (j == n) {
+                    inside_uses += 1.0f;
+                    continue;
+                }
+                // Equal keys are adjacent after the sort: split over the run starting at j.
+                std::size_t t = 1;
+                while (j + t < n && (negatives[j + t] >> 32) == (negatives[j] >> 32)) ++t;
+                for (std::size_t q = j; q < j + t; ++q) c[negatives[q] & 0xffffffffu] -= 1.0f / float(t);
+            }
+            if (c && inside_uses > 0.0f) {
+                if (n) add_split(c, row, B, row[farthest], -inside_uses, [&](std::size_t k) { return labels[k] != labels[a]; });
+                else add_split(c, row, B, ex.min, -inside_uses, [](std::size_t) { return true; });
             }
         }
     }
@@ -262,10 +282,8 @@ Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float 
         }
         // hard_negatives = masked_minimum(D, adjacency_not): the row max without negatives.
         const float hard_negative = s.negatives ? shifted(row[closest], ex.max) : ex.max;
-        const std::size_t kn = s.negatives ? closest : ex.argmax;
         // hard_positives = masked_maximum(D, mask_positives): the row min without positives.
         const float hard_positive = s.positives ? shifted(row[farthest], ex.min) : ex.min;
-        const std::size_t kp = s.positives ? farthest : ex.argmin;
         const float z = hard_positive - hard_negative;
         float slope;
         if (soft) {
@@ -280,10 +298,15 @@ Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float 
             slope = hinge >= 0.0f ? 1.0f : 0.0f;
             s.active = hinge > 0.0f;
         }
-        if (need_grad) {
+        if (need_grad && slope != 0.0f) {
             float* c = coef.data() + a * B;
-            c[kp] += slope;
-            c[kn] -= slope;
+            auto negative = [&](std::size_t k) { return labels[k] != labels[a]; };
+            auto positive = [&](std::size_t k) { return labels[k] == labels[a] && k != a; };
+            auto any = [](std::size_t) { return true; };
+            if (s.positives) add_split(c, row, B, row[farthest], slope, positive);
+            else add_split(c, row, B, ex.min, slope, any);
+            if (s.negatives) add_split(c, row, B, row[closest], -slope, negative);
+            else add_split(c, row, B, ex.max, -slope, any);
         }
     }
 

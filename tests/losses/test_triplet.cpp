@@ -157,34 +157,17 @@ static void expect_matches_reference(const Batch& b, bool hard, bool soft, Dista
     EXPECT_LT(scaled_error(fast.grad, ref.dembeddings, 1e-7, 1e-4), 1.0) << what;
 }
 
-// True when some row of D holds two equal non-zero off-diagonal distances. TF splits a gradient
-// over exact ties and the fast loss gives it to the lowest index (triplet.cpp), so gradient
-// comparisons use tie-free batches (squared-L2 of unit vectors lies on a 2^-22 grid, so at
-// B = 256 about one row in 300 has a tie).
-static bool has_exact_ties(const Tensor& pdist) {
-    const std::size_t B = pdist.dim(0);
-    for (std::size_t a = 0; a < B; ++a) {
-        std::vector<float> row;
-        for (std::size_t k = 0; k < B; ++k)
-            if (k != a && pdist.at({a, k}) != 0.0f) row.push_back(pdist.at({a, k}));
-        std::sort(row.begin(), row.end());
-        if (std::adjacent_find(row.begin(), row.end()) != row.end()) return true;
-    }
-    return false;
-}
-
+// Random unit embeddings put the distances on a ~1e-7 grid, so at B = 256 rows hold exact ties;
+// both implementations split a tied gradient evenly (TF's reduce_min/max rule).
 TEST(TripletReference, FastSemihardMatchesLiteralPort) {
     Rng rng(20);
     for (std::size_t B : {2, 3, 9, 31, 64, 128, 256})
         for (Distance m : kMetrics)
             for (bool normalise : {false, true}) {
                 if (B == 256 && !normalise) continue;
-                Batch b;
-                do {
-                    b = random_batch(B, B == 2 ? 3 : 24, B < 10 ? 2 : 6, rng, normalise);
-                    b.labels[0] = 0, b.labels[1] = B == 2 ? 0 : 1;
-                    if (B > 2) b.labels[2] = 0;
-                } while (has_exact_ties(pairwise_distance(b.x, m)));
+                Batch b = random_batch(B, B == 2 ? 3 : 24, B < 10 ? 2 : 6, rng, normalise);
+                b.labels[0] = 0, b.labels[1] = B == 2 ? 0 : 1;
+                if (B > 2) b.labels[2] = 0;
                 expect_matches_reference(b, false, false, m, 1.0f,
                                          "B=" + std::to_string(B) + " " + distance_name(m) + (normalise ? " unit" : ""));
             }
@@ -195,9 +178,7 @@ TEST(TripletReference, FastHardMatchesLiteralPort) {
     for (std::size_t B : {1, 2, 7, 40, 128})
         for (Distance m : kMetrics)
             for (bool soft : {false, true}) {
-                Batch b;
-                do b = random_batch(B, 10, 4, rng, true);
-                while (has_exact_ties(pairwise_distance(b.x, m)));
+                const Batch b = random_batch(B, 10, 4, rng, true);
                 expect_matches_reference(b, true, soft, m, 0.5f,
                                          "B=" + std::to_string(B) + " " + distance_name(m) + (soft ? " soft" : ""));
             }
@@ -273,28 +254,18 @@ TEST(TripletHard, NoPositivePairKeepsTfasFiniteValue) {
     expect_matches_reference(b, true, false, Distance::L2, 1.0f, "unique labels");
 }
 
-// Duplicated embeddings: zero distances (no NaN from sqrt'(0)) and exactly tied distances. TF
-// splits a tied gradient between the duplicates and we give it to one of them, so compare the
-// duplicates' summed gradient and every other row.
-TEST(TripletSemihard, DuplicateEmbeddingsGiveFiniteGradients) {
+// Duplicated embeddings: zero distances (no NaN from sqrt'(0)) and exactly tied distances, whose
+// gradient TF splits evenly between the duplicates.
+TEST(TripletSemihard, DuplicateEmbeddingsGiveFiniteGradientsSplitLikeTf) {
     Rng rng(33);
     Tensor x = normalise_rows(random_normal(12, 6, rng));
     for (std::size_t d = 0; d < 6; ++d) x[5 * 6 + d] = x[2 * 6 + d], x[9 * 6 + d] = x[2 * 6 + d];
     const Batch b{x, {0, 1, 0, 1, 2, 1, 2, 0, 2, 1, 0, 2}};
     for (bool hard : {false, true})
-        for (Distance m : {Distance::L2, Distance::SquaredL2}) {
+        for (Distance m : kMetrics) {
             const LossAndGrad fast = loss_and_grad(b, hard, 1.0f, m);
-            const auto ref = hard ? reference::triplet_hard_loss(b.x, b.labels, 1.0f, false, m)
-                                  : reference::triplet_semihard_loss(b.x, b.labels, 1.0f, m);
-            EXPECT_NEAR(fast.loss, ref.loss, 1e-6);
             for (std::size_t i = 0; i < fast.grad.size(); ++i) ASSERT_TRUE(std::isfinite(fast.grad[i]));
-            for (std::size_t d = 0; d < 6; ++d) {
-                for (std::size_t row : {0, 1, 3, 4, 6, 7, 8, 10, 11})
-                    EXPECT_NEAR(fast.grad[row * 6 + d], ref.dembeddings[row * 6 + d], 1e-5) << row;
-                const float sum_fast = fast.grad[2 * 6 + d] + fast.grad[5 * 6 + d] + fast.grad[9 * 6 + d];
-                const float sum_ref = ref.dembeddings[2 * 6 + d] + ref.dembeddings[5 * 6 + d] + ref.dembeddings[9 * 6 + d];
-                EXPECT_NEAR(sum_fast, sum_ref, 1e-5);
-            }
+            expect_matches_reference(b, hard, false, m, 1.0f, std::string(hard ? "hard " : "semi-hard ") + distance_name(m));
         }
 }
 
