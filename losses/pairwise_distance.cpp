@@ -94,25 +94,38 @@ Tensor pairwise_distance(const Tensor& embeddings, Distance metric) {
 // 1 - x_hat_i.x_hat_j), so with G = dL/d(d2) (or dL/d(gram)) the chain rule collapses to
 // S = G + G^T and one gemm: dx = 2 diag(rowsum S) x - 2 S x. S is formed in 64x64 tiles so the
 // transposed reads stay in cache; each thread writes its own rows of S.
-Tensor PairwiseDistance::backward(const Tensor& dD) const {
+Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
     if (!keep_for_backward_) throw Error("pairwise_distance: backward on a forward-only result");
     check_same_shape("pairwise_distance backward", dD, D_);
     const std::size_t B = D_.dim(0), D = x_.dim(1);
+    const long nB = long(B);
     const float* dist = D_.data();
     const float* dd = dD.data();
     const float* raw = raw_.empty() ? nullptr : raw_.data();
-    const Distance metric = metric_;
-    // dL/d(inner value) of one entry, as TF's autodiff gives it: the diagonal and clamped
+    // G = dL/d(inner value) entry by entry, as TF's autodiff gives it: the diagonal and clamped
     // entries pass nothing (L2: D * (1 - zero) * (1 - I); angular: max(raw, 0) passes where
-    // raw >= 0, and the angular diagonal is a real entry).
-    auto g = [=](std::size_t ij) -> float {
-        switch (metric) {
-            case Distance::L2: return dist[ij] > 0.0f ? dd[ij] * 0.5f / dist[ij] : 0.0f;
-            case Distance::SquaredL2: return dist[ij] > 0.0f ? dd[ij] : 0.0f;
-            case Distance::Angular: return raw[ij] >= 0.0f ? -dd[ij] : 0.0f;  // d(1-g)/dg = -1
+    // raw >= 0, and the angular diagonal is a real entry). The loops divide unconditionally (by
+    // 1 where masked) so that they vectorise.
+    Tensor G({B, B});
+    float* gm = G.data();
+#pragma omp parallel for schedule(static) if (B >= kParallelRows)
+    for (long i = 0; i < nB; ++i) {
+        const std::size_t r = std::size_t(i) * B;
+        switch (metric_) {
+            case Distance::L2:
+                for (std::size_t j = r; j < r + B; ++j) {
+                    const float inv = 0.5f / (dist[j] > 0.0f ? dist[j] : 1.0f);
+                    gm[j] = dist[j] > 0.0f ? dd[j] * scale * inv : 0.0f;
+                }
+                break;
+            case Distance::SquaredL2:
+                for (std::size_t j = r; j < r + B; ++j) gm[j] = dist[j] > 0.0f ? dd[j] * scale : 0.0f;
+                break;
+            case Distance::Angular:  // d(1 - g)/dg = -1
+                for (std::size_t j = r; j < r + B; ++j) gm[j] = raw[j] >= 0.0f ? -(dd[j] * scale) : 0.0f;
+                break;
         }
-        return 0.0f;
-    };
+    }
     Tensor S({B, B});
     float* s = S.data();
     std::vector<float> rowsum(B, 0.0f);
@@ -126,7 +139,7 @@ Tensor PairwiseDistance::backward(const Tensor& dD) const {
             for (std::size_t i = i0; i < i1; ++i) {
                 float acc = 0.0f;
                 for (std::size_t j = j0; j < j1; ++j) {
-                    const float v = g(i * B + j) + g(j * B + i);
+                    const float v = gm[i * B + j] + gm[j * B + i];
                     s[i * B + j] = v;
                     acc += v;
                 }
@@ -138,7 +151,7 @@ Tensor PairwiseDistance::backward(const Tensor& dD) const {
     Tensor dx({B, D});
     float* out = dx.data();
     const float* x = x_.data();
-    if (metric != Distance::Angular) {
+    if (metric_ != Distance::Angular) {
         gemm(false, false, int(B), int(D), int(B), -2.0f, s, int(B), x, int(D), 0.0f, out, int(D));
         for (std::size_t i = 0; i < B; ++i)
             for (std::size_t d = 0; d < D; ++d) out[i * D + d] += 2.0f * rowsum[i] * x[i * D + d];

@@ -42,8 +42,8 @@ class PairwiseDistance {
 
     const Tensor& distances() const { return D_; }
     Distance metric() const { return metric_; }
-    // dD [B,B] -> dembeddings [B,D].
-    Tensor backward(const Tensor& dD) const;
+    // dD [B,B] -> dembeddings [B,D], for an incoming gradient dD * scale.
+    Tensor backward(const Tensor& dD, float scale = 1.0f) const;
 
   private:
     Distance metric_;

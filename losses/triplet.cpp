@@ -56,12 +56,26 @@ inline float shifted(float x, float r) { return (x - r) + r; }
 
 struct RowExtremes {
     float max, min;
+    double sum;
 };
 
-// Over the whole, unmasked row, diagonal included (as TF's reduce_max/reduce_min).
+// Over the whole, unmasked row, diagonal included (as TF's reduce_max/reduce_min), plus the
+// row sum for the statistics. Eight independent lanes, so the loop vectorises.
 RowExtremes row_extremes(const float* row, std::size_t B) {
-    RowExtremes e{row[0], row[0]};
-    for (std::size_t k = 1; k < B; ++k) e.max = std::max(e.max, row[k]), e.min = std::min(e.min, row[k]);
+    constexpr std::size_t L = 8;
+    float mx[L], mn[L], sm[L];
+    for (std::size_t l = 0; l < L; ++l) mx[l] = mn[l] = row[0], sm[l] = 0.0f;
+    std::size_t k = 0;
+    for (; k + L <= B; k += L)
+        for (std::size_t l = 0; l < L; ++l) {
+            const float v = row[k + l];
+            mx[l] = v > mx[l] ? v : mx[l];
+            mn[l] = v < mn[l] ? v : mn[l];
+            sm[l] += v;
+        }
+    for (; k < B; ++k) mx[0] = std::max(mx[0], row[k]), mn[0] = std::min(mn[0], row[k]), sm[0] += row[k];
+    RowExtremes e{mx[0], mn[0], 0.0};
+    for (std::size_t l = 0; l < L; ++l) e.max = std::max(e.max, mx[l]), e.min = std::min(e.min, mn[l]), e.sum += sm[l];
     return e;
 }
 
@@ -158,13 +172,7 @@ Var record_loss(float value, const Var& embeddings, const char* op,
     auto saved = std::make_shared<const Tensor>(std::move(coef));
     return record(Tensor::scalar(value), {embeddings}, op,
                   [embeddings, dist, saved, scale](const Tensor& dout) {
-                      const Tensor& c = *saved;
-                      Tensor dD(c.shape());
-                      const float g = dout[0] * scale;
-                      const long n = long(c.size());
-#pragma omp parallel for schedule(static) if (n >= (1L << 14))
-                      for (long i = 0; i < n; ++i) dD[std::size_t(i)] = c[std::size_t(i)] * g;
-                      embeddings.node()->accumulate_grad(dist->backward(dD));
+                      embeddings.node()->accumulate_grad(dist->backward(*saved, dout[0] * scale));
                   });
 }
 
@@ -188,6 +196,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
 #pragma omp parallel if (B >= kParallelAnchors)
     {
         std::vector<std::uint64_t> negatives(B), scratch(B);
+        std::vector<std::uint32_t> positives(B);
 #pragma omp for schedule(static)
         for (long la = 0; la < long(B); ++la) {
             const std::size_t a = std::size_t(la);
@@ -195,24 +204,28 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
             float* c = need_grad ? coef.data() + a * B : nullptr;
             AnchorSums& s = sums[a];
             const RowExtremes ex = row_extremes(row, B);
-            std::size_t n = 0, farthest = B;
+            // Split the row into negatives (sort records) and positives, without branches: the
+            // labels are in random order.
+            std::size_t n = 0, m = 0;
+            const int la_label = labels[a];
             for (std::size_t k = 0; k < B; ++k) {
-                if (labels[k] != labels[a]) {
-                    negatives[n++] = (std::uint64_t(order_key(row[k])) << 32) | k;
-                    s.negative_distance += row[k];
-                    if (farthest == B || row[k] > row[farthest]) farthest = k;
-                } else if (k != a) {
-                    s.positive_distance += row[k];
-                    ++s.positives;
-                }
+                const bool is_negative = labels[k] != la_label;
+                negatives[n] = (std::uint64_t(order_key(row[k])) << 32) | k;
+                positives[m] = std::uint32_t(k);
+                n += is_negative;
+                m += !is_negative && k != a;
             }
+            for (std::size_t q = 0; q < m; ++q) s.positive_distance += row[positives[q]];
+            s.positives = m;
             s.negatives = n;
+            s.negative_distance = ex.sum - s.positive_distance - row[a];
+            radix_sort_by_key(negatives.data(), scratch.data(), n);
+            const std::size_t farthest = n ? std::size_t(negatives[n - 1] & 0xffffffffu) : B;
             // negatives_inside = masked_maximum(D[a,:], adjacency_not[a,:]).
             const float inside = n ? shifted(row[farthest], ex.min) : ex.min;
             float inside_uses = 0.0f;  // pairs whose gradient goes to negatives_inside
-            radix_sort_by_key(negatives.data(), scratch.data(), n);
-            for (std::size_t p = 0; p < B; ++p) {
-                if (labels[p] != labels[a] || p == a) continue;
+            for (std::size_t q = 0; q < m; ++q) {
+                const std::size_t p = positives[q];
                 const std::size_t j = first_greater(negatives.data(), n, order_key(row[p]));
                 // negatives_outside = masked_minimum over {n : D[a,n] > D[a,p]}.
                 const float negative =
@@ -268,22 +281,27 @@ Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float 
         const float* row = pdist_matrix + a * B;
         AnchorSums& s = sums[a];
         const RowExtremes ex = row_extremes(row, B);
-        std::size_t closest = B, farthest = B;
+        // Closest negative and farthest positive, as selects (branch-free; the labels are in
+        // random order). Their tied entries are found again by add_split below.
+        const int la_label = labels[a];
+        float closest = INFINITY, farthest = -INFINITY, positive_sum = 0.0f;
+        std::size_t negatives = 0, positives = 0;
         for (std::size_t k = 0; k < B; ++k) {
-            if (labels[k] != labels[a]) {
-                s.negative_distance += row[k];
-                ++s.negatives;
-                if (closest == B || row[k] < row[closest]) closest = k;
-            } else if (k != a) {
-                s.positive_distance += row[k];
-                ++s.positives;
-                if (farthest == B || row[k] > row[farthest]) farthest = k;
-            }
+            const float v = row[k];
+            const bool is_negative = labels[k] != la_label, is_positive = !is_negative && k != a;
+            closest = is_negative && v < closest ? v : closest;
+            farthest = is_positive && v > farthest ? v : farthest;
+            positive_sum += is_positive ? v : 0.0f;
+            negatives += is_negative;
+            positives += is_positive;
         }
+        s.negatives = negatives, s.positives = positives;
+        s.positive_distance = positive_sum;
+        s.negative_distance = ex.sum - positive_sum - row[a];
         // hard_negatives = masked_minimum(D, adjacency_not): the row max without negatives.
-        const float hard_negative = s.negatives ? shifted(row[closest], ex.max) : ex.max;
+        const float hard_negative = negatives ? shifted(closest, ex.max) : ex.max;
         // hard_positives = masked_maximum(D, mask_positives): the row min without positives.
-        const float hard_positive = s.positives ? shifted(row[farthest], ex.min) : ex.min;
+        const float hard_positive = positives ? shifted(farthest, ex.min) : ex.min;
         const float z = hard_positive - hard_negative;
         float slope;
         if (soft) {
@@ -303,9 +321,9 @@ Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float 
             auto negative = [&](std::size_t k) { return labels[k] != labels[a]; };
             auto positive = [&](std::size_t k) { return labels[k] == labels[a] && k != a; };
             auto any = [](std::size_t) { return true; };
-            if (s.positives) add_split(c, row, B, row[farthest], slope, positive);
+            if (positives) add_split(c, row, B, farthest, slope, positive);
             else add_split(c, row, B, ex.min, slope, any);
-            if (s.negatives) add_split(c, row, B, row[closest], -slope, negative);
+            if (negatives) add_split(c, row, B, closest, -slope, negative);
             else add_split(c, row, B, ex.max, -slope, any);
         }
     }
