@@ -5,6 +5,10 @@
 // B the port can afford. Compare with benchmarks/triplet_torch.py (same algorithm in PyTorch).
 //
 // Run: OMP_NUM_THREADS=2 build/benchmarks/bench_triplet --benchmark_min_time=1
+// Side by side with PyTorch: /usr/bin/python3 benchmarks/triplet_torch.py --cpp build/benchmarks/bench_triplet
+// Note: Debian's OpenBLAS 0.3.21 does not know recent Xeons (openblas_get_corename() says
+// "Prescott") and falls back to SSE3 kernels, 2.3x slower sgemm; OPENBLAS_CORETYPE=SkylakeX
+// selects its AVX-512 kernels. The two gemms dominate at large B.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
