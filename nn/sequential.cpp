@@ -33,7 +33,7 @@ std::string pad_right(const std::string& s, std::size_t width) {
 
 }  // namespace
 
-Module& Sequential::add(std::unique_ptr<Module> layer) {
+Module& Sequential::append(std::unique_ptr<Module> layer) {
     if (!layer) throw ValueError("Sequential::add: null layer");
     base_names_.push_back(layer->name());
     layers_.push_back(std::move(layer));

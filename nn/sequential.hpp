@@ -14,6 +14,7 @@
 // which is what checkpoints key on.
 #pragma once
 
+#include <concepts>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,14 +28,14 @@ class Sequential : public Module {
     Sequential() : Module("sequential") {}
 
     // Appends a layer and returns a reference to it (owned by the model).
-    template <class M>
+    template <std::derived_from<Module> M>
     M& add(M layer) {
         auto owned = std::make_unique<M>(std::move(layer));
         M& ref = *owned;
-        add(std::move(owned));
+        append(std::move(owned));
         return ref;
     }
-    Module& add(std::unique_ptr<Module> layer);
+    Module& add(std::unique_ptr<Module> layer) { return append(std::move(layer)); }
 
     // Builds every layer in order, each on the previous one's output shape; returns the last.
     Shape build(const Shape& input_shape, Rng& init_rng) override;
@@ -57,6 +58,7 @@ class Sequential : public Module {
     std::size_t count_params() const;
 
   private:
+    Module& append(std::unique_ptr<Module> layer);
     void check_built_for(const char* what) const;
 
     std::vector<std::unique_ptr<Module>> layers_;
