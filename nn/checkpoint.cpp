@@ -1,3 +1,4 @@
+// Checkpoint writer and the validating reader; the file format is documented in checkpoint.hpp.
 #include "nn/checkpoint.hpp"
 
 #include <zlib.h>

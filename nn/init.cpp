@@ -1,3 +1,4 @@
+// Glorot-uniform initialisation and Keras' fans (see init.hpp).
 #include "nn/init.hpp"
 
 #include <cmath>

@@ -1,3 +1,4 @@
+// The layers' build/forward/parameters; the math is in autograd/functions.hpp (see layers.hpp).
 #include "nn/layers.hpp"
 
 #include "autograd/functions.hpp"

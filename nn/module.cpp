@@ -1,3 +1,4 @@
+// Module helpers shared by every layer (see module.hpp).
 #include "nn/module.hpp"
 
 #include "tensor/error.hpp"

@@ -1,3 +1,4 @@
+// Adam and SGD update loops, Keras' formulas (see optimizer.hpp for the equations and sources).
 #include "nn/optimizer.hpp"
 
 #include <cmath>

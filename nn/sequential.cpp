@@ -1,3 +1,4 @@
+// Sequential: building in order, Keras naming, and the summary table (see sequential.hpp).
 #include "nn/sequential.hpp"
 
 #include <algorithm>
