@@ -1,0 +1,407 @@
+// mnist_triplet: TensorFlow Addons' tutorial "TripletSemiHardLoss" (docs/tutorials/
+// losses_triplet.ipynb) as a native program, on semigrad. It reads like the notebook:
+//
+//   load MNIST -> build the Sequential model -> Adam(0.001) -> for each of 5 epochs, for each
+//   batch of 32: forward, triplet_semihard_loss, backward, step -> embed the test set -> write
+//   vecs.tsv / meta.tsv for the Embedding Projector -> evaluate retrieval -> draw the embeddings.
+//
+// The training step is spelled out below (no fit() with callbacks) so that one step can be
+// followed through the four floors: data/ -> nn/ (autograd/, tensor/) -> losses/ -> backward ->
+// nn/Adam. Everything else here is the program around it: flags, progress, checkpoints, files.
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <bit>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "autograd/var.hpp"
+#include "data/batcher.hpp"
+#include "data/idx.hpp"
+#include "examples/plot.hpp"
+#include "examples/progress.hpp"
+#include "examples/projector_files.hpp"
+#include "examples/tsne.hpp"
+#include "losses/triplet.hpp"
+#include "metrics/retrieval.hpp"
+#include "nn/checkpoint.hpp"
+#include "nn/layers.hpp"
+#include "nn/optimizer.hpp"
+#include "nn/sequential.hpp"
+#include "tensor/atomic_file.hpp"
+#include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
+
+namespace fs = std::filesystem;
+using namespace semigrad;
+
+namespace {
+
+// The tutorial's settings, the defaults of the flags.
+constexpr int kEpochs = 5;               // model.fit(train_dataset, epochs=5)
+constexpr int kBatchSize = 32;           // train_dataset.shuffle(1024).batch(32)
+constexpr float kLearningRate = 0.001f;  // tf.keras.optimizers.Adam(0.001)
+constexpr float kMargin = 1.0f;          // tfa.losses.TripletSemiHardLoss(), default margin
+constexpr std::uint64_t kSeed = 42;
+constexpr std::size_t kEmbedChunk = 500;  // images embedded at once when evaluating (bounds memory)
+constexpr std::size_t kTsnePoints = 3000;  // exact t-SNE is O(n^2): draw a seeded sample
+
+// A flag that is wrong on its own or against the data/checkpoint: exit code 2.
+struct UsageError : Error {
+    using Error::Error;
+};
+
+struct Options {
+    std::string data = "data/mnist";
+    int epochs = kEpochs;
+    int batch_size = kBatchSize;
+    double lr = kLearningRate;  // double: metrics.json prints 0.001, not 0.0010000000474974513
+    double margin = kMargin;
+    std::uint64_t seed = kSeed;
+    int threads = 0;  // 0: OpenMP's default (all cores)
+    std::size_t limit_train = 0;
+    std::size_t shuffle_buffer = 0;
+    std::string out = "out";
+    std::string checkpoint, resume;
+    bool summary = false, quiet = false;
+};
+
+// Conv2D(64,2,same,relu) -> MaxPool(2) -> Dropout(0.3) -> Conv2D(32,2,same,relu) -> MaxPool(2)
+// -> Dropout(0.3) -> Flatten -> Dense(256) -> L2-normalise, as the notebook's tf.keras.Sequential.
+void add_tutorial_layers(nn::Sequential& model) {
+    using nn::Activation;
+    model.add(nn::Conv2D({.filters = 64, .kernel_size = 2, .padding = Padding::Same,
+                          .activation = Activation::ReLU}));
+    model.add(nn::MaxPool2D({.pool_size = 2}));
+    model.add(nn::Dropout({.rate = 0.3f}));
+    model.add(nn::Conv2D({.filters = 32, .kernel_size = 2, .padding = Padding::Same,
+                          .activation = Activation::ReLU}));
+    model.add(nn::MaxPool2D({.pool_size = 2}));
+    model.add(nn::Dropout({.rate = 0.3f}));
+    model.add(nn::Flatten());
+    model.add(nn::Dense({.units = 256, .activation = Activation::None}));  // no activation
+    model.add(nn::L2Normalize());                                          // embeddings on the unit sphere
+}
+
+// model.predict(): dropout off, no graph, in chunks.
+Tensor embed(nn::Sequential& model, const data::Dataset& d, std::size_t count) {
+    NoGradGuard no_grad;
+    model.train(false);
+    Tensor out;
+    for (std::size_t start = 0; start < count; start += kEmbedChunk) {
+        std::vector<std::size_t> idx(std::min(kEmbedChunk, count - start));
+        for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = start + i;
+        const Var e = model.forward(Var(data::images_to_tensor(d, idx)));
+        const std::size_t D = e.value().dim(1);
+        if (out.empty()) out = Tensor({count, D});
+        std::copy_n(e.value().data(), idx.size() * D, out.data() + start * D);
+    }
+    return out;
+}
+
+std::span<const int> first(const std::vector<int>& v, std::size_t n) { return {v.data(), n}; }
+
+double peak_rss_mib() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// Which data this is: scripts/get-data leaves a SOURCE file; otherwise the folder's name.
+std::string dataset_name(const std::string& dir) {
+    std::ifstream in(fs::path(dir) / "SOURCE");
+    std::string line;
+    if (in && std::getline(in, line) && !line.empty()) return line;
+    return fs::path(dir).lexically_normal().filename().string();
+}
+
+std::vector<std::string> class_names(const std::string& dataset) {
+    if (dataset.find("fashion") != std::string::npos)
+        return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+    return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+}
+
+// Per-epoch history survives a resume inside the checkpoint's integer metadata, as the bit
+// patterns of the doubles (exact, unlike any decimal rounding).
+std::int64_t bits(double x) { return std::bit_cast<std::int64_t>(x); }
+double unbits(std::int64_t x) { return std::bit_cast<double>(x); }
+
+int run(const Options& opt) {
+    if (opt.threads > 0) set_num_threads(opt.threads);
+    const int threads = num_threads();
+    const bool talk = !opt.quiet;
+    auto say = [&](const std::string& line) {
+        if (talk) std::cout << line << std::endl;
+    };
+
+    // The output folder first: a bad --out must fail before minutes of training, not after.
+    const fs::path out(opt.out);
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (ec || !fs::is_directory(out))
+        throw IoError("--out " + opt.out + ": cannot create the output folder" +
+                      (ec ? ": " + ec.message() : std::string(" (a file of that name exists)")));
+
+    if (opt.summary) {  // the model alone: no data needed
+        nn::Sequential model;
+        add_tutorial_layers(model);
+        Rng init_rng(opt.seed);
+        model.build({1, 28, 28}, init_rng);
+        std::cout << model.summary();
+        return 0;
+    }
+
+    // --- data ------------------------------------------------------------------------------
+    const data::Split split = data::load_mnist_folder(opt.data);
+    const std::string dataset = dataset_name(opt.data);
+    if (opt.limit_train > split.train.count)
+        throw UsageError("--limit-train " + std::to_string(opt.limit_train) + " exceeds the " +
+                         std::to_string(split.train.count) + " training images in " + opt.data);
+    const data::Batcher batcher(split.train, std::size_t(opt.batch_size), opt.seed,
+                                opt.shuffle_buffer, opt.limit_train);
+    const std::size_t train_count = batcher.num_samples(), test_count = split.test.count;
+
+    // --- model -----------------------------------------------------------------------------
+    nn::Sequential model;
+    add_tutorial_layers(model);
+    Rng init_rng(opt.seed);
+    model.build({1, split.train.rows, split.train.cols}, init_rng);
+    nn::Adam adam(model.parameters(), {.learning_rate = float(opt.lr)});
+    say("semigrad mnist_triplet: " + dataset + ", " + std::to_string(train_count) + " train / " +
+        std::to_string(test_count) + " test images, " + std::to_string(threads) + " threads");
+
+    // For context: on MNIST even random convolutional features retrieve well.
+    const float untrained_p1 =
+        metrics::precision_at_1(embed(model, split.test, test_count), split.test.labels);
+
+    std::vector<double> epoch_loss, epoch_seconds, epoch_active;
+    std::size_t start_epoch = 0, no_positive_batches = 0;
+    if (!opt.resume.empty()) {
+        auto meta = nn::load_checkpoint(opt.resume, model, adam);
+        auto expect = [&](const char* key, std::int64_t value, const char* flag) {
+            if (!meta.count(key) || meta.at(key) != value)
+                throw UsageError(std::string(flag) + " " + std::to_string(value) + " differs from " +
+                                 std::to_string(meta.count(key) ? meta.at(key) : -1) +
+                                 " recorded in " + opt.resume);
+        };
+        expect("seed", std::int64_t(opt.seed), "--seed");
+        expect("batch_size", opt.batch_size, "--batch-size");
+        expect("limit_train", std::int64_t(opt.limit_train), "--limit-train");
+        expect("shuffle_buffer", std::int64_t(opt.shuffle_buffer), "--shuffle-buffer");
+        start_epoch = std::size_t(meta.at("epoch"));
+        if (start_epoch > std::size_t(opt.epochs))
+            throw UsageError("--epochs " + std::to_string(opt.epochs) + " is less than the " +
+                             std::to_string(start_epoch) + " epochs already done in " + opt.resume);
+        no_positive_batches = std::size_t(meta["no_positive_batches"]);
+        for (std::size_t e = 0; e < start_epoch; ++e) {
+            epoch_loss.push_back(unbits(meta.at("epoch_loss_" + std::to_string(e))));
+            epoch_seconds.push_back(unbits(meta.at("epoch_seconds_" + std::to_string(e))));
+            epoch_active.push_back(unbits(meta.at("epoch_active_" + std::to_string(e))));
+        }
+        say("resumed from " + opt.resume + " after epoch " + std::to_string(start_epoch));
+    }
+
+    // --- training: the tutorial's model.fit(train_dataset, epochs=5) -------------------------
+    for (std::size_t epoch = start_epoch; epoch < std::size_t(opt.epochs); ++epoch) {
+        model.train(true);
+        examples::ProgressBar bar(epoch + 1, opt.epochs, batcher.num_batches(),
+                                  talk && examples::stderr_is_terminal());
+        double loss_sum = 0, active_sum = 0;  // Keras' running mean, weighted by batch size
+        std::size_t seen = 0, done = 0;
+        for (const data::Batch& batch : batcher.epoch(epoch)) {
+            const Var images(batch.images);                    // [N,1,28,28] in [0,1]
+            const Var embeddings = model.forward(images);      // forward: [N,256], unit rows
+            losses::TripletStats stats;
+            const Var loss = losses::triplet_semihard_loss(embeddings, batch.labels, float(opt.margin),
+                                                           losses::Distance::L2, &stats);
+            adam.zero_grad();
+            backward(loss);                                    // backward
+            adam.step();                                       // update
+
+            const std::size_t n = batch.labels.size();
+            loss_sum += double(loss.value().item()) * n;
+            active_sum += double(stats.fraction_active) * n;
+            no_positive_batches += stats.no_positive_pair;
+            seen += n;
+            bar.update(++done, loss_sum / seen, seen);
+        }
+        bar.finish();
+        epoch_loss.push_back(loss_sum / seen);
+        epoch_active.push_back(active_sum / seen);
+        epoch_seconds.push_back(bar.elapsed_seconds());
+        char line[160];
+        std::snprintf(line, sizeof line,
+                      "epoch %zu/%d  loss %.4f  active triplets %.1f%%  %.1fs  %.0f samples/s",
+                      epoch + 1, opt.epochs, epoch_loss.back(), 100 * epoch_active.back(),
+                      epoch_seconds.back(), seen / epoch_seconds.back());
+        say(line);
+
+        if (!opt.checkpoint.empty()) {
+            std::map<std::string, std::int64_t> meta{
+                {"epoch", std::int64_t(epoch + 1)},
+                {"seed", std::int64_t(opt.seed)},
+                {"batch_size", opt.batch_size},
+                {"limit_train", std::int64_t(opt.limit_train)},
+                {"shuffle_buffer", std::int64_t(opt.shuffle_buffer)},
+                {"no_positive_batches", std::int64_t(no_positive_batches)}};
+            for (std::size_t e = 0; e < epoch_loss.size(); ++e) {
+                meta["epoch_loss_" + std::to_string(e)] = bits(epoch_loss[e]);
+                meta["epoch_seconds_" + std::to_string(e)] = bits(epoch_seconds[e]);
+                meta["epoch_active_" + std::to_string(e)] = bits(epoch_active[e]);
+            }
+            nn::save_checkpoint(opt.checkpoint, model, adam, meta);
+        }
+    }
+
+    // --- the tutorial's last cells: embed the test set, save for the Projector ---------------
+    const Tensor test_embeddings = embed(model, split.test, test_count);
+    examples::write_vecs_tsv((out / "vecs.tsv").string(), test_embeddings);
+    examples::write_meta_tsv((out / "meta.tsv").string(), split.test.labels);
+
+    // --- evaluation: retrieval on the unit sphere --------------------------------------------
+    const Tensor train_embeddings = embed(model, split.train, train_count);
+    const float p1 = metrics::precision_at_1(test_embeddings, split.test.labels);
+    const float knn = metrics::knn_accuracy(test_embeddings, split.test.labels, train_embeddings,
+                                            first(split.train.labels, train_count), 1);
+    const float map_r = metrics::map_at_r(test_embeddings, split.test.labels);
+
+    // --- the picture: t-SNE of a seeded sample, one colour per class -------------------------
+    Rng sample_rng(opt.seed, /*stream=*/7);
+    std::vector<std::size_t> sample = sample_rng.permutation(test_count);
+    sample.resize(std::min(kTsnePoints, test_count));
+    std::sort(sample.begin(), sample.end());
+    const std::size_t D = test_embeddings.dim(1);
+    Tensor points({sample.size(), D});
+    std::vector<int> point_labels;
+    for (std::size_t i = 0; i < sample.size(); ++i) {
+        std::copy_n(test_embeddings.data() + sample[i] * D, D, points.data() + i * D);
+        point_labels.push_back(split.test.labels[sample[i]]);
+    }
+    const Tensor xy = viz::tsne(points, {.seed = opt.seed});
+    const std::vector<std::string> names = class_names(dataset);
+    viz::write_scatter_png((out / "embeddings.png").string(), xy, point_labels, names,
+                           {.title = "semigrad: " + dataset + " test embeddings, t-SNE of " +
+                                     std::to_string(sample.size()) + " points"});
+
+    double total_seconds = 0;
+    for (double s : epoch_seconds) total_seconds += s;
+    const double samples_per_second =
+        total_seconds > 0 ? double(train_count) * epoch_seconds.size() / total_seconds : 0.0;
+    const nlohmann::ordered_json metrics_json = {
+        {"dataset", dataset},
+        {"train_samples", train_count},
+        {"test_samples", test_count},
+        {"epochs", opt.epochs},
+        {"batch_size", opt.batch_size},
+        {"learning_rate", opt.lr},
+        {"margin", opt.margin},
+        {"threads", threads},
+        {"seed", opt.seed},
+        {"epoch_seconds", epoch_seconds},
+        {"epoch_loss", epoch_loss},
+        {"epoch_active_triplet_fraction", epoch_active},
+        {"no_positive_batches", no_positive_batches},
+        {"train_samples_per_second", samples_per_second},
+        {"test_precision_at_1", p1},
+        {"test_knn_accuracy", knn},
+        {"test_map_at_r", map_r},
+        {"untrained_precision_at_1", untrained_p1},
+        {"peak_rss_mib", peak_rss_mib()},
+    };
+    write_file_atomically((out / "metrics.json").string(), metrics_json.dump(2) + "\n");
+
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "test precision@1 %.4f  1-NN accuracy (vs train) %.4f  MAP@R %.4f  "
+                  "(untrained precision@1 %.4f)",
+                  p1, knn, map_r, untrained_p1);
+    say(line);
+    say("wrote " + (out / "vecs.tsv").string() + ", meta.tsv, metrics.json, embeddings.png");
+    return 0;
+}
+
+// CLI11's PositiveNumber prints the whole double range on failure; say it plainly.
+const CLI::Validator positive(
+    [](std::string& text) -> std::string {
+        try {
+            std::size_t used = 0;
+            const double v = std::stod(text, &used);
+            if (used == text.size() && v > 0) return {};
+        } catch (const std::exception&) {
+        }
+        return "must be a number greater than 0, got '" + text + "'";
+    },
+    "> 0");
+const CLI::Validator non_negative(
+    [](std::string& text) -> std::string {
+        try {
+            std::size_t used = 0;
+            const double v = std::stod(text, &used);
+            if (used == text.size() && v >= 0) return {};
+        } catch (const std::exception&) {
+        }
+        return "must be a number >= 0, got '" + text + "'";
+    },
+    ">= 0");
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options opt;
+    CLI::App app{"Train TensorFlow Addons' TripletSemiHardLoss tutorial model on MNIST-format data "
+                 "and write vecs.tsv/meta.tsv (Embedding Projector), metrics.json and embeddings.png.",
+                 "mnist_triplet"};
+    app.set_version_flag("--version", std::string("mnist_triplet (semigrad) ") + SEMIGRAD_VERSION);
+    app.add_option("--data", opt.data, "Folder with the four MNIST IDX files (.gz or plain)")
+        ->capture_default_str();
+    app.add_option("--epochs", opt.epochs, "Total epochs (with --resume: including those done)")
+        ->check(positive)->capture_default_str();
+    app.add_option("--batch-size", opt.batch_size, "Images per training batch")
+        ->check(positive)->capture_default_str();
+    app.add_option("--lr", opt.lr, "Adam learning rate")
+        ->check(positive)->capture_default_str();
+    app.add_option("--margin", opt.margin, "Triplet margin")
+        ->check(non_negative)->capture_default_str();
+    app.add_option("--seed", opt.seed, "Seed for initialisation, shuffling and dropout")
+        ->capture_default_str();
+    app.add_option("--threads", opt.threads, "OpenMP/OpenBLAS threads (default: all cores)")
+        ->check(positive);
+    app.add_option("--limit-train", opt.limit_train, "Train on the first N training images only")
+        ->check(positive);
+    app.add_option("--shuffle-buffer", opt.shuffle_buffer,
+                   "Keras-style shuffle buffer (the tutorial's shuffle(1024)); 0 = full shuffle")
+        ->capture_default_str();
+    app.add_option("--out", opt.out, "Output folder")->capture_default_str();
+    app.add_option("--checkpoint", opt.checkpoint, "Save model+optimiser state here after every epoch");
+    app.add_option("--resume", opt.resume, "Continue from this checkpoint up to --epochs")
+        ->check(CLI::ExistingFile);
+    app.add_flag("--summary", opt.summary, "Print the Keras-like model summary and exit");
+    app.add_flag("--quiet", opt.quiet, "Print only errors");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "error: " << e.what() << " (see --help)\n";
+        return 2;
+    }
+    try {
+        return run(opt);
+    } catch (const UsageError& e) {
+        std::cerr << "error: " << e.what() << '\n';
+        return 2;
+    } catch (const Error& e) {
+        std::cerr << "error: " << e.what() << '\n';
+        return 1;
+    } catch (const std::exception& e) {  // std::bad_alloc, filesystem errors
+        std::cerr << "error: " << e.what() << '\n';
+        return 1;
+    }
+}
