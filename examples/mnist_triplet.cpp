@@ -173,7 +173,8 @@ int run(const Options& opt) {
     model.build({1, split.train.rows, split.train.cols}, init_rng);
     nn::Adam adam(model.parameters(), {.learning_rate = float(opt.lr)});
     say("semigrad mnist_triplet: " + dataset + ", " + std::to_string(train_count) + " train / " +
-        std::to_string(test_count) + " test images, " + std::to_string(threads) + " threads");
+        std::to_string(test_count) + " test images, " + std::to_string(threads) +
+        " threads, OpenBLAS " + openblas_core() + " kernels");
 
     // For context: on MNIST even random convolutional features retrieve well.
     const float untrained_p1 =
@@ -301,6 +302,7 @@ int run(const Options& opt) {
         {"learning_rate", opt.lr},
         {"margin", opt.margin},
         {"threads", threads},
+        {"openblas_core", openblas_core()},
         {"seed", opt.seed},
         {"epoch_seconds", epoch_seconds},
         {"epoch_loss", epoch_loss},

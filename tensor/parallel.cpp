@@ -29,4 +29,6 @@ void set_num_threads(int n) {
 
 bool openblas_uses_openmp() { return openblas_get_parallel() == 2; }
 
+std::string openblas_core() { return openblas_get_corename(); }
+
 }  // namespace semigrad

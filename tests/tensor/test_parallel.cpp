@@ -15,3 +15,5 @@ TEST(Parallel, SetNumThreadsRejectsNonPositive) {
     EXPECT_EQ(num_threads(), 1);
     set_num_threads(before);
 }
+
+TEST(Parallel, OpenBlasCoreHasAName) { EXPECT_FALSE(openblas_core().empty()); }
