@@ -25,6 +25,7 @@
 #include "examples/plot.hpp"
 #include "examples/progress.hpp"
 #include "examples/projector_files.hpp"
+#include "examples/tutorial_model.hpp"
 #include "examples/tsne.hpp"
 #include "losses/triplet.hpp"
 #include "metrics/retrieval.hpp"
@@ -69,23 +70,6 @@ struct Options {
     std::string checkpoint, resume;
     bool summary = false, quiet = false;
 };
-
-// Conv2D(64,2,same,relu) -> MaxPool(2) -> Dropout(0.3) -> Conv2D(32,2,same,relu) -> MaxPool(2)
-// -> Dropout(0.3) -> Flatten -> Dense(256) -> L2-normalise, as the notebook's tf.keras.Sequential.
-void add_tutorial_layers(nn::Sequential& model) {
-    using nn::Activation;
-    model.add(nn::Conv2D({.filters = 64, .kernel_size = 2, .padding = Padding::Same,
-                          .activation = Activation::ReLU}));
-    model.add(nn::MaxPool2D({.pool_size = 2}));
-    model.add(nn::Dropout({.rate = 0.3f}));
-    model.add(nn::Conv2D({.filters = 32, .kernel_size = 2, .padding = Padding::Same,
-                          .activation = Activation::ReLU}));
-    model.add(nn::MaxPool2D({.pool_size = 2}));
-    model.add(nn::Dropout({.rate = 0.3f}));
-    model.add(nn::Flatten());
-    model.add(nn::Dense({.units = 256, .activation = Activation::None}));  // no activation
-    model.add(nn::L2Normalize());                                          // embeddings on the unit sphere
-}
 
 // model.predict(): dropout off, no graph, in chunks.
 Tensor embed(nn::Sequential& model, const data::Dataset& d, std::size_t count) {
@@ -149,7 +133,7 @@ int run(const Options& opt) {
 
     if (opt.summary) {  // the model alone: no data needed
         nn::Sequential model;
-        add_tutorial_layers(model);
+        examples::add_tutorial_layers(model);
         Rng init_rng(opt.seed);
         model.build({1, 28, 28}, init_rng);
         std::cout << model.summary();
@@ -168,7 +152,7 @@ int run(const Options& opt) {
 
     // --- model -----------------------------------------------------------------------------
     nn::Sequential model;
-    add_tutorial_layers(model);
+    examples::add_tutorial_layers(model);
     Rng init_rng(opt.seed);
     model.build({1, split.train.rows, split.train.cols}, init_rng);
     nn::Adam adam(model.parameters(), {.learning_rate = float(opt.lr)});
