@@ -7,16 +7,10 @@
 
 #include "autograd/functions.hpp"
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 
 namespace semigrad {
 
-constexpr std::size_t kParallelMin = 32768;  // elements; below this a thread team costs more
-#ifdef _OPENMP
-#define SEMIGRAD_PRAGMA(x) _Pragma(#x)
-#else
-#define SEMIGRAD_PRAGMA(x)
-#endif
-#define PARALLEL_FOR(n) SEMIGRAD_PRAGMA(omp parallel for schedule(static) if ((n) > kParallelMin))
 
 // y = max(x, 0). The derivative at exactly 0 is taken as 0, as TensorFlow's ReluGrad does
 // (gradient passed where x > 0), so a dead unit stays dead in both.
@@ -25,12 +19,12 @@ Var relu(const Var& x) {
     Tensor out(x.shape());
     const float* px = x.value().data();
     float* po = out.data();
-    PARALLEL_FOR(n)
+    SEMIGRAD_PARALLEL_FOR(n)
     for (std::size_t i = 0; i < n; ++i) po[i] = px[i] > 0.0f ? px[i] : 0.0f;
     return record(std::move(out), {x}, "relu", [x, n](const Tensor& dout) {
         const float *g = dout.data(), *px = x.value().data();
         float* dx = x.node()->grad_buffer().data();
-        PARALLEL_FOR(n)
+        SEMIGRAD_PARALLEL_FOR(n)
         for (std::size_t i = 0; i < n; ++i) dx[i] += px[i] > 0.0f ? g[i] : 0.0f;
     });
 }
@@ -54,7 +48,7 @@ Var l2_normalize(const Var& x, float epsilon) {
     std::vector<char> normalising(N);
     const float* px = x.value().data();
     float* po = out.data();
-    PARALLEL_FOR(N * D)
+    SEMIGRAD_PARALLEL_FOR(N * D)
     for (std::size_t n = 0; n < N; ++n) {
         const float* row = px + n * D;
         double s = 0.0;
@@ -68,7 +62,7 @@ Var l2_normalize(const Var& x, float epsilon) {
                   [x, inv_norm, normalising, N, D](const Tensor& dout) {
         const float *g = dout.data(), *px = x.value().data();
         float* dx = x.node()->grad_buffer().data();
-        PARALLEL_FOR(N * D)
+        SEMIGRAD_PARALLEL_FOR(N * D)
         for (std::size_t n = 0; n < N; ++n) {
             const float r = inv_norm[n];
             const float *xr = px + n * D, *gr = g + n * D;

@@ -6,19 +6,10 @@
 
 #include "autograd/functions.hpp"
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 
 namespace semigrad {
 
-// Elementwise loops go parallel above this many elements; below it a thread team costs more
-// than the loop (a [32,256] embedding is 8K elements, a conv activation ~1.6M).
-constexpr std::size_t kParallelMin = 32768;
-// `#pragma omp` spelled through _Pragma so that a build without OpenMP sees no unknown pragma.
-#ifdef _OPENMP
-#define SEMIGRAD_PRAGMA(x) _Pragma(#x)
-#else
-#define SEMIGRAD_PRAGMA(x)
-#endif
-#define PARALLEL_FOR(n) SEMIGRAD_PRAGMA(omp parallel for schedule(static) if ((n) > kParallelMin))
 
 // d(a ± b) = da ± db.
 static Var add_or_sub(const Var& a, const Var& b, float sign, const char* op) {
@@ -27,18 +18,18 @@ static Var add_or_sub(const Var& a, const Var& b, float sign, const char* op) {
     Tensor out(a.shape());
     const float *pa = a.value().data(), *pb = b.value().data();
     float* po = out.data();
-    PARALLEL_FOR(n)
+    SEMIGRAD_PARALLEL_FOR(n)
     for (std::size_t i = 0; i < n; ++i) po[i] = pa[i] + sign * pb[i];
     return record(std::move(out), {a, b}, op, [a, b, sign, n](const Tensor& dout) {
         const float* g = dout.data();
         if (a.requires_grad()) {
             float* da = a.node()->grad_buffer().data();
-            PARALLEL_FOR(n)
+            SEMIGRAD_PARALLEL_FOR(n)
             for (std::size_t i = 0; i < n; ++i) da[i] += g[i];
         }
         if (b.requires_grad()) {
             float* db = b.node()->grad_buffer().data();
-            PARALLEL_FOR(n)
+            SEMIGRAD_PARALLEL_FOR(n)
             for (std::size_t i = 0; i < n; ++i) db[i] += sign * g[i];
         }
     });
@@ -54,19 +45,19 @@ Var mul(const Var& a, const Var& b) {
     Tensor out(a.shape());
     const float *pa = a.value().data(), *pb = b.value().data();
     float* po = out.data();
-    PARALLEL_FOR(n)
+    SEMIGRAD_PARALLEL_FOR(n)
     for (std::size_t i = 0; i < n; ++i) po[i] = pa[i] * pb[i];
     return record(std::move(out), {a, b}, "mul", [a, b, n](const Tensor& dout) {
         const float *g = dout.data(), *pa = a.value().data(), *pb = b.value().data();
         // Two loops, one per gradient written: mul(x, x) accumulates into one buffer twice.
         if (a.requires_grad()) {
             float* da = a.node()->grad_buffer().data();
-            PARALLEL_FOR(n)
+            SEMIGRAD_PARALLEL_FOR(n)
             for (std::size_t i = 0; i < n; ++i) da[i] += g[i] * pb[i];
         }
         if (b.requires_grad()) {
             float* db = b.node()->grad_buffer().data();
-            PARALLEL_FOR(n)
+            SEMIGRAD_PARALLEL_FOR(n)
             for (std::size_t i = 0; i < n; ++i) db[i] += g[i] * pa[i];
         }
     });
@@ -77,12 +68,12 @@ Var scale(const Var& a, float factor) {
     Tensor out(a.shape());
     const float* pa = a.value().data();
     float* po = out.data();
-    PARALLEL_FOR(n)
+    SEMIGRAD_PARALLEL_FOR(n)
     for (std::size_t i = 0; i < n; ++i) po[i] = factor * pa[i];
     return record(std::move(out), {a}, "scale", [a, factor, n](const Tensor& dout) {
         const float* g = dout.data();
         float* da = a.node()->grad_buffer().data();
-        PARALLEL_FOR(n)
+        SEMIGRAD_PARALLEL_FOR(n)
         for (std::size_t i = 0; i < n; ++i) da[i] += factor * g[i];
     });
 }
@@ -96,7 +87,7 @@ static double total(const Tensor& a) {
     const std::size_t n = a.size();
     const float* pa = a.data();
     double partial[kChunks] = {};
-    PARALLEL_FOR(n)
+    SEMIGRAD_PARALLEL_FOR(n)
     for (std::size_t c = 0; c < kChunks; ++c) {
         const std::size_t begin = n * c / kChunks, end = n * (c + 1) / kChunks;
         double s = 0.0;
@@ -116,7 +107,7 @@ static Var scaled_total(const Var& a, double c, const char* op) {
     return record(Tensor::scalar(value), {a}, op, [a, c, n](const Tensor& dout) {
         const float g = static_cast<float>(c * dout[0]);
         float* da = a.node()->grad_buffer().data();
-        PARALLEL_FOR(n)
+        SEMIGRAD_PARALLEL_FOR(n)
         for (std::size_t i = 0; i < n; ++i) da[i] += g;
     });
 }
@@ -139,7 +130,7 @@ static Var reshaped(const Var& a, const Shape& shape, const char* op) {
     return record(std::move(out), {a}, op, [a, n](const Tensor& dout) {
         const float* g = dout.data();
         float* da = a.node()->grad_buffer().data();
-        PARALLEL_FOR(n)
+        SEMIGRAD_PARALLEL_FOR(n)
         for (std::size_t i = 0; i < n; ++i) da[i] += g[i];
     });
 }

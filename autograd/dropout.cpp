@@ -6,28 +6,22 @@
 #include "autograd/functions.hpp"
 #include "tensor/dropout.hpp"
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 
 namespace semigrad {
 
-constexpr std::size_t kParallelMin = 32768;  // elements; below this a thread team costs more
-#ifdef _OPENMP
-#define SEMIGRAD_PRAGMA(x) _Pragma(#x)
-#else
-#define SEMIGRAD_PRAGMA(x)
-#endif
-#define PARALLEL_FOR(n) SEMIGRAD_PRAGMA(omp parallel for schedule(static) if ((n) > kParallelMin))
 
 static Var apply_mask(const Var& x, Tensor mask, const char* op) {
     const std::size_t n = mask.size();
     Tensor out(x.shape());
     const float *px = x.value().data(), *pm = mask.data();
     float* po = out.data();
-    PARALLEL_FOR(n)
+    SEMIGRAD_PARALLEL_FOR(n)
     for (std::size_t i = 0; i < n; ++i) po[i] = px[i] * pm[i];
     return record(std::move(out), {x}, op, [x, mask = std::move(mask), n](const Tensor& dout) {
         const float *g = dout.data(), *pm = mask.data();
         float* dx = x.node()->grad_buffer().data();
-        PARALLEL_FOR(n)
+        SEMIGRAD_PARALLEL_FOR(n)
         for (std::size_t i = 0; i < n; ++i) dx[i] += g[i] * pm[i];
     });
 }

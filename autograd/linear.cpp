@@ -10,16 +10,11 @@
 
 #include "autograd/functions.hpp"
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 #include "tensor/gemm.hpp"
 
 namespace semigrad {
 
-constexpr std::size_t kParallelMin = 32768;  // elements; below this a thread team costs more
-#ifdef _OPENMP
-#define SEMIGRAD_PRAGMA(x) _Pragma(#x)
-#else
-#define SEMIGRAD_PRAGMA(x)
-#endif
 
 static std::string shapes(const Var& a, const Var& b) {
     return to_string(a.shape()) + " and " + to_string(b.shape());
@@ -98,7 +93,7 @@ Var bias_add(const Var& x, const Var& bias) {
     Tensor out(x.shape());
     const float *px = x.value().data(), *pb = bias.value().data();
     float* po = out.data();
-    SEMIGRAD_PRAGMA(omp parallel for schedule(static) if (NC * S > kParallelMin))
+    SEMIGRAD_PARALLEL_FOR(NC * S)
     for (std::size_t nc = 0; nc < NC; ++nc) {
         const float b = pb[nc % C];
         for (std::size_t s = 0; s < S; ++s) po[nc * S + s] = px[nc * S + s] + b;
@@ -108,13 +103,13 @@ Var bias_add(const Var& x, const Var& bias) {
         const std::size_t total = N * C * S;
         if (x.requires_grad()) {
             float* dx = x.node()->grad_buffer().data();
-            SEMIGRAD_PRAGMA(omp parallel for schedule(static) if (total > kParallelMin))
+            SEMIGRAD_PARALLEL_FOR(total)
             for (std::size_t i = 0; i < total; ++i) dx[i] += g[i];
         }
         if (bias.requires_grad()) {
             // Parallel over channels: each thread owns dbias[c], so no atomics are needed.
             float* dbias = bias.node()->grad_buffer().data();
-            SEMIGRAD_PRAGMA(omp parallel for schedule(static) if (total > kParallelMin))
+            SEMIGRAD_PARALLEL_FOR(total)
             for (std::size_t c = 0; c < C; ++c) {
                 double s = 0.0;
                 for (std::size_t n = 0; n < N; ++n)
