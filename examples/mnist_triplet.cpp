@@ -13,11 +13,13 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include "autograd/var.hpp"
 #include "data/batcher.hpp"
@@ -45,8 +47,8 @@ namespace {
 // The tutorial's settings, the defaults of the flags.
 constexpr int kEpochs = 5;               // model.fit(train_dataset, epochs=5)
 constexpr int kBatchSize = 32;           // train_dataset.shuffle(1024).batch(32)
-constexpr float kLearningRate = 0.001f;  // tf.keras.optimizers.Adam(0.001)
-constexpr float kMargin = 1.0f;          // tfa.losses.TripletSemiHardLoss(), default margin
+constexpr double kLearningRate = 0.001;  // tf.keras.optimizers.Adam(0.001)
+constexpr double kMargin = 1.0;            // tfa.losses.TripletSemiHardLoss(), default margin
 constexpr std::uint64_t kSeed = 42;
 constexpr std::size_t kEmbedChunk = 500;  // images embedded at once when evaluating (bounds memory)
 constexpr std::size_t kTsnePoints = 3000;  // exact t-SNE is O(n^2): draw a seeded sample
@@ -110,10 +112,124 @@ std::vector<std::string> class_names(const std::string& dataset) {
     return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
 }
 
-// Per-epoch history survives a resume inside the checkpoint's integer metadata, as the bit
-// patterns of the doubles (exact, unlike any decimal rounding).
+// What training has produced so far; saved in checkpoints so a resumed run reports every epoch.
+struct History {
+    std::vector<double> epoch_loss, epoch_seconds, epoch_active;
+    std::size_t no_positive_batches = 0;
+};
+
+// What a checkpoint must agree on to be resumed: the settings that decide the batches, and the
+// data itself (a CRC-32 of the training images and labels used).
+std::map<std::string, std::int64_t> run_key(const Options& opt, const data::Dataset& train,
+                                            std::size_t train_count) {
+    const std::size_t pixels = train_count * train.rows * train.cols;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32_z(crc, train.images.data(), pixels);
+    for (std::size_t i = 0; i < train_count; ++i) {
+        const auto label = static_cast<unsigned char>(train.labels[i]);
+        crc = crc32_z(crc, &label, 1);
+    }
+    return {{"seed", std::int64_t(opt.seed)},
+            {"batch_size", opt.batch_size},
+            {"train_samples", std::int64_t(train_count)},
+            {"shuffle_buffer", std::int64_t(opt.shuffle_buffer)},
+            {"data_crc32", std::int64_t(crc)}};
+}
+
+// Per-epoch history lives in the checkpoint's integer metadata as the bit patterns of the
+// doubles (exact, unlike any decimal rounding).
 std::int64_t bits(double x) { return std::bit_cast<std::int64_t>(x); }
 double unbits(std::int64_t x) { return std::bit_cast<double>(x); }
+
+void save_checkpoint(const Options& opt, nn::Sequential& model, const nn::Adam& adam,
+                     std::map<std::string, std::int64_t> meta, const History& h) {
+    meta["epoch"] = std::int64_t(h.epoch_loss.size());
+    meta["no_positive_batches"] = std::int64_t(h.no_positive_batches);
+    for (std::size_t e = 0; e < h.epoch_loss.size(); ++e) {
+        meta["epoch_loss_" + std::to_string(e)] = bits(h.epoch_loss[e]);
+        meta["epoch_seconds_" + std::to_string(e)] = bits(h.epoch_seconds[e]);
+        meta["epoch_active_" + std::to_string(e)] = bits(h.epoch_active[e]);
+    }
+    nn::save_checkpoint(opt.checkpoint, model, adam, meta);
+}
+
+// Loads --resume into model and optimiser after checking it belongs to this run; returns the
+// history of the epochs it holds.
+History resume(const Options& opt, nn::Sequential& model, nn::Adam& adam,
+               const std::map<std::string, std::int64_t>& key) {
+    auto meta = nn::load_checkpoint(opt.resume, model, adam);
+    const std::map<std::string, std::string> flag_of = {
+        {"seed", "--seed"}, {"batch_size", "--batch-size"}, {"train_samples", "--limit-train"},
+        {"shuffle_buffer", "--shuffle-buffer"}, {"data_crc32", "--data"}};
+    for (const auto& [name, value] : key) {
+        if (meta.count(name) && meta.at(name) == value) continue;
+        const std::string here = name == "data_crc32"      ? opt.data
+                                 : name == "train_samples" ? "(" + std::to_string(value) +
+                                                                 " training images)"
+                                                           : std::to_string(value);
+        throw UsageError(flag_of.at(name) + " " + here + " does not match " + opt.resume +
+                         ", made with " + name + " " +
+                         (meta.count(name) ? std::to_string(meta.at(name)) : "unknown") +
+                         " (resume with the settings and data it was made with)");
+    }
+    const auto epochs_done = std::size_t(meta.at("epoch"));
+    if (epochs_done > std::size_t(opt.epochs))
+        throw UsageError("--epochs " + std::to_string(opt.epochs) + " is less than the " +
+                         std::to_string(epochs_done) + " epochs already done in " + opt.resume);
+    History h;
+    h.no_positive_batches = std::size_t(meta.at("no_positive_batches"));
+    for (std::size_t e = 0; e < epochs_done; ++e) {
+        h.epoch_loss.push_back(unbits(meta.at("epoch_loss_" + std::to_string(e))));
+        h.epoch_seconds.push_back(unbits(meta.at("epoch_seconds_" + std::to_string(e))));
+        h.epoch_active.push_back(unbits(meta.at("epoch_active_" + std::to_string(e))));
+    }
+    return h;
+}
+
+// --out and --checkpoint are checked before any work, without creating anything yet: a typo
+// must not cost minutes of training, and a failed run must not leave folders behind.
+void check_output_paths(const Options& opt) {
+    std::error_code ec;
+    if (fs::exists(opt.out, ec) && !fs::is_directory(opt.out, ec))
+        throw IoError("--out " + opt.out + ": exists and is not a folder");
+    if (opt.checkpoint.empty()) return;
+    if (fs::is_directory(opt.checkpoint, ec))
+        throw IoError("--checkpoint " + opt.checkpoint + ": is a folder, not a file");
+    const fs::path parent = fs::absolute(opt.checkpoint, ec).parent_path();
+    if (!fs::is_directory(parent, ec))
+        throw IoError("--checkpoint " + opt.checkpoint + ": folder " + parent.string() +
+                      " does not exist");
+}
+
+// The untrained network's retrieval quality, for context: on MNIST even random convolutional
+// features retrieve well. Built apart so that resuming never mixes the two.
+float untrained_precision_at_1(const Options& opt, const data::Dataset& test) {
+    nn::Sequential fresh;
+    examples::add_tutorial_layers(fresh);
+    Rng init_rng(opt.seed);
+    fresh.build({1, test.rows, test.cols}, init_rng);
+    return metrics::precision_at_1(embed(fresh, test, test.count), test.labels);
+}
+
+// t-SNE of a seeded sample of at most kTsnePoints test embeddings, drawn one colour per class.
+void draw_embeddings(const Options& opt, const std::string& dataset, const Tensor& embeddings,
+                     const std::vector<int>& labels, const std::string& path) {
+    const std::size_t count = embeddings.dim(0), D = embeddings.dim(1);
+    Rng sample_rng(opt.seed, /*stream=*/7);
+    std::vector<std::size_t> sample = sample_rng.permutation(count);
+    sample.resize(std::min(kTsnePoints, count));
+    std::sort(sample.begin(), sample.end());
+    Tensor points({sample.size(), D});
+    std::vector<int> point_labels;
+    for (std::size_t i = 0; i < sample.size(); ++i) {
+        std::copy_n(embeddings.data() + sample[i] * D, D, points.data() + i * D);
+        point_labels.push_back(labels[sample[i]]);
+    }
+    const Tensor xy = viz::tsne(points, {.seed = opt.seed});
+    viz::write_scatter_png(path, xy, point_labels, class_names(dataset),
+                           {.title = "semigrad: " + dataset + " test embeddings, t-SNE of " +
+                                     std::to_string(sample.size()) + " points"});
+}
 
 int run(const Options& opt) {
     if (opt.threads > 0) set_num_threads(opt.threads);
@@ -123,15 +239,7 @@ int run(const Options& opt) {
         if (talk) std::cout << line << std::endl;
     };
 
-    // The output folder first: a bad --out must fail before minutes of training, not after.
-    const fs::path out(opt.out);
-    std::error_code ec;
-    fs::create_directories(out, ec);
-    if (ec || !fs::is_directory(out))
-        throw IoError("--out " + opt.out + ": cannot create the output folder" +
-                      (ec ? ": " + ec.message() : std::string(" (a file of that name exists)")));
-
-    if (opt.summary) {  // the model alone: no data needed
+    if (opt.summary) {  // the model alone: no data, no files
         nn::Sequential model;
         examples::add_tutorial_layers(model);
         Rng init_rng(opt.seed);
@@ -139,6 +247,7 @@ int run(const Options& opt) {
         std::cout << model.summary();
         return 0;
     }
+    check_output_paths(opt);
 
     // --- data ------------------------------------------------------------------------------
     const data::Split split = data::load_mnist_folder(opt.data);
@@ -149,50 +258,27 @@ int run(const Options& opt) {
     const data::Batcher batcher(split.train, std::size_t(opt.batch_size), opt.seed,
                                 opt.shuffle_buffer, opt.limit_train);
     const std::size_t train_count = batcher.num_samples(), test_count = split.test.count;
+    const auto key = run_key(opt, split.train, train_count);
 
-    // --- model -----------------------------------------------------------------------------
+    // --- model and optimiser: the tutorial's model.compile(optimizer=Adam(0.001), ...) ------
     nn::Sequential model;
     examples::add_tutorial_layers(model);
     Rng init_rng(opt.seed);
     model.build({1, split.train.rows, split.train.cols}, init_rng);
     nn::Adam adam(model.parameters(), {.learning_rate = float(opt.lr)});
+    History history;
+    if (!opt.resume.empty()) history = resume(opt, model, adam, key);
+
     say("semigrad mnist_triplet: " + dataset + ", " + std::to_string(train_count) + " train / " +
         std::to_string(test_count) + " test images, " + std::to_string(threads) +
         " threads, OpenBLAS " + openblas_core() + " kernels");
-
-    // For context: on MNIST even random convolutional features retrieve well.
-    const float untrained_p1 =
-        metrics::precision_at_1(embed(model, split.test, test_count), split.test.labels);
-
-    std::vector<double> epoch_loss, epoch_seconds, epoch_active;
-    std::size_t start_epoch = 0, no_positive_batches = 0;
-    if (!opt.resume.empty()) {
-        auto meta = nn::load_checkpoint(opt.resume, model, adam);
-        auto expect = [&](const char* key, std::int64_t value, const char* flag) {
-            if (!meta.count(key) || meta.at(key) != value)
-                throw UsageError(std::string(flag) + " " + std::to_string(value) + " differs from " +
-                                 std::to_string(meta.count(key) ? meta.at(key) : -1) +
-                                 " recorded in " + opt.resume);
-        };
-        expect("seed", std::int64_t(opt.seed), "--seed");
-        expect("batch_size", opt.batch_size, "--batch-size");
-        expect("limit_train", std::int64_t(opt.limit_train), "--limit-train");
-        expect("shuffle_buffer", std::int64_t(opt.shuffle_buffer), "--shuffle-buffer");
-        start_epoch = std::size_t(meta.at("epoch"));
-        if (start_epoch > std::size_t(opt.epochs))
-            throw UsageError("--epochs " + std::to_string(opt.epochs) + " is less than the " +
-                             std::to_string(start_epoch) + " epochs already done in " + opt.resume);
-        no_positive_batches = std::size_t(meta["no_positive_batches"]);
-        for (std::size_t e = 0; e < start_epoch; ++e) {
-            epoch_loss.push_back(unbits(meta.at("epoch_loss_" + std::to_string(e))));
-            epoch_seconds.push_back(unbits(meta.at("epoch_seconds_" + std::to_string(e))));
-            epoch_active.push_back(unbits(meta.at("epoch_active_" + std::to_string(e))));
-        }
-        say("resumed from " + opt.resume + " after epoch " + std::to_string(start_epoch));
-    }
+    if (!opt.resume.empty())
+        say("resumed from " + opt.resume + " after epoch " +
+            std::to_string(history.epoch_loss.size()));
+    const float untrained_p1 = untrained_precision_at_1(opt, split.test);
 
     // --- training: the tutorial's model.fit(train_dataset, epochs=5) -------------------------
-    for (std::size_t epoch = start_epoch; epoch < std::size_t(opt.epochs); ++epoch) {
+    for (std::size_t epoch = history.epoch_loss.size(); epoch < std::size_t(opt.epochs); ++epoch) {
         model.train(true);
         examples::ProgressBar bar(epoch + 1, opt.epochs, batcher.num_batches(),
                                   talk && examples::stderr_is_terminal());
@@ -202,7 +288,8 @@ int run(const Options& opt) {
             const Var images(batch.images);                    // [N,1,28,28] in [0,1]
             const Var embeddings = model.forward(images);      // forward: [N,256], unit rows
             losses::TripletStats stats;
-            const Var loss = losses::triplet_semihard_loss(embeddings, batch.labels, float(opt.margin),
+            const Var loss = losses::triplet_semihard_loss(embeddings, batch.labels,
+                                                           float(opt.margin),
                                                            losses::Distance::L2, &stats);
             adam.zero_grad();
             backward(loss);                                    // backward
@@ -211,39 +298,27 @@ int run(const Options& opt) {
             const std::size_t n = batch.labels.size();
             loss_sum += double(loss.value().item()) * n;
             active_sum += double(stats.fraction_active) * n;
-            no_positive_batches += stats.no_positive_pair;
+            history.no_positive_batches += stats.no_positive_pair;
             seen += n;
             bar.update(++done, loss_sum / seen, seen);
         }
         bar.finish();
-        epoch_loss.push_back(loss_sum / seen);
-        epoch_active.push_back(active_sum / seen);
-        epoch_seconds.push_back(bar.elapsed_seconds());
+        history.epoch_loss.push_back(loss_sum / seen);
+        history.epoch_active.push_back(active_sum / seen);
+        history.epoch_seconds.push_back(bar.elapsed_seconds());
         char line[160];
         std::snprintf(line, sizeof line,
                       "epoch %zu/%d  loss %.4f  active triplets %.1f%%  %.1fs  %.0f samples/s",
-                      epoch + 1, opt.epochs, epoch_loss.back(), 100 * epoch_active.back(),
-                      epoch_seconds.back(), seen / epoch_seconds.back());
+                      epoch + 1, opt.epochs, history.epoch_loss.back(),
+                      100 * history.epoch_active.back(), history.epoch_seconds.back(),
+                      seen / history.epoch_seconds.back());
         say(line);
-
-        if (!opt.checkpoint.empty()) {
-            std::map<std::string, std::int64_t> meta{
-                {"epoch", std::int64_t(epoch + 1)},
-                {"seed", std::int64_t(opt.seed)},
-                {"batch_size", opt.batch_size},
-                {"limit_train", std::int64_t(opt.limit_train)},
-                {"shuffle_buffer", std::int64_t(opt.shuffle_buffer)},
-                {"no_positive_batches", std::int64_t(no_positive_batches)}};
-            for (std::size_t e = 0; e < epoch_loss.size(); ++e) {
-                meta["epoch_loss_" + std::to_string(e)] = bits(epoch_loss[e]);
-                meta["epoch_seconds_" + std::to_string(e)] = bits(epoch_seconds[e]);
-                meta["epoch_active_" + std::to_string(e)] = bits(epoch_active[e]);
-            }
-            nn::save_checkpoint(opt.checkpoint, model, adam, meta);
-        }
+        if (!opt.checkpoint.empty()) save_checkpoint(opt, model, adam, key, history);
     }
 
     // --- the tutorial's last cells: embed the test set, save for the Projector ---------------
+    const fs::path out(opt.out);
+    fs::create_directories(out);
     const Tensor test_embeddings = embed(model, split.test, test_count);
     examples::write_vecs_tsv((out / "vecs.tsv").string(), test_embeddings);
     examples::write_meta_tsv((out / "meta.tsv").string(), split.test.labels);
@@ -255,28 +330,15 @@ int run(const Options& opt) {
                                             first(split.train.labels, train_count), 1);
     const float map_r = metrics::map_at_r(test_embeddings, split.test.labels);
 
-    // --- the picture: t-SNE of a seeded sample, one colour per class -------------------------
-    Rng sample_rng(opt.seed, /*stream=*/7);
-    std::vector<std::size_t> sample = sample_rng.permutation(test_count);
-    sample.resize(std::min(kTsnePoints, test_count));
-    std::sort(sample.begin(), sample.end());
-    const std::size_t D = test_embeddings.dim(1);
-    Tensor points({sample.size(), D});
-    std::vector<int> point_labels;
-    for (std::size_t i = 0; i < sample.size(); ++i) {
-        std::copy_n(test_embeddings.data() + sample[i] * D, D, points.data() + i * D);
-        point_labels.push_back(split.test.labels[sample[i]]);
-    }
-    const Tensor xy = viz::tsne(points, {.seed = opt.seed});
-    const std::vector<std::string> names = class_names(dataset);
-    viz::write_scatter_png((out / "embeddings.png").string(), xy, point_labels, names,
-                           {.title = "semigrad: " + dataset + " test embeddings, t-SNE of " +
-                                     std::to_string(sample.size()) + " points"});
+    // --- the picture the tutorial gets from the Projector ------------------------------------
+    draw_embeddings(opt, dataset, test_embeddings, split.test.labels,
+                    (out / "embeddings.png").string());
 
     double total_seconds = 0;
-    for (double s : epoch_seconds) total_seconds += s;
+    for (double s : history.epoch_seconds) total_seconds += s;
     const double samples_per_second =
-        total_seconds > 0 ? double(train_count) * epoch_seconds.size() / total_seconds : 0.0;
+        total_seconds > 0 ? double(train_count) * history.epoch_seconds.size() / total_seconds
+                          : 0.0;
     const nlohmann::ordered_json metrics_json = {
         {"dataset", dataset},
         {"train_samples", train_count},
@@ -288,10 +350,10 @@ int run(const Options& opt) {
         {"threads", threads},
         {"openblas_core", openblas_core()},
         {"seed", opt.seed},
-        {"epoch_seconds", epoch_seconds},
-        {"epoch_loss", epoch_loss},
-        {"epoch_active_triplet_fraction", epoch_active},
-        {"no_positive_batches", no_positive_batches},
+        {"epoch_seconds", history.epoch_seconds},
+        {"epoch_loss", history.epoch_loss},
+        {"epoch_active_triplet_fraction", history.epoch_active},
+        {"no_positive_batches", history.no_positive_batches},
         {"train_samples_per_second", samples_per_second},
         {"test_precision_at_1", p1},
         {"test_knn_accuracy", knn},
@@ -311,29 +373,25 @@ int run(const Options& opt) {
     return 0;
 }
 
-// CLI11's PositiveNumber prints the whole double range on failure; say it plainly.
-const CLI::Validator positive(
-    [](std::string& text) -> std::string {
-        try {
-            std::size_t used = 0;
-            const double v = std::stod(text, &used);
-            if (used == text.size() && v > 0) return {};
-        } catch (const std::exception&) {
-        }
-        return "must be a number greater than 0, got '" + text + "'";
-    },
-    "> 0");
-const CLI::Validator non_negative(
-    [](std::string& text) -> std::string {
-        try {
-            std::size_t used = 0;
-            const double v = std::stod(text, &used);
-            if (used == text.size() && v >= 0) return {};
-        } catch (const std::exception&) {
-        }
-        return "must be a number >= 0, got '" + text + "'";
-    },
-    ">= 0");
+// Flag checks with plain messages (CLI11's PositiveNumber prints the whole double range).
+// Numbers must be finite; whole numbers must not be negative (CLI11 would wrap "-3" around).
+CLI::Validator number_check(bool (*ok)(double), const char* rule) {
+    return CLI::Validator(
+        [ok, rule](std::string& text) -> std::string {
+            try {
+                std::size_t used = 0;
+                const double v = std::stod(text, &used);
+                if (used == text.size() && std::isfinite(v) && ok(v)) return {};
+            } catch (const std::exception&) {
+            }
+            return std::string("must be ") + rule + ", got '" + text + "'";
+        },
+        rule);
+}
+const CLI::Validator positive = number_check([](double v) { return v > 0; }, "a number > 0");
+const CLI::Validator non_negative = number_check([](double v) { return v >= 0; }, "a number >= 0");
+const CLI::Validator whole = number_check(
+    [](double v) { return v >= 0 && v == std::floor(v); }, "a whole number >= 0");
 
 }  // namespace
 
@@ -354,14 +412,14 @@ int main(int argc, char** argv) {
     app.add_option("--margin", opt.margin, "Triplet margin")
         ->check(non_negative)->capture_default_str();
     app.add_option("--seed", opt.seed, "Seed for initialisation, shuffling and dropout")
-        ->capture_default_str();
+        ->check(whole)->capture_default_str();
     app.add_option("--threads", opt.threads, "OpenMP/OpenBLAS threads (default: all cores)")
         ->check(positive);
     app.add_option("--limit-train", opt.limit_train, "Train on the first N training images only")
-        ->check(positive);
+        ->check(whole & positive);
     app.add_option("--shuffle-buffer", opt.shuffle_buffer,
                    "Keras-style shuffle buffer (the tutorial's shuffle(1024)); 0 = full shuffle")
-        ->capture_default_str();
+        ->check(whole)->capture_default_str();
     app.add_option("--out", opt.out, "Output folder")->capture_default_str();
     app.add_option("--checkpoint", opt.checkpoint, "Save model+optimiser state here after every epoch");
     app.add_option("--resume", opt.resume, "Continue from this checkpoint up to --epochs")
