@@ -174,7 +174,11 @@ case_bad_input() {
     "--epochs|--data data --epochs 0"
     "--lr|--data data --epochs 1 --lr -1"
     "--batch-size|--data data --epochs 1 --batch-size x"
-    "--limit-train 257|--data data --epochs 1 --limit-train 257")  # the set has 256
+    "--limit-train 257|--data data --epochs 1 --limit-train 257"  # the set has 256
+    "--seed|--data data --epochs 1 --seed -3"                      # no unsigned wrap-around
+    "--shuffle-buffer|--data data --epochs 1 --shuffle-buffer -1"
+    "--lr|--data data --epochs 1 --lr inf"                          # finite numbers only
+    "--margin|--data data --epochs 1 --margin nan")
   local entry args flag
   for entry in "${flag_cases[@]}"; do
     flag=${entry%%|*} args=${entry#*|}
@@ -222,6 +226,10 @@ EOF
   expect_error outfile 1 a-file "--out on a regular file"
   [ -s outfile.out ] && fail "--out on a file: printed (trained?) before failing: $(cat outfile.out)"
   [ "$(cat a-file)" = precious ] || fail "--out on a file: the file was changed"
+  # --checkpoint in a missing folder: exit 1 before training, not after the first epoch.
+  run ckdir "${common[@]}" --data data --checkpoint no-such-dir/x.ckpt
+  expect_error ckdir 1 no-such-dir "--checkpoint in a missing folder"
+  [ -s ckdir.out ] && fail "--checkpoint in a missing folder: trained first: $(cat ckdir.out)"
 
   # Damaged checkpoints: make a real one, then break copies of it.
   mkdir ck
@@ -268,6 +276,7 @@ case_cli() {
     pass "--version: $(cat version.out)"
   else fail "--version: exit $rc, stdout '$(cat version.out)'"; fi
   run summary --summary --data "$tmp/no-data-here" --out summary-out --threads "$threads"
+  [ -e summary-out ] && fail "--summary created its --out folder"
   if ((rc == 0)) && grep -qx 'Total params: 410,208' summary.out; then
     pass "--summary without data: Total params: 410,208"
   else fail "--summary: exit $rc, stdout: $(cat summary.out) stderr: $(cat summary.err)"; fi
