@@ -128,3 +128,39 @@ TEST(PairwiseDistance, RejectsBadShapes) {
         EXPECT_NE(std::string(e.what()).find("[3,3]"), std::string::npos) << e.what();
     }
 }
+
+// From B = 1024 on the Gram matrix comes from ssyrk (upper triangle, mirrored): check the
+// values, exact symmetry, and the backward against the textbook gradient in double, at a size
+// that is not a multiple of the 64-wide tiles.
+TEST(PairwiseDistance, LargeBatchSymmetricPathMatchesDefinitions) {
+    Rng rng(4);
+    const std::size_t B = 1029, D = 5;
+    const Tensor x = random_normal(B, D, rng);
+    Tensor W({B, B});
+    for (std::size_t i = 0; i < W.size(); ++i) W[i] = rng.below(8) == 0 ? rng.normal() : 0.0f;
+    for (Distance m : kMetrics) {
+        const PairwiseDistance pd(x, m);
+        const Tensor& dist = pd.distances();
+        double worst = 0;
+        for (std::size_t i = 0; i < B; ++i)
+            for (std::size_t j = 0; j < B; ++j) {
+                ASSERT_EQ(dist.at({i, j}), dist.at({j, i})) << distance_name(m) << " i=" << i << " j=" << j;
+                const double got = dist.at({i, j}), want = naive_distance(x, i, j, m);
+                worst = std::max(worst, m == Distance::L2 ? std::fabs(got * got - want * want) : std::fabs(got - want));
+            }
+        EXPECT_LT(worst, m == Distance::Angular ? 1e-5 : 1e-5 * double(D + 1)) << distance_name(m);
+        if (m == Distance::Angular) continue;  // its backward path is shared with L2's (tested below)
+        // d/dx_i of sum W D: sum_j (W_ij + W_ji) dD_ij/dx_i, dD_ij/dx_i = (x_i - x_j)/D_ij (L2)
+        // or 2 (x_i - x_j) (squared), 0 on the diagonal.
+        const Tensor dx = pd.backward(W);
+        Tensor want({B, D});
+        for (std::size_t i = 0; i < B; ++i)
+            for (std::size_t j = 0; j < B; ++j) {
+                const double w = double(W.at({i, j})) + W.at({j, i}), d = dist.at({i, j});
+                if (i == j || w == 0 || d == 0) continue;
+                const double f = m == Distance::L2 ? w / d : 2 * w;
+                for (std::size_t k = 0; k < D; ++k) want[i * D + k] += float(f * (double(x[i * D + k]) - x[j * D + k]));
+            }
+        EXPECT_LT(scaled_error(dx, want, 1e-5, 1e-4), 1.0) << distance_name(m);
+    }
+}

@@ -393,3 +393,72 @@ TEST(TripletErrors, BadInputsNameTheOpAndShape) {
     EXPECT_THROW(triplet_semihard_loss(Var(Tensor({0, 2})), std::vector<int>{}), ShapeError);
     EXPECT_THROW(triplet_semihard_loss(Var(Tensor({3, 2})), labels, NAN), ValueError);
 }
+
+// ---- the fast paths' own corners -----------------------------------------------------------
+
+// Integer coordinates in {0,1,2}: distances take a handful of values, so nearly every selected
+// negative (semi-hard bucket minimum, farthest negative) is tied with others and positives tie
+// with positives. (The literal port's gradient differs here in TF's corner cases that the header
+// of losses/triplet.cpp lists, so: values against the brute force, and the gradient's sum,
+// which is 0 for any function of distances, i.e. the tie shares add up.)
+TEST(TripletSemihard, ManyExactTiesMatchBruteForce) {
+    Rng rng(60);
+    for (std::size_t B : {24, 65}) {
+        Batch b{Tensor({B, 3}), random_labels(B, 4, rng)};
+        for (std::size_t i = 0; i < b.x.size(); ++i) b.x[i] = float(rng.below(3));
+        for (Distance m : {Distance::L2, Distance::SquaredL2})
+            for (float margin : {0.5f, 3.0f}) {
+                const double want = semihard_brute_force(pairwise_distance(b.x, m), b.labels, margin);
+                const LossAndGrad r = loss_and_grad(b, false, margin, m);
+                EXPECT_NEAR(r.loss, want, 2e-6 * std::max(1.0, want)) << "B=" << B << " " << distance_name(m);
+                double norm = 0;
+                for (std::size_t k = 0; k < 3; ++k) {
+                    double sum = 0;
+                    for (std::size_t i = 0; i < B; ++i) sum += r.grad[i * 3 + k], norm += std::fabs(r.grad[i * 3 + k]);
+                    EXPECT_NEAR(sum, 0.0, 1e-5) << "B=" << B << " " << distance_name(m);
+                }
+                EXPECT_GT(norm, 1e-3);
+            }
+    }
+}
+
+// All positives of an anchor at one distance (the rank table's range is 0) and negatives on
+// both sides of it.
+TEST(TripletReference, PositivesAllAtOneDistance) {
+    // Anchor 0 at the origin; its positives on the unit circle; negatives at 1 (not > 1), 1.5, 3.
+    Tensor x({7, 2}, {0, 0, 1, 0, 0, 1, -1, 0, 0, -1, 0, 1.5f, -3, 0});
+    const Batch b{x, {0, 0, 0, 0, 1, 1, 1}};
+    for (Distance m : {Distance::L2, Distance::SquaredL2}) expect_matches_reference(b, false, false, m, 1.0f, distance_name(m));
+}
+
+// B >= 1024 takes the ssyrk distances and large rank tables, out of the literal port's reach
+// (O(B^3) memory): the value against a per-anchor sort-and-search (TFA's test algorithm with
+// the negatives sorted once), on the loss's own distance matrix.
+TEST(TripletSemihard, LargeBatchMatchesSortAndSearch) {
+    Rng rng(61);
+    const std::size_t B = 1031;
+    const Batch b = random_batch(B, 16, 10, rng, true);
+    for (Distance m : kMetrics) {
+        const Tensor pdist = pairwise_distance(b.x, m);
+        double loss = 0, num_positives = 0;
+        for (std::size_t a = 0; a < B; ++a) {
+            std::vector<float> negatives;
+            for (std::size_t k = 0; k < B; ++k)
+                if (b.labels[k] != b.labels[a]) negatives.push_back(pdist.at({a, k}));
+            std::sort(negatives.begin(), negatives.end());
+            for (std::size_t p = 0; p < B; ++p) {
+                if (p == a || b.labels[p] != b.labels[a]) continue;
+                num_positives += 1;
+                const float d_ap = pdist.at({a, p});
+                auto it = std::upper_bound(negatives.begin(), negatives.end(), d_ap);
+                const double chosen = it != negatives.end() ? *it : negatives.back();
+                loss += std::max(0.0, 1.0 + d_ap - chosen);
+            }
+        }
+        TripletStats stats;
+        const LossAndGrad r = loss_and_grad(b, false, 1.0f, m, false, &stats);
+        EXPECT_NEAR(r.loss, loss / num_positives, 2e-6) << distance_name(m);
+        EXPECT_EQ(double(stats.positive_pairs), num_positives);
+        for (std::size_t i = 0; i < r.grad.size(); ++i) ASSERT_TRUE(std::isfinite(r.grad[i]));
+    }
+}
