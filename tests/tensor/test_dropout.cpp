@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "tensor/dropout.hpp"
+#include "tensor/parallel.hpp"
 #include "tensor/error.hpp"
 
 using namespace semigrad;
@@ -62,4 +63,19 @@ TEST(DropoutMask, RejectsRatesOutsideZeroOne) {
             EXPECT_NE(std::string(e.what()).find("dropout_mask"), std::string::npos) << e.what();
         }
     }
+}
+
+// The mask is a pure function of the generator state: the same for any thread count, and the
+// generator advances by the same amount (one key) whatever the shape.
+TEST(DropoutMask, SameMaskForAnyThreadCount) {
+    const int before = num_threads();
+    set_num_threads(1);
+    Rng a(9);
+    const Tensor one = dropout_mask({4, 64, 28, 28}, 0.3f, a);
+    set_num_threads(2);
+    Rng b(9);
+    const Tensor two = dropout_mask({4, 64, 28, 28}, 0.3f, b);
+    set_num_threads(before);
+    EXPECT_EQ(max_abs_diff(one, two), 0.0f);
+    EXPECT_EQ(a.next_u32(), b.next_u32());
 }
