@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <string>
 #include <vector>
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #ifdef __SSE2__
 #include <immintrin.h>
 #endif
@@ -198,13 +203,59 @@ static void grad_row(Distance metric, const float* __restrict dist, const float*
         }
 }
 
+// G for one entry, with the same operations as grad_row (so bit for bit the same value).
+static inline float grad_entry(Distance metric, float dist, float dd, float raw, float scale) {
+    const float u = dd * scale;
+    switch (metric) {
+        case Distance::L2: return dist > 0.0f ? u * (0.5f / dist) : 0.0f;
+        case Distance::SquaredL2: return dist > 0.0f ? u : 0.0f;
+        case Distance::Angular: return raw >= 0.0f ? -u : 0.0f;
+    }
+    return 0.0f;
+}
+
+// Scratch of the backward, kept per calling thread and grown, never shrunk: at B = 4096 a fresh
+// [B,B] buffer costs 64 MiB of page faults and zero fill on every training step.
+struct BackwardWorkspace {
+    std::vector<float> s;                 // [B,B] S = G + G^T
+    std::vector<float> g;                 // sparse path: G at each entry of dD
+    std::vector<std::uint32_t> trow;      // sparse path: G^T by rows (CSR), columns
+    std::vector<float> tval;              //   ... and values
+    std::vector<std::size_t> tstart;      //   ... and row starts (B + 1)
+    std::vector<std::size_t> count;       // [threads, B] entries per (thread, column)
+};
+
+static BackwardWorkspace& backward_workspace() {
+    thread_local BackwardWorkspace w;
+    return w;
+}
+
+template <class T>
+static T* at_least(std::vector<T>& v, std::size_t n) {
+    if (v.size() < n) v.resize(n);
+    return v.data();
+}
+
+// The sum of one row of S in the order the dense path adds it (64-wide stretches), so both paths
+// give the same bits.
+static float row_sum(const float* row, std::size_t B) {
+    constexpr std::size_t T = 64;
+    float total = 0.0f;
+    for (std::size_t j0 = 0; j0 < B; j0 += T) {
+        float acc = 0.0f;
+        for (std::size_t j = j0; j < std::min(B, j0 + T); ++j) acc += row[j];
+        total += acc;
+    }
+    return total;
+}
+
 // dD [B,B] -> dx [B,D]. Every entry is d2_ij = |x_i|^2 + |x_j|^2 - 2 x_i.x_j (or the angular
 // 1 - x_hat_i.x_hat_j), so with G = dL/d(d2) (or dL/d(gram)) the chain rule collapses to
 // S = G + G^T and one gemm: dx = 2 diag(rowsum S) x - 2 S x.
 Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
     if (!keep_for_backward_) throw Error("pairwise_distance: backward on a forward-only result");
     check_same_shape("pairwise_distance backward", dD, D_);
-    const std::size_t B = D_.dim(0), D = x_.dim(1);
+    const std::size_t B = D_.dim(0);
     const float* dist = D_.data();
     const float* dd = dD.data();
     const float* raw = raw_.empty() ? nullptr : raw_.data();
@@ -218,8 +269,7 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
     // S = G + G^T tile by tile: G's tiles (I,J) and (J,I) go to two small buffers (computing
     // each G entry twice, but no [B,B] buffer for G), so the transposed reads stay in L1; each
     // thread writes its own rows of S and their row sums.
-    Tensor S({B, B});
-    float* s = S.data();
+    float* s = at_least(backward_workspace().s, B * B);
     std::vector<float> rowsum(B, 0.0f);
     const long nblocks = long((B + T - 1) / T);
 #pragma omp parallel if (B >= kParallelRows)
@@ -244,7 +294,99 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
             }
         }
     }
+    return embeddings_grad(s, rowsum);
+}
 
+// The sparse dD: G only at its entries, then S row by row, each row i taking its own entries
+// G[i,:] and the column G[:,i] through a transposed index (G^T in CSR), so that rows are written
+// by one thread each, without atomics. S[i,j] = (0 + G[i,j]) + G[j,i] is the dense path's
+// G[i,j] + G[j,i] exactly, and the row sums add in the same order, so the two paths agree bit for
+// bit (and for any thread count).
+Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
+    if (!keep_for_backward_) throw Error("pairwise_distance: backward on a forward-only result");
+    const std::size_t B = D_.dim(0), nnz = dD.column.size();
+    const bool shape_ok = dD.start.size() == B + 1 && dD.start.front() == 0 && dD.start.back() == nnz &&
+                          dD.value.size() == nnz && std::is_sorted(dD.start.begin(), dD.start.end()) &&
+                          std::all_of(dD.column.begin(), dD.column.end(), [B](std::uint32_t j) { return j < B; });
+    if (!shape_ok)
+        throw ShapeError("pairwise_distance backward: sparse dD with " + std::to_string(dD.start.size()) +
+                         " row starts and " + std::to_string(nnz) + " entries (" +
+                         std::to_string(dD.value.size()) + " values) is not a valid CSR matrix for distances " +
+                         to_string(D_.shape()));
+    const long nB = long(B);
+    const float* dist = D_.data();
+    const float* raw = raw_.empty() ? nullptr : raw_.data();
+    const std::size_t* start = dD.start.data();
+    const std::uint32_t* column = dD.column.data();
+    const float* value = dD.value.data();
+    const Distance metric = metric_;
+    BackwardWorkspace& w = backward_workspace();
+    float* s = at_least(w.s, B * B);
+    float* g = at_least(w.g, nnz);
+    std::uint32_t* trow = at_least(w.trow, nnz);
+    float* tval = at_least(w.tval, nnz);
+    std::size_t* tstart = at_least(w.tstart, B + 1);
+    std::vector<std::size_t>& count = w.count;
+    std::vector<float> rowsum(B);
+#pragma omp parallel if (B >= kParallelRows)
+    {
+        std::size_t team = 1, t = 0;
+#ifdef _OPENMP
+        team = std::size_t(omp_get_num_threads());
+        t = std::size_t(omp_get_thread_num());
+#endif
+#pragma omp single
+        count.assign(team * B, 0);
+        std::size_t* mine = count.data() + t * B;
+        // G at the entries, and how many entries this thread's rows hold per column.
+#pragma omp for schedule(static)
+        for (long li = 0; li < nB; ++li) {
+            const std::size_t i = std::size_t(li);
+            for (std::size_t k = start[i]; k < start[i + 1]; ++k) {
+                const std::size_t j = column[k], ij = i * B + j;
+                g[k] = grad_entry(metric, dist[ij], value[k], raw ? raw[ij] : 0.0f, scale);
+                ++mine[j];
+            }
+        }
+        // Where each (thread, column) writes into G^T: columns in order, threads in order.
+#pragma omp single
+        {
+            std::size_t sum = 0;
+            for (std::size_t j = 0; j < B; ++j) {
+                tstart[j] = sum;
+                for (std::size_t u = 0; u < team; ++u) {
+                    const std::size_t c = count[u * B + j];
+                    count[u * B + j] = sum;
+                    sum += c;
+                }
+            }
+            tstart[B] = sum;
+        }
+        // The same static partition as the loop above, so each thread fills the slots it counted.
+#pragma omp for schedule(static)
+        for (long li = 0; li < nB; ++li) {
+            const std::size_t i = std::size_t(li);
+            for (std::size_t k = start[i]; k < start[i + 1]; ++k) {
+                const std::size_t slot = mine[column[k]]++;
+                trow[slot] = std::uint32_t(i);
+                tval[slot] = g[k];
+            }
+        }
+#pragma omp for schedule(static)
+        for (long li = 0; li < nB; ++li) {
+            const std::size_t i = std::size_t(li);
+            float* row = s + i * B;
+            std::fill(row, row + B, 0.0f);
+            for (std::size_t k = start[i]; k < start[i + 1]; ++k) row[column[k]] += g[k];
+            for (std::size_t k = tstart[i]; k < tstart[i + 1]; ++k) row[trow[k]] += tval[k];
+            rowsum[i] = row_sum(row, B);
+        }
+    }
+    return embeddings_grad(s, rowsum);
+}
+
+Tensor PairwiseDistance::embeddings_grad(const float* s, const std::vector<float>& rowsum) const {
+    const std::size_t B = D_.dim(0), D = x_.dim(1);
     Tensor dx({B, D});
     float* out = dx.data();
     const float* x = x_.data();

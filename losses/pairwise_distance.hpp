@@ -9,6 +9,8 @@
 // (losses/triplet.hpp) wrap it in one autograd node together with the mining.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "tensor/tensor.hpp"
@@ -31,6 +33,16 @@ const char* distance_name(Distance metric);
 // Throws ShapeError unless `embeddings` has rank 2.
 Tensor pairwise_distance(const Tensor& embeddings, Distance metric);
 
+// A sparse dD [B,B] by rows (CSR), for a loss whose gradient touches few entries of each row (the
+// semi-hard triplet loss: an anchor's positives and at most one negative per positive): row i's
+// entries are (column[k], value[k]) for k in [start[i], start[i+1]), each column at most once
+// per row (so that backward adds exactly what the dense dD would hold).
+struct SparseRows {
+    std::vector<std::size_t> start;  // B + 1
+    std::vector<std::uint32_t> column;
+    std::vector<float> value;
+};
+
 // The forward above plus what its backward needs. `backward(dD)` returns d(loss)/d(embeddings)
 // for an incoming d(loss)/d(D), with the gradient TF's autodiff gives: zero on the diagonal
 // and on entries that were clamped to 0 (no inf/NaN from sqrt'(0)), each entry D[i,j] sending
@@ -44,8 +56,14 @@ class PairwiseDistance {
     Distance metric() const { return metric_; }
     // dD [B,B] -> dembeddings [B,D], for an incoming gradient dD * scale.
     Tensor backward(const Tensor& dD, float scale = 1.0f) const;
+    // The same for a sparse dD, bit for bit what the dense dD with the same entries gives,
+    // without a [B,B] input and with G computed only where dD is nonzero.
+    Tensor backward(const SparseRows& dD, float scale = 1.0f) const;
 
   private:
+    // dx from the symmetric S = G + G^T [B,B] (in `s`) and its row sums.
+    Tensor embeddings_grad(const float* s, const std::vector<float>& rowsum) const;
+
     Distance metric_;
     bool keep_for_backward_;
     Tensor x_;       // [B,D] the embeddings (L2, SquaredL2) or x_hat (Angular)

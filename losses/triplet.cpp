@@ -225,7 +225,12 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
     auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad);
     const std::size_t B = embeddings.value().dim(0);
     const float* pdist_matrix = dist->distances().data();
-    Tensor coef = need_grad ? Tensor({B, B}) : Tensor();
+    // dD, by anchor rows: an anchor's gradient touches its active positives and the negatives
+    // they chose (plus tied ones), a few hundred of B columns, so it is kept sparse (SparseRows):
+    // no [B,B] buffer to zero, and G is computed only at those entries.
+    SparseRows coef;
+    std::vector<std::size_t> row_count(need_grad ? B : 0), row_offset(need_grad ? B : 0);
+    if (need_grad) coef.start.assign(B + 1, 0);
     std::vector<AnchorSums> sums(B);
 
     // Per anchor, in O(B + P log P) for its P positives (TFA's [B*B, B] mask is O(B^2) per
@@ -243,11 +248,20 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
         std::vector<Bucket> bucket(B + 1);
         std::vector<std::uint32_t> choice(B + 1);
         std::vector<float> uses(B + 1);
+        // This thread's rows of dD: a dense scratch row (kept all zero between anchors) and the
+        // columns it touched, in first-touch order, appended to `columns`/`values`.
+        std::vector<float> c(need_grad ? B : 0);
+        std::vector<unsigned char> touched(need_grad ? B : 0);
+        std::vector<std::uint32_t> touched_list, columns;
+        std::vector<float> values;
+        auto add = [&](std::size_t k, float v) {
+            if (!touched[k]) touched[k] = 1, touched_list.push_back(std::uint32_t(k));
+            c[k] += v;
+        };
 #pragma omp for schedule(static)
         for (long la = 0; la < long(B); ++la) {
             const std::size_t a = std::size_t(la);
             const float* row = pdist_matrix + a * B;
-            float* c = need_grad ? coef.data() + a * B : nullptr;
             AnchorSums& s = sums[a];
             const RowExtremes ex = row_extremes(row, B);
             // Split the row into negatives and positives (sort records), without branches: the
@@ -305,28 +319,60 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
                 const float loss_mat = margin + (row[p] - negative);
                 if (loss_mat > 0.0f) s.loss += loss_mat, ++s.active;
                 // TF's maximum(x, 0) passes the gradient where x >= 0.
-                if (!c || !(loss_mat >= 0.0f)) continue;
-                c[p] += 1.0f;
+                if (!need_grad || !(loss_mat >= 0.0f)) continue;
+                add(p, 1.0f);
                 if (k <= m) uses[k] += 1.0f;
                 else inside_uses += 1.0f;
             }
-            if (!c) continue;
+            if (!need_grad) continue;
             // Each selected negative takes -1 per pair that used it; tied negatives share it
             // evenly (TF's reduce_min/max rule), found in one more pass over the negatives only
             // when some tie was used.
             bool tied = false;
             for (std::size_t k = 0; k <= m; ++k) {
                 if (uses[k] == 0.0f) continue;
-                if (bucket[k].ties == 1) c[bucket[k].column] -= uses[k];
+                if (bucket[k].ties == 1) add(bucket[k].column, -uses[k]);
                 else tied = true;
             }
-            if (n == 0 && inside_uses > 0.0f) add_split(c, row, B, ex.min, -inside_uses, [](std::size_t) { return true; });
-            if (!tied && !(inside_uses > 0.0f)) continue;
-            for (std::size_t q = 0; q < n; ++q) {
-                const std::uint32_t k = negatives[q];
-                const Bucket& b = bucket[rank[q]];
-                if (b.ties > 1 && uses[rank[q]] > 0.0f && row[k] == b.min) c[k] -= uses[rank[q]] / float(b.ties);
-                if (inside_uses > 0.0f && row[k] == farthest) c[k] -= inside_uses / float(farthest_ties);
+            if (n == 0 && inside_uses > 0.0f) {
+                // No negative: the gradient goes to the row minimum's entries (all of them tied).
+                std::size_t t = 0;
+                for (std::size_t k = 0; k < B; ++k) t += row[k] == ex.min;
+                for (std::size_t k = 0; k < B; ++k)
+                    if (row[k] == ex.min) add(k, -inside_uses / float(t));
+            }
+            if (tied || inside_uses > 0.0f) {
+                for (std::size_t q = 0; q < n; ++q) {
+                    const std::uint32_t k = negatives[q];
+                    const Bucket& b = bucket[rank[q]];
+                    if (b.ties > 1 && uses[rank[q]] > 0.0f && row[k] == b.min) add(k, -(uses[rank[q]] / float(b.ties)));
+                    if (inside_uses > 0.0f && row[k] == farthest) add(k, -(inside_uses / float(farthest_ties)));
+                }
+            }
+            row_offset[a] = columns.size();
+            row_count[a] = touched_list.size();
+            for (const std::uint32_t k : touched_list) {
+                columns.push_back(k);
+                values.push_back(c[k]);
+                c[k] = 0.0f;
+                touched[k] = 0;
+            }
+            touched_list.clear();
+        }
+        if (need_grad) {
+            // Gather the threads' rows into one CSR matrix, each thread copying the rows it mined
+            // (the same static partition as the loop above, whose end is a barrier).
+#pragma omp single
+            {
+                for (std::size_t a = 0; a < B; ++a) coef.start[a + 1] = coef.start[a] + row_count[a];
+                coef.column.resize(coef.start[B]);
+                coef.value.resize(coef.start[B]);
+            }
+#pragma omp for schedule(static)
+            for (long la = 0; la < long(B); ++la) {
+                const std::size_t a = std::size_t(la), from = row_offset[a], to = coef.start[a];
+                std::copy_n(columns.data() + from, row_count[a], coef.column.data() + to);
+                std::copy_n(values.data() + from, row_count[a], coef.value.data() + to);
             }
         }
     }
@@ -339,8 +385,12 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
         });
     }
     const float num_positives = float(t.positives);
-    return record_loss(float(t.loss) / num_positives, embeddings, op, std::move(dist),
-                       std::move(coef), 1.0f / num_positives);
+    auto saved = std::make_shared<const SparseRows>(std::move(coef));
+    const float scale = 1.0f / num_positives;
+    return record(Tensor::scalar(float(t.loss) / num_positives), {embeddings}, op,
+                  [embeddings, dist, saved, scale](const Tensor& dout) {
+                      embeddings.node()->accumulate_grad(dist->backward(*saved, dout[0] * scale));
+                  });
 }
 
 Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float margin, bool soft,

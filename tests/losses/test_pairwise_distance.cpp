@@ -8,6 +8,7 @@
 #include "losses/pairwise_distance.hpp"
 #include "losses/triplet_reference.hpp"
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 
 using namespace semigrad;
 using namespace semigrad::losses;
@@ -126,6 +127,60 @@ TEST(PairwiseDistance, RejectsBadShapes) {
         FAIL() << "expected ShapeError";
     } catch (const ShapeError& e) {
         EXPECT_NE(std::string(e.what()).find("[3,3]"), std::string::npos) << e.what();
+    }
+}
+
+// The sparse dD (CSR rows, what the semi-hard loss passes) against the same entries as a dense
+// dD: bit for bit, on odd sizes (below and above the parallel threshold, and on the ssyrk path),
+// with entries in no particular column order, for 1 and 2 threads.
+TEST(PairwiseDistance, SparseBackwardIsTheDenseBackwardBitForBit) {
+    Rng rng(7);
+    const int before = num_threads();
+    for (std::size_t B : {1, 7, 130, 1029})
+        for (Distance m : kMetrics) {
+            const Tensor x = random_normal(B, 3 + B % 4, rng);
+            Tensor W({B, B});
+            SparseRows sparse;
+            sparse.start.push_back(0);
+            for (std::size_t i = 0; i < B; ++i) {
+                // Descending columns, a third of them, some exactly zero.
+                for (std::size_t j = B; j-- > 0;) {
+                    if (rng.below(3) != 0) continue;
+                    const float v = rng.below(5) == 0 ? 0.0f : rng.normal();
+                    W.at({i, j}) = v;
+                    sparse.column.push_back(std::uint32_t(j));
+                    sparse.value.push_back(v);
+                }
+                sparse.start.push_back(sparse.column.size());
+            }
+            const PairwiseDistance pd(x, m);
+            for (int threads : {1, 2}) {
+                set_num_threads(threads);
+                const Tensor dense = pd.backward(W, 0.37f), got = pd.backward(sparse, 0.37f);
+                ASSERT_EQ(got.shape(), dense.shape());
+                for (std::size_t k = 0; k < got.size(); ++k)
+                    ASSERT_EQ(got[k], dense[k]) << distance_name(m) << " B=" << B << " threads=" << threads << " k=" << k;
+            }
+        }
+    set_num_threads(before);
+}
+
+TEST(PairwiseDistance, SparseBackwardRejectsABadMatrix) {
+    const PairwiseDistance pd(Tensor({3, 2}, {0.3f, -1.2f, 2.0f, 0.5f, 1.0f, 0.0f}), Distance::L2);
+    SparseRows ok{{0, 1, 1, 2}, {2, 0}, {1.0f, -1.0f}};
+    EXPECT_NO_THROW(pd.backward(ok));
+    SparseRows short_rows{{0, 1, 2}, {2, 0}, {1.0f, -1.0f}};
+    SparseRows bad_column{{0, 1, 1, 2}, {3, 0}, {1.0f, -1.0f}};
+    SparseRows bad_values{{0, 1, 1, 2}, {2, 0}, {1.0f}};
+    SparseRows unsorted{{0, 2, 1, 2}, {2, 0}, {1.0f, -1.0f}};
+    for (const SparseRows* bad : {&short_rows, &bad_column, &bad_values, &unsorted}) {
+        try {
+            pd.backward(*bad);
+            FAIL() << "expected ShapeError";
+        } catch (const ShapeError& e) {
+            EXPECT_NE(std::string(e.what()).find("sparse dD"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("[3,3]"), std::string::npos) << e.what();
+        }
     }
 }
 
