@@ -31,6 +31,9 @@ const char* distance_name(Distance metric) {
     return "?";
 }
 
+// A tensor whose entries the caller writes before reading (xtensor leaves floats uninitialised).
+static Tensor uninitialised(const Shape& shape) { return Tensor::from_array(xt::xarray<float>::from_shape(shape)); }
+
 // Row sums of squares, accumulated in double: TF's reduce_sum has its own (tree) order, so the
 // best we can do is round the exact sum once.
 static std::vector<float> row_squared_norms(const float* x, std::size_t B, std::size_t D) {
@@ -125,7 +128,9 @@ PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bo
     const std::size_t B = embeddings.dim(0), D = embeddings.dim(1);
     const long nB = long(B);
     std::vector<float> sq = row_squared_norms(embeddings.data(), B, D);
-    D_ = Tensor({B, B});
+    // Left uninitialised (every entry is written below): zero-filling 64 MiB at B = 4096 on one
+    // thread cost more than the parallel pass that overwrites it.
+    D_ = uninitialised({B, B});
     float* dist = D_.data();
 
     if (metric != Distance::Angular) {
@@ -387,7 +392,7 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
 
 Tensor PairwiseDistance::embeddings_grad(const float* s, const std::vector<float>& rowsum) const {
     const std::size_t B = D_.dim(0), D = x_.dim(1);
-    Tensor dx({B, D});
+    Tensor dx = uninitialised({B, D});  // every entry written below
     float* out = dx.data();
     const float* x = x_.data();
     if (metric_ != Distance::Angular) {
@@ -399,7 +404,7 @@ Tensor PairwiseDistance::embeddings_grad(const float* s, const std::vector<float
     // Angular: gram = x_hat x_hat^T, so dx_hat = S x_hat; then back through l2_normalize,
     // y = x * r with r = rsqrt(max(|x|^2, eps)), dr/d|x|^2 = -r^3/2 where |x|^2 >= eps:
     // dx = r dy - r^3 (dy . x) x.
-    Tensor dxhat({B, D});
+    Tensor dxhat = uninitialised({B, D});
     gemm(false, false, int(B), int(D), int(B), 1.0f, s, int(B), x, int(D), 0.0f, dxhat.data(), int(D));
     const float* e = embeddings_.data();
     for (std::size_t i = 0; i < B; ++i) {

@@ -252,8 +252,11 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
         // columns it touched, in first-touch order, appended to `columns`/`values`.
         std::vector<float> c(need_grad ? B : 0);
         std::vector<unsigned char> touched(need_grad ? B : 0);
-        std::vector<std::uint32_t> touched_list, columns;
-        std::vector<float> values;
+        // Kept across calls (OpenMP's threads persist): at B = 4096 each holds ~1.7M entries.
+        thread_local std::vector<std::uint32_t> columns;
+        thread_local std::vector<float> values;
+        columns.clear(), values.clear();
+        std::vector<std::uint32_t> touched_list;
         auto add = [&](std::size_t k, float v) {
             if (!touched[k]) touched[k] = 1, touched_list.push_back(std::uint32_t(k));
             c[k] += v;
