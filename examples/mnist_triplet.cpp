@@ -331,6 +331,7 @@ int run(const Options& opt) {
     const float map_r = metrics::map_at_r(test_embeddings, split.test.labels);
 
     // --- the picture the tutorial gets from the Projector ------------------------------------
+    say("drawing a t-SNE of the test embeddings (exact, O(n^2): a few seconds)");
     draw_embeddings(opt, dataset, test_embeddings, split.test.labels,
                     (out / "embeddings.png").string());
 
