@@ -48,7 +48,7 @@ namespace {
 constexpr int kEpochs = 5;               // model.fit(train_dataset, epochs=5)
 constexpr int kBatchSize = 32;           // train_dataset.shuffle(1024).batch(32)
 constexpr double kLearningRate = 0.001;  // tf.keras.optimizers.Adam(0.001)
-constexpr double kMargin = 1.0;            // tfa.losses.TripletSemiHardLoss(), default margin
+constexpr double kMargin = 1.0;          // tfa.losses.TripletSemiHardLoss(), default margin
 constexpr std::uint64_t kSeed = 42;
 constexpr std::size_t kEmbedChunk = 500;  // images embedded at once when evaluating (bounds memory)
 constexpr std::size_t kTsnePoints = 3000;  // exact t-SNE is O(n^2): draw a seeded sample
@@ -102,7 +102,9 @@ std::string dataset_name(const std::string& dir) {
     std::ifstream in(fs::path(dir) / "SOURCE");
     std::string line;
     if (in && std::getline(in, line) && !line.empty()) return line;
-    return fs::path(dir).lexically_normal().filename().string();
+    fs::path folder = fs::path(dir).lexically_normal();
+    if (folder.filename().empty()) folder = folder.parent_path();  // "data/mnist/"
+    return folder.filename().string();
 }
 
 std::vector<std::string> class_names(const std::string& dataset) {
