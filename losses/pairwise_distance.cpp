@@ -224,8 +224,13 @@ static inline float grad_entry(Distance metric, float dist, float dd, float raw,
 struct BackwardWorkspace {
     std::vector<float> s;                 // [B,B] S = G + G^T
     std::vector<float> g;                 // sparse path: G at each entry of dD
-    std::vector<std::uint32_t> trow;      // sparse path: G^T by rows (CSR), columns
-    std::vector<float> tval;              //   ... and values
+    // Sparse path: G^T by rows (CSR), one (column, value) record per entry so that filling it,
+    // a scatter over the whole array, misses the cache once per entry, not twice.
+    struct Entry {
+        std::uint32_t column;
+        float value;
+    };
+    std::vector<Entry> transposed;
     std::vector<std::size_t> tstart;      //   ... and row starts (B + 1)
     std::vector<std::size_t> count;       // [threads, B] entries per (thread, column)
 };
@@ -328,8 +333,7 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
     BackwardWorkspace& w = backward_workspace();
     float* s = at_least(w.s, B * B);
     float* g = at_least(w.g, nnz);
-    std::uint32_t* trow = at_least(w.trow, nnz);
-    float* tval = at_least(w.tval, nnz);
+    BackwardWorkspace::Entry* transposed = at_least(w.transposed, nnz);
     std::size_t* tstart = at_least(w.tstart, B + 1);
     std::vector<std::size_t>& count = w.count;
     std::vector<float> rowsum(B);
@@ -372,9 +376,7 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
         for (long li = 0; li < nB; ++li) {
             const std::size_t i = std::size_t(li);
             for (std::size_t k = start[i]; k < start[i + 1]; ++k) {
-                const std::size_t slot = mine[column[k]]++;
-                trow[slot] = std::uint32_t(i);
-                tval[slot] = g[k];
+                transposed[mine[column[k]]++] = {std::uint32_t(i), g[k]};
             }
         }
 #pragma omp for schedule(static)
@@ -383,7 +385,7 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
             float* row = s + i * B;
             std::fill(row, row + B, 0.0f);
             for (std::size_t k = start[i]; k < start[i + 1]; ++k) row[column[k]] += g[k];
-            for (std::size_t k = tstart[i]; k < tstart[i + 1]; ++k) row[trow[k]] += tval[k];
+            for (std::size_t k = tstart[i]; k < tstart[i + 1]; ++k) row[transposed[k].column] += transposed[k].value;
             rowsum[i] = row_sum(row, B);
         }
     }

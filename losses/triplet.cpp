@@ -79,6 +79,20 @@ RowExtremes row_extremes(const float* row, std::size_t B) {
     return e;
 }
 
+// max of v[0..n) (-inf when n = 0), in eight independent lanes so that the loop vectorises.
+float max_of(const float* v, std::size_t n) {
+    constexpr std::size_t L = 8;
+    float mx[L];
+    for (std::size_t l = 0; l < L; ++l) mx[l] = -INFINITY;
+    std::size_t k = 0;
+    for (; k + L <= n; k += L)
+        for (std::size_t l = 0; l < L; ++l) mx[l] = v[k + l] > mx[l] ? v[k + l] : mx[l];
+    for (; k < n; ++k) mx[0] = v[k] > mx[0] ? v[k] : mx[0];
+    float m = mx[0];
+    for (std::size_t l = 1; l < L; ++l) m = mx[l] > m ? mx[l] : m;
+    return m;
+}
+
 // The bits of a distance (>= 0) as an unsigned key with the same order; +0.0f folds -0 into +0.
 inline std::uint32_t order_key(float v) {
     v += 0.0f;
@@ -143,11 +157,11 @@ class RankTable {
         const float range = m ? v[m - 1] - v[0] : 0.0f;
         s_ = range > 0.0f && std::isfinite(range) ? float(cells_) / range : 0.0f;
         first.resize(cells_ + 1);
-        std::size_t q = 0;
-        for (std::size_t c = 0; c <= cells_; ++c) {
-            while (q < m && cell(v[q]) < c) ++q;
-            first[c] = std::uint32_t(q);
-        }
+        // first[c] = #{q : cell(v_q) < c}, one cell() per positive (v is sorted, cell monotone).
+        std::size_t c = 0;
+        for (std::size_t q = 0; q < m; ++q)
+            for (const std::size_t cq = cell(v[q]); c <= cq; ++c) first[c] = std::uint32_t(q);
+        for (; c <= cells_; ++c) first[c] = std::uint32_t(m);
         first_ = first.data();
     }
     // Needs v[m] = +inf as a sentinel. With 4m cells a cell holds about one positive, so the
@@ -244,7 +258,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
     {
         std::vector<std::uint64_t> positives(B), scratch(B);
         std::vector<std::uint32_t> negatives(B), rank(B), first;
-        std::vector<float> value(B + 1);
+        std::vector<float> value(B + 1), negative_distance(B);
         std::vector<Bucket> bucket(B + 1);
         std::vector<std::uint32_t> choice(B + 1);
         std::vector<float> uses(B + 1);
@@ -274,6 +288,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
             for (std::size_t k = 0; k < B; ++k) {
                 const bool is_negative = labels[k] != la_label;
                 negatives[n] = std::uint32_t(k);
+                negative_distance[n] = row[k];
                 positives[m] = (std::uint64_t(order_key(row[k])) << 32) | k;
                 n += is_negative;
                 m += !is_negative && k != a;
@@ -289,19 +304,23 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
             RankTable table;
             table.build(value.data(), m, first);
             for (std::size_t k = 0; k <= m; ++k) bucket[k] = {INFINITY, 0, 0}, uses[k] = 0.0f;
-            float farthest = -INFINITY;
+            // The negatives in three passes over their distances (contiguous copies): the farthest
+            // and its ties (lane-parallel), every bucket index (independent lookups, which the
+            // core overlaps), then the bucket minima (the only read-modify-write).
+            const float* nd = negative_distance.data();
+            const float farthest = max_of(nd, n);
             std::uint32_t farthest_ties = 0;
+            for (std::size_t q = 0; q < n; ++q) farthest_ties += nd[q] == farthest;
+            for (std::size_t q = 0; q < n; ++q) rank[q] = std::uint32_t(table.rank(nd[q]));
             for (std::size_t q = 0; q < n; ++q) {
-                const std::uint32_t k = negatives[q];
-                const float d = row[k];
-                farthest_ties = d > farthest ? 1u : farthest_ties + (d == farthest);
-                farthest = d > farthest ? d : farthest;
-                rank[q] = std::uint32_t(table.rank(d));
+                const float d = nd[q];
                 Bucket& b = bucket[rank[q]];
-                const bool smaller = d < b.min;  // selects, not branches: unpredictable
-                b.ties = smaller ? 1u : b.ties + (d == b.min);
-                b.column = smaller ? k : b.column;
-                b.min = smaller ? d : b.min;
+                // Bit masks, not branches (GCC turned the ?: selects into a jump, mispredicted on
+                // about half the negatives): all ones when d is the bucket's new minimum.
+                const std::uint32_t smaller = 0u - std::uint32_t(d < b.min);
+                b.ties = (smaller & 1u) | (~smaller & (b.ties + (d == b.min)));
+                b.column = (smaller & negatives[q]) | (~smaller & b.column);
+                b.min = d < b.min ? d : b.min;
             }
             // choice[q] = the bucket holding min over buckets q+1..m (m + 1: none). Buckets hold
             // distinct distances (ties share a bucket), so the minimum is unique.
@@ -344,14 +363,16 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
                 for (std::size_t k = 0; k < B; ++k)
                     if (row[k] == ex.min) add(k, -inside_uses / float(t));
             }
-            if (tied || inside_uses > 0.0f) {
+            if (tied)
                 for (std::size_t q = 0; q < n; ++q) {
-                    const std::uint32_t k = negatives[q];
                     const Bucket& b = bucket[rank[q]];
-                    if (b.ties > 1 && uses[rank[q]] > 0.0f && row[k] == b.min) add(k, -(uses[rank[q]] / float(b.ties)));
-                    if (inside_uses > 0.0f && row[k] == farthest) add(k, -(inside_uses / float(farthest_ties)));
+                    if (b.ties > 1 && uses[rank[q]] > 0.0f && nd[q] == b.min) add(negatives[q], -(uses[rank[q]] / float(b.ties)));
                 }
-            }
+            // Most anchors have pairs without a semi-hard negative; their farthest negative(s)
+            // found by a plain scan (a column gets its bucket share first, as TF sums both).
+            if (inside_uses > 0.0f)
+                for (std::size_t q = 0; q < n; ++q)
+                    if (nd[q] == farthest) add(negatives[q], -(inside_uses / float(farthest_ties)));
             row_offset[a] = columns.size();
             row_count[a] = touched_list.size();
             for (const std::uint32_t k : touched_list) {
