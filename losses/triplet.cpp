@@ -219,6 +219,15 @@ Totals reduce(const std::vector<AnchorSums>& rows, TripletStats* stats, std::siz
     return {t.loss, t.positives, t.active};
 }
 
+// The semi-hard loss's sparse dD, the previous call's when its graph has been released (no one
+// else holds it): at B = 4096 its ~27 MB would otherwise be zero-filled and page-faulted on every
+// training step. A graph still alive keeps its own.
+std::shared_ptr<SparseRows> reusable_sparse_rows() {
+    thread_local std::shared_ptr<SparseRows> last;
+    if (!last || last.use_count() > 1) last = std::make_shared<SparseRows>();
+    return last;
+}
+
 // The one autograd node of a triplet loss: dD = coef * (dloss * scale), then the distance backward.
 Var record_loss(float value, const Var& embeddings, const char* op,
                 std::shared_ptr<const PairwiseDistance> dist, Tensor coef, float scale) {
@@ -242,7 +251,8 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
     // dD, by anchor rows: an anchor's gradient touches its active positives and the negatives
     // they chose (plus tied ones), a few hundred of B columns, so it is kept sparse (SparseRows):
     // no [B,B] buffer to zero, and G is computed only at those entries.
-    SparseRows coef;
+    const std::shared_ptr<SparseRows> saved = reusable_sparse_rows();
+    SparseRows& coef = *saved;
     std::vector<std::size_t> row_count(need_grad ? B : 0), row_offset(need_grad ? B : 0);
     if (need_grad) coef.start.assign(B + 1, 0);
     std::vector<AnchorSums> sums(B);
@@ -409,7 +419,6 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
         });
     }
     const float num_positives = float(t.positives);
-    auto saved = std::make_shared<const SparseRows>(std::move(coef));
     const float scale = 1.0f / num_positives;
     return record(Tensor::scalar(float(t.loss) / num_positives), {embeddings}, op,
                   [embeddings, dist, saved, scale](const Tensor& dout) {
