@@ -122,6 +122,25 @@ static void map_gram(float* g, std::size_t B, bool upper_only, F f) {
     }
 }
 
+// The [B,B] buffer of this thread's last PairwiseDistance, handed back by its destructor: at
+// B = 4096 a fresh 64 MiB buffer is 16K page faults (and zero fills by the kernel) per step.
+static Tensor& spare_square() {
+    thread_local Tensor spare;
+    return spare;
+}
+
+static Tensor recycled_square(std::size_t B) {
+    Tensor& spare = spare_square();
+    if (spare.ndim() != 2 || spare.dim(0) != B || spare.dim(1) != B) return uninitialised({B, B});
+    Tensor t = std::move(spare);
+    spare = Tensor();  // a moved-from xarray may keep its shape
+    return t;
+}
+
+PairwiseDistance::~PairwiseDistance() {
+    if (D_.ndim() == 2 && D_.size() > 0) spare_square() = std::move(D_);
+}
+
 PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward)
     : metric_(metric), keep_for_backward_(keep_for_backward) {
     check_rank("pairwise_distance", "embeddings", embeddings, 2);
@@ -130,7 +149,7 @@ PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bo
     std::vector<float> sq = row_squared_norms(embeddings.data(), B, D);
     // Left uninitialised (every entry is written below): zero-filling 64 MiB at B = 4096 on one
     // thread cost more than the parallel pass that overwrites it.
-    D_ = uninitialised({B, B});
+    D_ = recycled_square(B);
     float* dist = D_.data();
 
     if (metric != Distance::Angular) {

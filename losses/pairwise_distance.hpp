@@ -51,6 +51,10 @@ class PairwiseDistance {
   public:
     // With keep_for_backward = false only distances() is usable (no [B,B] angular buffer kept).
     PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward = true);
+    // Hands the [B,B] buffer to the next PairwiseDistance of this thread (no page faults per step).
+    ~PairwiseDistance();
+    PairwiseDistance(const PairwiseDistance&) = default;
+    PairwiseDistance& operator=(const PairwiseDistance&) = default;
 
     const Tensor& distances() const { return D_; }
     Distance metric() const { return metric_; }

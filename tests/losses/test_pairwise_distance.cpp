@@ -165,6 +165,22 @@ TEST(PairwiseDistance, SparseBackwardIsTheDenseBackwardBitForBit) {
     set_num_threads(before);
 }
 
+// A PairwiseDistance hands its [B,B] buffer to the next one of the same size: the next one's
+// values (diagonal included) are its own, not the previous batch's.
+TEST(PairwiseDistance, ReusedBufferHoldsOnlyTheNewBatch) {
+    Rng rng(8);
+    const std::size_t B = 67, D = 3;
+    for (Distance m : kMetrics) {
+        const Tensor x1 = random_normal(B, D, rng), x2 = random_normal(B, D, rng);
+        { const PairwiseDistance first(x1, m); }
+        const PairwiseDistance second(x2, m);
+        for (std::size_t i = 0; i < B; ++i)
+            for (std::size_t j = 0; j < B; ++j)
+                ASSERT_NEAR(second.distances().at({i, j}), naive_distance(x2, i, j, m), 1e-5)
+                    << distance_name(m) << " i=" << i << " j=" << j;
+    }
+}
+
 TEST(PairwiseDistance, SparseBackwardRejectsABadMatrix) {
     const PairwiseDistance pd(Tensor({3, 2}, {0.3f, -1.2f, 2.0f, 0.5f, 1.0f, 0.0f}), Distance::L2);
     SparseRows ok{{0, 1, 1, 2}, {2, 0}, {1.0f, -1.0f}};
