@@ -8,7 +8,9 @@
 // parallel pass over anchors that mines, sums the hinge and writes row a of `coef`, the
 // multiplicities of dloss/dD (+1 per use of D[a,p], -1 per use of D[a,n]); the backward scales
 // coef by dloss/num_positives (semi-hard) or dloss/B (hard) and hands it to the distance
-// backward. Per-anchor partial sums are added in anchor order afterwards, so the result does not
+// backward. The semi-hard coef is sparse (an anchor's active positives and the negatives they
+// chose: SparseRows, built from per-thread lists in the same parallel region), the hard one a
+// dense [B,B] tensor. Per-anchor partial sums are added in anchor order afterwards, so the result does not
 // depend on the thread count.
 //
 // Exact ties. TF's reduce_min/reduce_max split the gradient evenly over tied extremes, and so do
@@ -378,8 +380,8 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
                     const Bucket& b = bucket[rank[q]];
                     if (b.ties > 1 && uses[rank[q]] > 0.0f && nd[q] == b.min) add(negatives[q], -(uses[rank[q]] / float(b.ties)));
                 }
-            // Most anchors have pairs without a semi-hard negative; their farthest negative(s)
-            // found by a plain scan (a column gets its bucket share first, as TF sums both).
+            // Most anchors have pairs without a semi-hard negative: their farthest negative(s),
+            // found by a plain scan (a column with a bucket share too gets that one first).
             if (inside_uses > 0.0f)
                 for (std::size_t q = 0; q < n; ++q)
                     if (nd[q] == farthest) add(negatives[q], -(inside_uses / float(farthest_ties)));
