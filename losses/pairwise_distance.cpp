@@ -7,9 +7,6 @@
 #include <vector>
 
 #include <cblas.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #ifdef __SSE2__
 #include <immintrin.h>
 #endif
@@ -243,15 +240,6 @@ static inline float grad_entry(Distance metric, float dist, float dd, float raw,
 struct BackwardWorkspace {
     std::vector<float> s;                 // [B,B] S = G + G^T
     std::vector<float> g;                 // sparse path: G at each entry of dD
-    // Sparse path: G^T by rows (CSR), one (column, value) record per entry so that filling it,
-    // a scatter over the whole array, misses the cache once per entry, not twice.
-    struct Entry {
-        std::uint32_t column;
-        float value;
-    };
-    std::vector<Entry> transposed;
-    std::vector<std::size_t> tstart;      //   ... and row starts (B + 1)
-    std::vector<std::size_t> count;       // [threads, B] entries per (thread, column)
 };
 
 static BackwardWorkspace& backward_workspace() {
@@ -326,11 +314,14 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
     return embeddings_grad(s, rowsum);
 }
 
-// The sparse dD: G only at its entries, then S row by row, each row i taking its own entries
-// G[i,:] and the column G[:,i] through a transposed index (G^T in CSR), so that rows are written
-// by one thread each, without atomics. S[i,j] = (0 + G[i,j]) + G[j,i] is the dense path's
-// G[i,j] + G[j,i] exactly, and the row sums add in the same order, so the two paths agree bit for
-// bit (and for any thread count).
+// The sparse dD: G only at its entries, then S = G + G^T in place, in two row-parallel passes
+// with no transposed index: first each thread zeroes its rows of S and writes their own entries
+// G[i,j] to S[i,j]; then (after the barrier) it adds each G[i,j] to the mirrored S[j,i]. Entry
+// (i,j) of the sparse rows is the only one mirrored onto S[j,i] (a column appears at most once
+// per row), so no two threads ever write the same element in the second pass: no atomics, and
+// the result does not depend on the thread count. S[i,j] = (0 + G[i,j]) + G[j,i] is the dense
+// path's G[i,j] + G[j,i] exactly (a sum of two terms does not depend on their order), and the
+// row sums add in the same order, so the two paths agree bit for bit.
 Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
     if (!keep_for_backward_) throw Error("pairwise_distance: backward on a forward-only result");
     const std::size_t B = D_.dim(0), nnz = dD.column.size();
@@ -352,61 +343,27 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
     BackwardWorkspace& w = backward_workspace();
     float* s = at_least(w.s, B * B);
     float* g = at_least(w.g, nnz);
-    BackwardWorkspace::Entry* transposed = at_least(w.transposed, nnz);
-    std::size_t* tstart = at_least(w.tstart, B + 1);
-    std::vector<std::size_t>& count = w.count;
     std::vector<float> rowsum(B);
 #pragma omp parallel if (B >= kParallelRows)
     {
-        std::size_t team = 1, t = 0;
-#ifdef _OPENMP
-        team = std::size_t(omp_get_num_threads());
-        t = std::size_t(omp_get_thread_num());
-#endif
-#pragma omp single
-        count.assign(team * B, 0);
-        std::size_t* mine = count.data() + t * B;
-        // G at the entries, and how many entries this thread's rows hold per column.
-#pragma omp for schedule(static)
-        for (long li = 0; li < nB; ++li) {
-            const std::size_t i = std::size_t(li);
-            for (std::size_t k = start[i]; k < start[i + 1]; ++k) {
-                const std::size_t j = column[k], ij = i * B + j;
-                g[k] = grad_entry(metric, dist[ij], value[k], raw ? raw[ij] : 0.0f, scale);
-                ++mine[j];
-            }
-        }
-        // Where each (thread, column) writes into G^T: columns in order, threads in order.
-#pragma omp single
-        {
-            std::size_t sum = 0;
-            for (std::size_t j = 0; j < B; ++j) {
-                tstart[j] = sum;
-                for (std::size_t u = 0; u < team; ++u) {
-                    const std::size_t c = count[u * B + j];
-                    count[u * B + j] = sum;
-                    sum += c;
-                }
-            }
-            tstart[B] = sum;
-        }
-        // The same static partition as the loop above, so each thread fills the slots it counted.
-#pragma omp for schedule(static)
-        for (long li = 0; li < nB; ++li) {
-            const std::size_t i = std::size_t(li);
-            for (std::size_t k = start[i]; k < start[i + 1]; ++k) {
-                transposed[mine[column[k]]++] = {std::uint32_t(i), g[k]};
-            }
-        }
 #pragma omp for schedule(static)
         for (long li = 0; li < nB; ++li) {
             const std::size_t i = std::size_t(li);
             float* row = s + i * B;
             std::fill(row, row + B, 0.0f);
-            for (std::size_t k = start[i]; k < start[i + 1]; ++k) row[column[k]] += g[k];
-            for (std::size_t k = tstart[i]; k < tstart[i + 1]; ++k) row[transposed[k].column] += transposed[k].value;
-            rowsum[i] = row_sum(row, B);
+            for (std::size_t k = start[i]; k < start[i + 1]; ++k) {
+                const std::size_t j = column[k], ij = i * B + j;
+                g[k] = grad_entry(metric, dist[ij], value[k], raw ? raw[ij] : 0.0f, scale);
+                row[j] = g[k];
+            }
         }
+#pragma omp for schedule(static)
+        for (long li = 0; li < nB; ++li) {
+            const std::size_t i = std::size_t(li);
+            for (std::size_t k = start[i]; k < start[i + 1]; ++k) s[std::size_t(column[k]) * B + i] += g[k];
+        }
+#pragma omp for schedule(static)
+        for (long li = 0; li < nB; ++li) rowsum[std::size_t(li)] = row_sum(s + std::size_t(li) * B, B);
     }
     return embeddings_grad(s, rowsum);
 }
