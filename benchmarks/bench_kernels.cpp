@@ -22,12 +22,6 @@ using namespace semigrad;
 
 namespace {
 
-Tensor random_tensor(const Shape& shape, Rng& rng) {
-    Tensor t(shape);
-    for (std::size_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(-1.0f, 1.0f);
-    return t;
-}
-
 void check_or_abort(const char* what, const Tensor& fast, const Tensor& naive, float tolerance) {
     const float diff = max_abs_diff(fast, naive);
     if (!(diff <= tolerance)) {
@@ -49,10 +43,10 @@ struct ConvCase {
     ConvCase(const char* name_, const Shape& xs, const Shape& ws, bool needs_dx_)
         : name(name_), needs_dx(needs_dx_) {
         Rng rng(1);
-        x = random_tensor(xs, rng), weight = random_tensor(ws, rng);
-        bias = random_tensor({ws[0]}, rng);
+        x = random_uniform(xs, rng), weight = random_uniform(ws, rng);
+        bias = random_uniform({ws[0]}, rng);
         spec.pad = tf_padding(Padding::Same, int(xs[2]), int(xs[3]), int(ws[2]), int(ws[3]), 1, 1);
-        dout = random_tensor(conv2d_output_shape(xs, ws, spec), rng);
+        dout = random_uniform(conv2d_output_shape(xs, ws, spec), rng);
     }
     // Multiply-adds of one GEMM-shaped pass: N * OC * OH * OW * C * KH * KW.
     double macs() const { return double(dout.size()) * double(weight.size() / weight.dim(0)); }
@@ -116,7 +110,7 @@ struct PoolCase {
     Pool2dSpec spec;  // 2x2, stride 2, no padding (TF "same" pads nothing here)
     PoolCase() {
         Rng rng(2);
-        x = random_tensor(x.shape(), rng);
+        x = random_uniform(x.shape(), rng);
         std::vector<std::int64_t> argmax;
         check_or_abort("max_pool2d", max_pool2d_forward(x, spec, argmax),
                        max_pool2d_forward_naive(x, spec), 0.0f);

@@ -24,7 +24,7 @@ float glorot_limit(Fans fans) {
 
 void glorot_uniform(Tensor& t, Fans fans, Rng& rng) {
     const float limit = glorot_limit(fans);
-    for (std::size_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(-limit, limit);
+    t = random_uniform(t.shape(), rng, -limit, limit);
 }
 
 }  // namespace semigrad::nn

@@ -57,4 +57,10 @@ std::vector<std::size_t> Rng::permutation(std::size_t n) {
     return p;
 }
 
+Tensor random_uniform(const Shape& shape, Rng& rng, float lo, float hi) {
+    Tensor t(shape);
+    for (std::size_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(lo, hi);
+    return t;
+}
+
 }  // namespace semigrad

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/tensor.hpp"
+
 namespace semigrad {
 
 class Rng {
@@ -56,5 +58,9 @@ class Rng {
     std::uint64_t state_ = 0;
     std::uint64_t inc_ = 0;
 };
+
+// A tensor of `shape` whose elements are rng.uniform(lo, hi), drawn in row-major order
+// (tf.random.uniform; Glorot initialisation, tests and benchmarks use it).
+Tensor random_uniform(const Shape& shape, Rng& rng, float lo = -1.0f, float hi = 1.0f);
 
 }  // namespace semigrad

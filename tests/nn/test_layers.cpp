@@ -18,9 +18,7 @@ namespace {
 
 Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
     Rng rng(seed);
-    Tensor t(shape);
-    for (std::size_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(lo, hi);
-    return t;
+    return random_uniform(shape, rng, lo, hi);
 }
 
 // Puts random values in every parameter (biases start at zero, which would hide bias bugs).

@@ -14,12 +14,6 @@ using namespace semigrad;
 
 namespace {
 
-Tensor random_tensor(const Shape& shape, Rng& rng) {
-    Tensor t(shape);
-    for (std::size_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(-1.0f, 1.0f);
-    return t;
-}
-
 void expect_pad(const Pad2d& p, int top, int bottom, int left, int right) {
     EXPECT_EQ(p.top, top);
     EXPECT_EQ(p.bottom, bottom);
@@ -90,7 +84,7 @@ TEST(Conv2dShape, ErrorsNameOpAndBothShapes) {
         [] { conv2d_output_shape({1, 1, 4, 4}, {1, 1, 2, 2}, {1, 1, {0, -1, 0, 0}}); },
         {"conv2d", "padding"});
     Rng rng(1);
-    const Tensor x = random_tensor({1, 2, 4, 4}, rng), w = random_tensor({3, 2, 2, 2}, rng);
+    const Tensor x = random_uniform({1, 2, 4, 4}, rng), w = random_uniform({3, 2, 2, 2}, rng);
     expect_throw_naming<ShapeError>([&] { conv2d_forward(x, w, Tensor({2}), {}); },
                                     {"conv2d", "bias", "[2]", "[3,2,2,2]"});
     Tensor dout({1, 3, 4, 4}), dx(x.shape());
@@ -159,15 +153,15 @@ TEST(Conv2d, FastMatchesNaiveOnRandomShapes) {
                      std::to_string(sh) + "x" + std::to_string(sw) + " pad " +
                      std::to_string(spec.pad.top) + "," + std::to_string(spec.pad.bottom) + "," +
                      std::to_string(spec.pad.left) + "," + std::to_string(spec.pad.right));
-        const Tensor x = random_tensor(xs, rng), w = random_tensor(ws, rng);
-        const Tensor b = trial % 2 ? random_tensor({OC}, rng) : Tensor();
+        const Tensor x = random_uniform(xs, rng), w = random_uniform(ws, rng);
+        const Tensor b = trial % 2 ? random_uniform({OC}, rng) : Tensor();
         const Tensor out = conv2d_forward(x, w, b, spec);
         ASSERT_EQ(out.shape(), conv2d_output_shape(xs, ws, spec));
         EXPECT_LT(max_abs_diff(out, conv2d_forward_naive(x, w, b, spec)), 1e-5f);
 
-        const Tensor dout = random_tensor(out.shape(), rng);
-        const Tensor dx0 = random_tensor(xs, rng), dw0 = random_tensor(ws, rng),
-                     db0 = random_tensor({OC}, rng);
+        const Tensor dout = random_uniform(out.shape(), rng);
+        const Tensor dx0 = random_uniform(xs, rng), dw0 = random_uniform(ws, rng),
+                     db0 = random_uniform({OC}, rng);
         const int which = 1 + trial % 7;  // bit 0 dx, bit 1 dweight, bit 2 dbias
         Tensor dx = dx0, dw = dw0, db = db0, rdx = dx0, rdw = dw0, rdb = db0;
         conv2d_backward(dout, x, w, spec, which & 1 ? &dx : nullptr, which & 2 ? &dw : nullptr,
@@ -196,9 +190,9 @@ TEST(Conv2d, FastMatchesNaiveOnRandomShapes) {
 TEST(Conv2d, NaiveBackwardMatchesFiniteDifferences) {
     Rng rng(9);
     const Conv2dSpec spec{2, 1, {1, 0, 2, 1}};
-    Tensor x = random_tensor({2, 2, 5, 4}, rng), w = random_tensor({3, 2, 3, 2}, rng),
-           b = random_tensor({3}, rng);
-    const Tensor r = random_tensor(conv2d_output_shape(x.shape(), w.shape(), spec), rng);
+    Tensor x = random_uniform({2, 2, 5, 4}, rng), w = random_uniform({3, 2, 3, 2}, rng),
+           b = random_uniform({3}, rng);
+    const Tensor r = random_uniform(conv2d_output_shape(x.shape(), w.shape(), spec), rng);
     const auto loss = [&] {
         const Tensor out = conv2d_forward_naive(x, w, b, spec);
         double s = 0.0;
@@ -223,9 +217,9 @@ TEST(Conv2d, NaiveBackwardMatchesFiniteDifferences) {
 TEST(Conv2d, SameResultWithOneAndTwoThreads) {
     Rng rng(5);
     const Conv2dSpec spec{1, 1, {0, 1, 0, 1}};
-    const Tensor x = random_tensor({7, 5, 9, 9}, rng), w = random_tensor({6, 5, 2, 2}, rng),
-                 b = random_tensor({6}, rng);
-    const Tensor dout = random_tensor({7, 6, 9, 9}, rng);
+    const Tensor x = random_uniform({7, 5, 9, 9}, rng), w = random_uniform({6, 5, 2, 2}, rng),
+                 b = random_uniform({6}, rng);
+    const Tensor dout = random_uniform({7, 6, 9, 9}, rng);
     const int before = num_threads();
     Tensor out[2], dx[2], dw[2], db[2];
     for (int t = 0; t < 2; ++t) {

@@ -6,12 +6,6 @@
 
 using namespace semigrad;
 
-static Tensor random_tensor(const Shape& s, Rng& rng) {
-    Tensor t(s);
-    for (std::size_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(-1.0f, 1.0f);
-    return t;
-}
-
 TEST(Gemm, SmallProductByHand) {
     Tensor a({2, 3}, {1, 2, 3, 4, 5, 6}), b({3, 2}, {7, 8, 9, 10, 11, 12});
     Tensor c = matmul(a, b);
@@ -28,9 +22,9 @@ TEST(Gemm, MatchesNaiveOnRandomShapes) {
     for (int trial = 0; trial < 24; ++trial) {
         const int M = 1 + int(rng.below(37)), N = 1 + int(rng.below(41)), K = 1 + int(rng.below(53));
         const bool ta = trial & 1, tb = trial & 2;
-        Tensor A = random_tensor(ta ? Shape{std::size_t(K), std::size_t(M)} : Shape{std::size_t(M), std::size_t(K)}, rng);
-        Tensor B = random_tensor(tb ? Shape{std::size_t(N), std::size_t(K)} : Shape{std::size_t(K), std::size_t(N)}, rng);
-        Tensor C0 = random_tensor({std::size_t(M), std::size_t(N)}, rng), C1 = C0;
+        Tensor A = random_uniform(ta ? Shape{std::size_t(K), std::size_t(M)} : Shape{std::size_t(M), std::size_t(K)}, rng);
+        Tensor B = random_uniform(tb ? Shape{std::size_t(N), std::size_t(K)} : Shape{std::size_t(K), std::size_t(N)}, rng);
+        Tensor C0 = random_uniform({std::size_t(M), std::size_t(N)}, rng), C1 = C0;
         const float alpha = 0.5f + rng.uniform(), beta = (trial % 3) * 0.5f;
         gemm(ta, tb, M, N, K, alpha, A.data(), int(A.dim(1)), B.data(), int(B.dim(1)), beta, C0.data(), N);
         gemm_naive(ta, tb, M, N, K, alpha, A.data(), int(A.dim(1)), B.data(), int(B.dim(1)), beta, C1.data(), N);

@@ -14,12 +14,6 @@ using namespace semigrad;
 
 namespace {
 
-Tensor random_tensor(const Shape& shape, Rng& rng) {
-    Tensor t(shape);
-    for (std::size_t i = 0; i < t.size(); ++i) t[i] = rng.uniform(-1.0f, 1.0f);
-    return t;
-}
-
 // Distinct values k * 0.01 in random places, so every window has a unique max that moves by
 // no more than 0.01 when any one element moves by less than 0.005.
 Tensor distinct_tensor(const Shape& shape, Rng& rng) {
@@ -156,7 +150,7 @@ TEST(MaxPool2d, FastMatchesNaiveOnRandomShapes) {
         SCOPED_TRACE("x " + to_string(xs) + " pool " + std::to_string(spec.pool_h) + "x" +
                      std::to_string(spec.pool_w) + " stride " + std::to_string(spec.stride_h) +
                      "x" + std::to_string(spec.stride_w));
-        const Tensor x = random_tensor(xs, rng);
+        const Tensor x = random_uniform(xs, rng);
         std::vector<std::int64_t> argmax;
         const Tensor out = max_pool2d_forward(x, spec, argmax);
         EXPECT_EQ(max_abs_diff(out, max_pool2d_forward_naive(x, spec)), 0.0f);
@@ -174,7 +168,7 @@ TEST(MaxPool2d, BackwardMatchesFiniteDifferences) {
     Tensor x = distinct_tensor({2, 2, 5, 4}, rng);
     std::vector<std::int64_t> argmax;
     const Tensor out = max_pool2d_forward(x, spec, argmax);
-    const Tensor r = random_tensor(out.shape(), rng);
+    const Tensor r = random_uniform(out.shape(), rng);
     Tensor dx(x.shape());
     max_pool2d_backward(r, argmax, dx);
     const auto loss = [&] {
@@ -197,9 +191,9 @@ TEST(MaxPool2d, BackwardMatchesFiniteDifferences) {
 
 TEST(MaxPool2d, SameResultWithOneAndTwoThreads) {
     Rng rng(8);
-    const Tensor x = random_tensor({3, 5, 9, 8}, rng);
+    const Tensor x = random_uniform({3, 5, 9, 8}, rng);
     const Pool2dSpec spec{3, 3, 2, 2, {1, 1, 1, 0}};
-    const Tensor dout = random_tensor(max_pool2d_output_shape(x.shape(), spec), rng);
+    const Tensor dout = random_uniform(max_pool2d_output_shape(x.shape(), spec), rng);
     const int before = num_threads();
     Tensor out[2], dx[2];
     std::vector<std::int64_t> argmax[2];
