@@ -5,6 +5,7 @@
 #include <set>
 
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 
 namespace semigrad::nn {
 
@@ -62,11 +63,11 @@ void Adam::step() {
         float* theta = var.value().data();
         float* m = slots_[0][i].data();
         float* v = slots_[1][i].data();
-        const auto n = static_cast<std::ptrdiff_t>(var.value().size());
-        // Elementwise, each iteration writes its own element. The `if` keeps small tensors
-        // (biases, small kernels) on one thread, where waking the pool costs more than the work.
-#pragma omp parallel for schedule(static) if (n > 32768)
-        for (std::ptrdiff_t j = 0; j < n; ++j) {
+        const std::size_t n = var.value().size();
+        // Elementwise, each iteration writes its own element; small tensors (biases, small
+        // kernels) stay on one thread, where waking the pool costs more than the work.
+        SEMIGRAD_PARALLEL_FOR(n)
+        for (std::size_t j = 0; j < n; ++j) {
             m[j] += (g[j] - m[j]) * (1.0f - b1);
             v[j] += (g[j] * g[j] - v[j]) * (1.0f - b2);
             theta[j] -= (m[j] * alpha) / (std::sqrt(v[j]) + eps);
