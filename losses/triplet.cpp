@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "losses/semihard_mining.hpp"
 #include "tensor/error.hpp"
 
 namespace semigrad::losses {
@@ -81,50 +82,6 @@ RowExtremes row_extremes(const float* row, std::size_t B) {
     return e;
 }
 
-// max of v[0..n) (-inf when n = 0), in eight independent lanes so that the loop vectorises.
-float max_of(const float* v, std::size_t n) {
-    constexpr std::size_t L = 8;
-    float mx[L];
-    for (std::size_t l = 0; l < L; ++l) mx[l] = -INFINITY;
-    std::size_t k = 0;
-    for (; k + L <= n; k += L)
-        for (std::size_t l = 0; l < L; ++l) mx[l] = v[k + l] > mx[l] ? v[k + l] : mx[l];
-    for (; k < n; ++k) mx[0] = v[k] > mx[0] ? v[k] : mx[0];
-    float m = mx[0];
-    for (std::size_t l = 1; l < L; ++l) m = mx[l] > m ? mx[l] : m;
-    return m;
-}
-
-// The bits of a distance (>= 0) as an unsigned key with the same order; +0.0f folds -0 into +0.
-inline std::uint32_t order_key(float v) {
-    v += 0.0f;
-    std::uint32_t k;
-    std::memcpy(&k, &v, sizeof k);
-    return k;
-}
-
-// Records are (key << 32 | column). LSD radix sort on the key, 8 bits a pass, skipping digits
-// all keys share (distances of normalised embeddings share their exponent byte). Stable, so
-// equal keys stay in column order. ~3x faster than std::sort at B = 4096.
-void radix_sort_by_key(std::uint64_t* rec, std::uint64_t* tmp, std::size_t n) {
-    if (n < 2) return;
-    std::uint32_t count[4][256] = {};
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::uint32_t key = std::uint32_t(rec[i] >> 32);
-        for (int b = 0; b < 4; ++b) ++count[b][(key >> (8 * b)) & 255u];
-    }
-    std::uint64_t *src = rec, *dst = tmp;
-    for (int b = 0; b < 4; ++b) {
-        const int shift = 32 + 8 * b;
-        if (count[b][(src[0] >> shift) & 255u] == n) continue;
-        std::uint32_t offset[256], sum = 0;
-        for (int d = 0; d < 256; ++d) offset[d] = sum, sum += count[b][d];
-        for (std::size_t i = 0; i < n; ++i) dst[offset[(src[i] >> shift) & 255u]++] = src[i];
-        std::swap(src, dst);
-    }
-    if (src != rec) std::memcpy(rec, src, n * sizeof *rec);
-}
-
 // Adds `weight / t` to c[k] for each of the t entries k of the row with row[k] == value that pass
 // `in_mask` (TF's even split over tied extremes).
 template <class Mask>
@@ -135,59 +92,6 @@ void add_split(float* c, const float* row, std::size_t B, float value, float wei
     for (std::size_t k = 0; k < B; ++k)
         if (in_mask(k) && row[k] == value) c[k] += share;
 }
-
-// Per anchor, the positives' distances v_0 <= ... <= v_{m-1} are sorted, and each negative
-// distance d falls into bucket k(d) = #{q : v_q < d}: d is a candidate (d > v_q) for exactly the
-// positives of rank q < k(d). `bucket[k]` keeps the smallest negative of bucket k, with how many
-// negatives tie with it (equal distances share a bucket) and the first one's column.
-struct Bucket {
-    float min;
-    std::uint32_t ties, column;
-};
-
-// k(d) for sorted v[0..m) in O(1) expected: the range [v_0, v_{m-1}] is cut into `cells` equal
-// cells, first[c] counts the positives of cells below c, and a short scan finishes the count.
-// (A binary search per negative measured slower: its branches are unpredictable.)
-// Exact: cell() is monotone in d (a subtraction, a product by s >= 0 and clamps are), so a
-// positive in a lower cell is < d and one in a higher cell is > d.
-class RankTable {
-  public:
-    void build(const float* v, std::size_t m, std::vector<std::uint32_t>& first) {
-        v_ = v, m_ = m;
-        cells_ = 4 * m + 1;
-        lo_ = m ? v[0] : 0.0f;
-        const float range = m ? v[m - 1] - v[0] : 0.0f;
-        s_ = range > 0.0f && std::isfinite(range) ? float(cells_) / range : 0.0f;
-        first.resize(cells_ + 1);
-        // first[c] = #{q : cell(v_q) < c}, one cell() per positive (v is sorted, cell monotone).
-        std::size_t c = 0;
-        for (std::size_t q = 0; q < m; ++q)
-            for (const std::size_t cq = cell(v[q]); c <= cq; ++c) first[c] = std::uint32_t(q);
-        for (; c <= cells_; ++c) first[c] = std::uint32_t(m);
-        first_ = first.data();
-    }
-    // Needs v[m] = +inf as a sentinel. With 4m cells a cell holds about one positive, so the
-    // first step is taken without a branch and the loop rarely runs (mispredicted branches were
-    // most of the cost).
-    std::size_t rank(float d) const {
-        std::size_t q = first_[cell(d)];
-        q += v_[q] < d;
-        while (v_[q] < d) ++q;
-        return q;
-    }
-
-  private:
-    std::size_t cell(float d) const {
-        float t = (d - lo_) * s_;
-        t = t > 0.0f ? t : 0.0f;  // also NaN (s = 0, d = inf) -> 0
-        const float top = float(cells_ - 1);
-        return std::size_t(std::int32_t(t < top ? t : top));  // int32: no slow float -> uint64
-    }
-    const float* v_ = nullptr;
-    const std::uint32_t* first_ = nullptr;
-    std::size_t m_ = 0, cells_ = 1;
-    float lo_ = 0.0f, s_ = 0.0f;
-};
 
 // Per-anchor partial results, summed in anchor order afterwards.
 struct AnchorSums {
@@ -260,18 +164,15 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
     std::vector<AnchorSums> sums(B);
 
     // Per anchor, in O(B + P log P) for its P positives (TFA's [B*B, B] mask is O(B^2) per
-    // anchor): sort the positives' distances, drop every negative into the bucket of the
-    // positives it exceeds (RankTable), and a suffix minimum over the buckets gives each positive
-    // the smallest negative strictly greater than it, which is what TFA's masked_minimum over
-    // {n : D[a,n] > D[a,p]} selects. With none greater, the anchor's largest negative
-    // (negatives_inside); with no negative at all, the row minimum. At B = 4096 this costs a
-    // quarter of sorting every anchor's negatives.
+    // anchor): the miner (losses/semihard_mining.hpp) sorts the positives' distances and drops
+    // every negative into the bucket of the positives it exceeds; the first non-empty bucket
+    // after a positive holds the smallest negative strictly greater than it, which is what TFA's
+    // masked_minimum over {n : D[a,n] > D[a,p]} selects. With none greater, the anchor's largest
+    // negative (negatives_inside); with no negative at all, the row minimum.
 #pragma omp parallel if (B >= kParallelAnchors)
     {
-        std::vector<std::uint64_t> positives(B), scratch(B);
-        std::vector<std::uint32_t> negatives(B), rank(B), first;
-        std::vector<float> value(B + 1), negative_distance(B);
-        std::vector<Bucket> bucket(B + 1);
+        detail::SemihardMiner miner(B);
+        const detail::MinedRow& r = miner.result();
         std::vector<std::uint32_t> choice(B + 1);
         std::vector<float> uses(B + 1);
         // This thread's rows of dD: a dense scratch row (kept all zero between anchors) and the
@@ -292,64 +193,29 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
             const std::size_t a = std::size_t(la);
             const float* row = pdist_matrix + a * B;
             AnchorSums& s = sums[a];
-            const RowExtremes ex = row_extremes(row, B);
-            // Split the row into negatives and positives (sort records), without branches: the
-            // labels are in random order.
-            std::size_t n = 0, m = 0;
-            const int la_label = labels[a];
-            for (std::size_t k = 0; k < B; ++k) {
-                const bool is_negative = labels[k] != la_label;
-                negatives[n] = std::uint32_t(k);
-                negative_distance[n] = row[k];
-                positives[m] = (std::uint64_t(order_key(row[k])) << 32) | k;
-                n += is_negative;
-                m += !is_negative && k != a;
-            }
-            radix_sort_by_key(positives.data(), scratch.data(), m);
-            for (std::size_t q = 0; q < m; ++q) value[q] = row[positives[q] & 0xffffffffu];
-            for (std::size_t q = 0; q < m; ++q) s.positive_distance += value[q];
-            value[m] = INFINITY;
+            miner.mine(row, labels.data(), a);
+            const std::size_t m = r.m, n = r.n;
+            for (std::size_t q = 0; q < m; ++q) s.positive_distance += r.value[q];
             s.positives = m;
             s.negatives = n;
-            s.negative_distance = ex.sum - s.positive_distance - row[a];
+            s.negative_distance = r.row_sum - s.positive_distance - row[a];
 
-            RankTable table;
-            table.build(value.data(), m, first);
-            for (std::size_t k = 0; k <= m; ++k) bucket[k] = {INFINITY, 0, 0}, uses[k] = 0.0f;
-            // The negatives in three passes over their distances (contiguous copies): the farthest
-            // and its ties (lane-parallel), every bucket index (independent lookups, which the
-            // core overlaps), then the bucket minima (the only read-modify-write).
-            const float* nd = negative_distance.data();
-            const float farthest = max_of(nd, n);
-            std::uint32_t farthest_ties = 0;
-            for (std::size_t q = 0; q < n; ++q) farthest_ties += nd[q] == farthest;
-            for (std::size_t q = 0; q < n; ++q) rank[q] = std::uint32_t(table.rank(nd[q]));
-            for (std::size_t q = 0; q < n; ++q) {
-                const float d = nd[q];
-                Bucket& b = bucket[rank[q]];
-                // Bit masks, not branches (GCC turned the ?: selects into a jump, mispredicted on
-                // about half the negatives): all ones when d is the bucket's new minimum.
-                const std::uint32_t smaller = 0u - std::uint32_t(d < b.min);
-                b.ties = (smaller & 1u) | (~smaller & (b.ties + (d == b.min)));
-                b.column = (smaller & negatives[q]) | (~smaller & b.column);
-                b.min = d < b.min ? d : b.min;
-            }
-            // choice[q] = the bucket holding min over buckets q+1..m (m + 1: none). Buckets hold
-            // distinct distances (ties share a bucket), so the minimum is unique.
+            // choice[q] = the first non-empty bucket after q (m + 1: none). The buckets are
+            // increasing intervals, so it holds the smallest negative greater than v_q.
             std::uint32_t best = std::uint32_t(m + 1);
             for (std::size_t q = m; q-- > 0;) {
-                const Bucket& b = bucket[q + 1];
-                if (b.ties > 0 && (best > m || b.min < bucket[best].min)) best = std::uint32_t(q + 1);
+                if (r.bucket_ties[q + 1] > 0) best = std::uint32_t(q + 1);
                 choice[q] = best;
             }
+            std::fill_n(uses.begin(), m + 1, 0.0f);
             // negatives_inside = masked_maximum(D[a,:], adjacency_not[a,:]).
-            const float inside = n ? shifted(farthest, ex.min) : ex.min;
+            const float inside = n ? shifted(r.farthest, r.row_min) : r.row_min;
             float inside_uses = 0.0f;  // pairs whose gradient goes to negatives_inside
             for (std::size_t q = 0; q < m; ++q) {
-                const std::size_t p = positives[q] & 0xffffffffu;
+                const std::size_t p = r.positive[q];
                 const std::uint32_t k = choice[q];
                 // negatives_outside = masked_minimum over {n : D[a,n] > D[a,p]}.
-                const float negative = k <= m ? shifted(bucket[k].min, ex.max) : inside;
+                const float negative = k <= m ? shifted(r.bucket_min[k], r.row_max) : inside;
                 const float loss_mat = margin + (row[p] - negative);
                 if (loss_mat > 0.0f) s.loss += loss_mat, ++s.active;
                 // TF's maximum(x, 0) passes the gradient where x >= 0.
@@ -365,26 +231,30 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
             bool tied = false;
             for (std::size_t k = 0; k <= m; ++k) {
                 if (uses[k] == 0.0f) continue;
-                if (bucket[k].ties == 1) add(bucket[k].column, -uses[k]);
+                if (r.bucket_ties[k] == 1) add(r.bucket_column[k], -uses[k]);
                 else tied = true;
-            }
-            if (n == 0 && inside_uses > 0.0f) {
-                // No negative: the gradient goes to the row minimum's entries (all of them tied).
-                std::size_t t = 0;
-                for (std::size_t k = 0; k < B; ++k) t += row[k] == ex.min;
-                for (std::size_t k = 0; k < B; ++k)
-                    if (row[k] == ex.min) add(k, -inside_uses / float(t));
             }
             if (tied)
                 for (std::size_t q = 0; q < n; ++q) {
-                    const Bucket& b = bucket[rank[q]];
-                    if (b.ties > 1 && uses[rank[q]] > 0.0f && nd[q] == b.min) add(negatives[q], -(uses[rank[q]] / float(b.ties)));
+                    const std::uint32_t k = r.rank[q];
+                    if (r.bucket_ties[k] > 1 && uses[k] > 0.0f && r.negative_distance[q] == r.bucket_min[k])
+                        add(r.negative[q], -(uses[k] / float(r.bucket_ties[k])));
                 }
-            // Most anchors have pairs without a semi-hard negative: their farthest negative(s),
-            // found by a plain scan (a column with a bucket share too gets that one first).
-            if (inside_uses > 0.0f)
-                for (std::size_t q = 0; q < n; ++q)
-                    if (nd[q] == farthest) add(negatives[q], -(inside_uses / float(farthest_ties)));
+            if (inside_uses > 0.0f) {
+                if (n == 0) {
+                    // No negative: the gradient goes to the row minimum's entries (all of them tied).
+                    std::size_t t = 0;
+                    for (std::size_t k = 0; k < B; ++k) t += row[k] == r.row_min;
+                    for (std::size_t k = 0; k < B; ++k)
+                        if (row[k] == r.row_min) add(k, -inside_uses / float(t));
+                } else if (r.farthest_ties == 1) {
+                    add(r.farthest_column, -inside_uses);
+                } else {
+                    for (std::size_t q = 0; q < n; ++q)
+                        if (r.negative_distance[q] == r.farthest)
+                            add(r.negative[q], -(inside_uses / float(r.farthest_ties)));
+                }
+            }
             row_offset[a] = columns.size();
             row_count[a] = touched_list.size();
             for (const std::uint32_t k : touched_list) {

@@ -12,6 +12,7 @@
 #include "autograd/var.hpp"
 #include "grad_helpers.hpp"
 #include "losses/triplet.hpp"
+#include "losses/semihard_mining.hpp"
 #include "losses/triplet_reference.hpp"
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
@@ -460,5 +461,82 @@ TEST(TripletSemihard, LargeBatchMatchesSortAndSearch) {
         EXPECT_NEAR(r.loss, loss / num_positives, 2e-6) << distance_name(m);
         EXPECT_EQ(double(stats.positive_pairs), num_positives);
         for (std::size_t i = 0; i < r.grad.size(); ++i) ASSERT_TRUE(std::isfinite(r.grad[i]));
+    }
+}
+
+// ---- the two mining implementations -------------------------------------------------------
+
+// The AVX-512 miner (used on CPUs that have it) and the portable one give the same bits: loss,
+// statistics and gradient, on batch sizes around the 16-lane width, with exact ties (integer
+// coordinates), duplicate rows and all-equal labels. Where the CPU lacks AVX-512 both runs take
+// the portable code and the test says so.
+TEST(TripletSemihard, Avx512AndPortableMiningGiveIdenticalResults) {
+    if (!detail::mining_uses_avx512()) GTEST_SKIP() << "this CPU runs only the portable miner";
+    Rng rng(70);
+    for (std::size_t B : {1, 2, 15, 16, 17, 33, 100, 257, 1030})
+        for (int kind = 0; kind < 3; ++kind) {
+            Batch b = random_batch(B, 8, kind == 2 ? 1 : 7, rng, kind == 0);
+            if (kind == 1)
+                for (std::size_t i = 0; i < b.x.size(); ++i) b.x[i] = float(rng.below(3));
+            for (Distance m : kMetrics) {
+                TripletStats fast_stats, portable_stats;
+                const LossAndGrad fast = loss_and_grad(b, false, 1.0f, m, false, &fast_stats);
+                detail::force_portable_mining(true);
+                const LossAndGrad portable = loss_and_grad(b, false, 1.0f, m, false, &portable_stats);
+                detail::force_portable_mining(false);
+                const std::string where = "B=" + std::to_string(B) + " kind " + std::to_string(kind) + " " + distance_name(m);
+                EXPECT_EQ(fast.loss, portable.loss) << where;
+                EXPECT_EQ(fast_stats.active_pairs, portable_stats.active_pairs) << where;
+                EXPECT_EQ(fast_stats.mean_positive_distance, portable_stats.mean_positive_distance) << where;
+                EXPECT_EQ(fast_stats.mean_negative_distance, portable_stats.mean_negative_distance) << where;
+                ASSERT_EQ(fast.grad.size(), portable.grad.size());
+                for (std::size_t i = 0; i < fast.grad.size(); ++i) ASSERT_EQ(fast.grad[i], portable.grad[i]) << where << " i=" << i;
+            }
+        }
+}
+
+// One row mined by hand: positives sorted with their columns, every negative's bucket and
+// each bucket's minimum, tie count and first column, the farthest negative, in both
+// implementations. Row of anchor 0 (label 0): columns 1..19 with labels 0,1,1,0,1,...
+TEST(SemihardMiner, MinesOneRowExactly) {
+    const std::size_t B = 20;
+    std::vector<float> row(B);
+    std::vector<int> labels(B);
+    const float d[B] = {0, 3, 5, 1, 2, 2, 4, 7, 0.5f, 6, 2, 1, 9, 9, 3, 8, 2, 5, 4, 1.5f};
+    for (std::size_t k = 0; k < B; ++k) row[k] = d[k], labels[k] = k % 3 == 0 ? 0 : 1;
+    // Positives: columns 3, 6, 9, 12, 15, 18 -> distances 1, 4, 6, 9, 8, 4.
+    for (bool portable : {false, true}) {
+        detail::force_portable_mining(portable);
+        detail::SemihardMiner miner(B);
+        miner.mine(row.data(), labels.data(), 0);
+        const detail::MinedRow& r = miner.result();
+        detail::force_portable_mining(false);
+        ASSERT_EQ(r.m, 6u);
+        ASSERT_EQ(r.n, 13u);
+        const float value[] = {1, 4, 4, 6, 8, 9};
+        const std::uint32_t positive[] = {3, 6, 18, 9, 15, 12};
+        for (std::size_t q = 0; q < 6; ++q) {
+            EXPECT_EQ(r.value[q], value[q]) << "positive " << q;
+            EXPECT_EQ(r.positive[q], positive[q]) << "positive " << q;
+        }
+        EXPECT_EQ(r.value[6], INFINITY);
+        // Negatives (columns 1,2,4,5,7,8,10,11,13,14,16,17,19): 3,5,2,2,7,0.5,2,1,9,3,2,5,1.5.
+        // Buckets: 0: d <= 1 -> {0.5, 1}; 1: (1,4] -> {3,2,2,2,3,2,1.5}; 2: (4,4] empty;
+        // 3: (4,6] -> {5,5}; 4: (6,8] -> {7}; 5: (8,9] -> {9}; 6: > 9 -> empty.
+        const std::uint32_t rank[] = {1, 3, 1, 1, 4, 0, 1, 0, 5, 1, 1, 3, 1};
+        for (std::size_t q = 0; q < 13; ++q) EXPECT_EQ(r.rank[q], rank[q]) << "negative " << q;
+        const float bmin[] = {0.5f, 1.5f, INFINITY, 5, 7, 9, INFINITY};
+        const std::uint32_t ties[] = {1, 1, 0, 2, 1, 1, 0}, column[] = {8, 19, 0, 2, 7, 13, 0};
+        for (std::size_t k = 0; k < 7; ++k) {
+            EXPECT_EQ(r.bucket_min[k], bmin[k]) << "bucket " << k;
+            EXPECT_EQ(r.bucket_ties[k], ties[k]) << "bucket " << k;
+            EXPECT_EQ(r.bucket_column[k], column[k]) << "bucket " << k;
+        }
+        EXPECT_EQ(r.farthest, 9.0f);
+        EXPECT_EQ(r.farthest_ties, 1u);
+        EXPECT_EQ(r.farthest_column, 13u);
+        EXPECT_EQ(r.row_max, 9.0f);
+        EXPECT_EQ(r.row_min, 0.0f);
+        EXPECT_EQ(r.row_sum, 75.0);
     }
 }

@@ -1,0 +1,323 @@
+#include "losses/semihard_mining.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#if SEMIGRAD_X86
+#include <immintrin.h>
+#if !defined(__clang__) && __GNUC__ < 13
+// GCC 12's AVX-512 headers build _mm512_undefined_ps() from a self-initialised variable, which
+// -Wmaybe-uninitialized reports wherever it is inlined (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+#endif
+
+namespace semigrad::losses::detail {
+
+namespace {
+
+bool portable_only = false;
+
+// Every per-row array gets this much room past its end: the AVX-512 split stores whole vectors.
+constexpr std::size_t kSlack = 16;
+
+// The bits of a distance (>= 0) as an unsigned key with the same order; +0.0f folds -0 into +0.
+inline std::uint32_t order_key(float v) {
+    v += 0.0f;
+    return std::bit_cast<std::uint32_t>(v);
+}
+
+// Records are (key << 32 | column). LSD radix sort on the key, 8 bits a pass, skipping digits
+// all keys share (distances of normalised embeddings share their exponent byte). Stable, so
+// equal keys stay in column order. ~3x faster than std::sort at B = 4096.
+void radix_sort_by_key(std::uint64_t* rec, std::uint64_t* tmp, std::size_t n) {
+    if (n < 2) return;
+    std::uint32_t count[4][256] = {};
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::uint32_t key = std::uint32_t(rec[i] >> 32);
+        for (int b = 0; b < 4; ++b) ++count[b][(key >> (8 * b)) & 255u];
+    }
+    std::uint64_t *src = rec, *dst = tmp;
+    for (int b = 0; b < 4; ++b) {
+        const int shift = 32 + 8 * b;
+        if (count[b][(src[0] >> shift) & 255u] == n) continue;
+        std::uint32_t offset[256], sum = 0;
+        for (int d = 0; d < 256; ++d) offset[d] = sum, sum += count[b][d];
+        for (std::size_t i = 0; i < n; ++i) dst[offset[(src[i] >> shift) & 255u]++] = src[i];
+        std::swap(src, dst);
+    }
+    if (src != rec) std::memcpy(rec, src, n * sizeof *rec);
+}
+
+// Negative `d` (column `column`) into bucket k: a new minimum restarts the tie count, an equal
+// one adds to it. Bit masks, not branches (GCC turned the ?: selects into a jump, mispredicted
+// on about half the negatives).
+inline void add_to_bucket(MinedRow& r, std::uint32_t k, float d, std::uint32_t column) {
+    const float current = r.bucket_min[k];
+    const std::uint32_t smaller = 0u - std::uint32_t(d < current);
+    r.bucket_ties[k] = (smaller & 1u) | (~smaller & (r.bucket_ties[k] + (d == current)));
+    r.bucket_column[k] = (smaller & column) | (~smaller & r.bucket_column[k]);
+    r.bucket_min[k] = d < current ? d : current;
+}
+
+#if SEMIGRAD_X86
+// The first `count` of 16 lanes (all of them when count >= 16).
+inline __mmask16 first_lanes(std::size_t count) {
+    return count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1u);
+}
+
+#endif
+
+}  // namespace
+
+void force_portable_mining(bool portable) { portable_only = portable; }
+
+bool mining_uses_avx512() {
+#if SEMIGRAD_X86
+    static const bool cpu_has_it = __builtin_cpu_supports("avx512f");
+    return cpu_has_it && !portable_only;
+#else
+    return false;
+#endif
+}
+
+SemihardMiner::SemihardMiner(std::size_t B) : B_(B), avx512_(mining_uses_avx512()) {
+    const std::size_t n = B + kSlack;
+    r_.value.resize(n + 1);
+    r_.positive.resize(n);
+    r_.negative_distance.resize(n);
+    r_.negative.resize(n);
+    r_.rank.resize(n);
+    r_.bucket_min.resize(n + 1);
+    r_.bucket_ties.resize(n + 1);
+    r_.bucket_column.resize(n + 1);
+    record_.resize(B);
+    scratch_.resize(B);
+    positive_distance_.resize(n);
+    first_.resize(4 * B + 2);
+}
+
+void SemihardMiner::mine(const float* row, const int* labels, std::size_t a) {
+    split(row, labels, a);
+    sort_positives(row);
+    build_rank_table();
+    fill_buckets();
+    find_farthest();
+}
+
+// Negatives (labels differ) keep their column order; positives are the other columns but a.
+// Also the row's max, min and sum (sixteen running sums, k mod 16, in both implementations,
+// so the sum is the same bits either way).
+void SemihardMiner::split(const float* row, const int* labels, std::size_t a) {
+    float lane_sum[16] = {};
+#if SEMIGRAD_X86
+    if (avx512_) {
+        split_avx512(row, labels, a, lane_sum);
+    } else
+#endif
+    {
+        const int label = labels[a];
+        float* nd = r_.negative_distance.data();
+        std::uint32_t* ncol = r_.negative.data();
+        float* pd = positive_distance_.data();
+        std::uint32_t* pcol = r_.positive.data();
+        std::size_t n = 0, m = 0;
+        float mx = -INFINITY, mn = INFINITY;
+        // Without branches: the labels are in random order.
+        for (std::size_t k = 0; k < B_; ++k) {
+            const float d = row[k];
+            const bool is_negative = labels[k] != label;
+            nd[n] = d, ncol[n] = std::uint32_t(k);
+            pd[m] = d, pcol[m] = std::uint32_t(k);
+            n += is_negative;
+            m += !is_negative && k != a;
+            mx = d > mx ? d : mx;
+            mn = d < mn ? d : mn;
+            lane_sum[k % 16] += d;
+        }
+        r_.row_max = mx, r_.row_min = mn;
+        r_.n = n, r_.m = m;
+    }
+    r_.row_sum = 0.0;
+    for (const float s : lane_sum) r_.row_sum += s;
+}
+
+#if SEMIGRAD_X86
+SEMIGRAD_AVX512 void SemihardMiner::split_avx512(const float* row, const int* labels, std::size_t a, float* lane_sum) {
+    float* nd = r_.negative_distance.data();
+    std::uint32_t* ncol = r_.negative.data();
+    float* pd = positive_distance_.data();
+    std::uint32_t* pcol = r_.positive.data();
+    std::size_t n = 0, m = 0;
+    const __m512i label = _mm512_set1_epi32(labels[a]), step = _mm512_set1_epi32(16);
+    __m512i column = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 mx = _mm512_set1_ps(-INFINITY), mn = _mm512_set1_ps(INFINITY), sum = _mm512_setzero_ps();
+    for (std::size_t k = 0; k < B_; k += 16) {
+        const __mmask16 live = first_lanes(B_ - k);
+        const __m512 d = _mm512_maskz_loadu_ps(live, row + k);
+        const __mmask16 negative =
+            _mm512_mask_cmpneq_epi32_mask(live, _mm512_maskz_loadu_epi32(live, labels + k), label);
+        __mmask16 positive = live & ~negative;
+        if (a >= k && a < k + 16) positive &= __mmask16(~(1u << (a - k)));
+        mx = _mm512_mask_max_ps(mx, live, mx, d);
+        mn = _mm512_mask_min_ps(mn, live, mn, d);
+        sum = _mm512_mask_add_ps(sum, live, sum, d);
+        // Compress in registers, then a plain store (the arrays have slack for it): the
+        // compress-to-memory form is much slower.
+        _mm512_storeu_ps(nd + n, _mm512_maskz_compress_ps(negative, d));
+        _mm512_storeu_si512(ncol + n, _mm512_maskz_compress_epi32(negative, column));
+        n += std::size_t(std::popcount(unsigned(negative)));
+        _mm512_storeu_ps(pd + m, _mm512_maskz_compress_ps(positive, d));
+        _mm512_storeu_si512(pcol + m, _mm512_maskz_compress_epi32(positive, column));
+        m += std::size_t(std::popcount(unsigned(positive)));
+        column = _mm512_add_epi32(column, step);
+    }
+    r_.row_max = _mm512_reduce_max_ps(mx);
+    r_.row_min = _mm512_reduce_min_ps(mn);
+    _mm512_storeu_ps(lane_sum, sum);
+    r_.n = n, r_.m = m;
+}
+#endif
+
+// value/positive by increasing distance, ties in column order (a stable radix sort).
+void SemihardMiner::sort_positives(const float* row) {
+    const std::size_t m = r_.m;
+    for (std::size_t q = 0; q < m; ++q)
+        record_[q] = (std::uint64_t(order_key(positive_distance_[q])) << 32) | r_.positive[q];
+    radix_sort_by_key(record_.data(), scratch_.data(), m);
+    for (std::size_t q = 0; q < m; ++q) {
+        r_.positive[q] = std::uint32_t(record_[q]);
+        r_.value[q] = row[r_.positive[q]];
+    }
+    r_.value[m] = INFINITY;
+}
+
+// k(d) = #{q : v_q < d} in O(1) expected: the range [v_0, v_{m-1}] is cut into 4m + 1 equal
+// cells and first_[c] = #{q : cell(v_q) < c}; then k(d) = first_[cell(d)] plus a short scan
+// (a cell holds about a quarter of a positive). Exact: cell() is monotone in d (a subtraction,
+// a product by a scale >= 0 and clamps are), so a positive in a lower cell is < d and one in a
+// higher cell is > d. (A binary search per negative measured slower: its branches are
+// unpredictable.) Built by counting, then a prefix sum: no data-dependent branch.
+void SemihardMiner::build_rank_table() {
+    const std::size_t m = r_.m;
+    const float* v = r_.value.data();
+    cells_ = 4 * m + 1;
+    lo_ = m ? v[0] : 0.0f;
+    const float range = m ? v[m - 1] - v[0] : 0.0f;
+    scale_ = range > 0.0f && std::isfinite(range) ? float(cells_) / range : 0.0f;
+    std::fill_n(first_.begin(), cells_ + 1, 0u);
+    const float top = float(cells_ - 1);
+    for (std::size_t q = 0; q < m; ++q) {
+        float t = (v[q] - lo_) * scale_;
+        t = t > 0.0f ? t : 0.0f;  // also NaN (scale 0, v = inf) -> 0
+        ++first_[std::size_t(std::int32_t(t < top ? t : top)) + 1];  // int32: no slow float -> uint64
+    }
+    for (std::size_t c = 1; c <= cells_; ++c) first_[c] += first_[c - 1];
+}
+
+// rank[q] = k(d_q) for every negative, and each bucket's minimum, tie count and first column.
+void SemihardMiner::fill_buckets() {
+    const std::size_t m = r_.m, n = r_.n;
+    std::fill_n(r_.bucket_min.begin(), m + 1, INFINITY);
+    std::fill_n(r_.bucket_ties.begin(), m + 1, 0u);
+    std::fill_n(r_.bucket_column.begin(), m + 1, 0u);
+#if SEMIGRAD_X86
+    if (avx512_) return fill_buckets_avx512();
+#endif
+    const float* nd = r_.negative_distance.data();
+    const float* v = r_.value.data();
+    std::uint32_t* rank = r_.rank.data();
+    const float top = float(cells_ - 1);
+    // Two passes: every rank (independent lookups, which the core overlaps), then the bucket
+    // minima (the only read-modify-write).
+    for (std::size_t q = 0; q < n; ++q) {
+        const float d = nd[q];
+        float t = (d - lo_) * scale_;
+        t = t > 0.0f ? t : 0.0f;
+        std::uint32_t k = first_[std::size_t(std::int32_t(t < top ? t : top))];
+        k += v[k] < d;  // without a branch: a cell holds about one positive
+        while (v[k] < d) ++k;
+        rank[q] = k;
+    }
+    for (std::size_t q = 0; q < n; ++q) add_to_bucket(r_, rank[q], nd[q], r_.negative[q]);
+}
+
+#if SEMIGRAD_X86
+SEMIGRAD_AVX512 void SemihardMiner::fill_buckets_avx512() {
+    const std::size_t n = r_.n;
+    const float* nd = r_.negative_distance.data();
+    const float* v = r_.value.data();
+    const std::uint32_t* first = first_.data();
+    std::uint32_t* rank = r_.rank.data();
+    const __m512 lo = _mm512_set1_ps(lo_), scale = _mm512_set1_ps(scale_), top = _mm512_set1_ps(float(cells_ - 1));
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i one = _mm512_set1_epi32(1);
+    for (std::size_t q = 0; q < n; q += 16) {
+        const __mmask16 live = first_lanes(n - q);
+        const __m512 d = _mm512_maskz_loadu_ps(live, nd + q);
+        // The portable cell(): max(t, 0) gives 0 for NaN t, as its ?: does.
+        const __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(d, lo), scale), zero), top);
+        __m512i k = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_cvttps_epi32(t), first, 4);
+        // Step every lane past the positives below it (value[m] = +inf stops the scan).
+        for (__mmask16 below = live; below;) {
+            const __m512 vk = _mm512_mask_i32gather_ps(zero, below, k, v, 4);
+            below = _mm512_mask_cmp_ps_mask(below, vk, d, _CMP_LT_OQ);
+            k = _mm512_mask_add_epi32(k, below, k, one);
+        }
+        _mm512_mask_storeu_epi32(rank + q, live, k);
+        // Only a negative <= its bucket's current minimum changes the bucket (a third of them on
+        // random data); those go one by one, in column order, through the portable update. An
+        // earlier lane can only lower a minimum, so filtering on the gathered one is exact.
+        const __m512 current = _mm512_mask_i32gather_ps(zero, live, k, r_.bucket_min.data(), 4);
+        for (unsigned hit = _mm512_mask_cmp_ps_mask(live, d, current, _CMP_LE_OQ); hit; hit &= hit - 1) {
+            const std::size_t i = q + std::size_t(std::countr_zero(hit));
+            add_to_bucket(r_, rank[i], nd[i], r_.negative[i]);
+        }
+    }
+}
+#endif
+
+void SemihardMiner::find_farthest() {
+    const std::size_t n = r_.n;
+    const float* nd = r_.negative_distance.data();
+    float far = -INFINITY;
+    std::uint32_t ties = 0;
+    std::size_t first = 0;
+#if SEMIGRAD_X86
+    if (avx512_) {
+        find_farthest_avx512(far, ties, first);
+    } else
+#endif
+    {
+        for (std::size_t q = 0; q < n; ++q) far = nd[q] > far ? nd[q] : far;
+        for (std::size_t q = n; q-- > 0;)
+            if (nd[q] == far) ++ties, first = q;
+    }
+    r_.farthest = far;
+    r_.farthest_ties = ties;
+    r_.farthest_column = n ? r_.negative[first] : 0u;
+}
+
+#if SEMIGRAD_X86
+SEMIGRAD_AVX512 void SemihardMiner::find_farthest_avx512(float& far, std::uint32_t& ties, std::size_t& first) const {
+    const std::size_t n = r_.n;
+    const float* nd = r_.negative_distance.data();
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (std::size_t q = 0; q < n; q += 16)
+        mx = _mm512_mask_max_ps(mx, first_lanes(n - q), mx, _mm512_maskz_loadu_ps(first_lanes(n - q), nd + q));
+    far = _mm512_reduce_max_ps(mx);
+    const __m512 target = _mm512_set1_ps(far);
+    for (std::size_t q = 0; q < n; q += 16) {
+        const __mmask16 live = first_lanes(n - q);
+        const unsigned equal = _mm512_mask_cmp_ps_mask(live, _mm512_maskz_loadu_ps(live, nd + q), target, _CMP_EQ_OQ);
+        if (equal && ties == 0) first = q + std::size_t(std::countr_zero(equal));
+        ties += std::uint32_t(std::popcount(equal));
+    }
+}
+#endif
+
+}  // namespace semigrad::losses::detail

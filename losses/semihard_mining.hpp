@@ -1,0 +1,94 @@
+// The per-anchor machinery of the fast semi-hard triplet loss (losses/triplet.cpp): split one
+// row of the distance matrix into positives and negatives, sort the positives, and drop every
+// negative into the bucket of the positives it exceeds. Internal to losses/ (not installed).
+//
+// Dimension letters: B batch size; per anchor, m positives and n negatives (m + n + 1 = B).
+//
+// Why buckets: TFA's semi-hard negative of a pair (a,p) is the smallest negative distance
+// strictly greater than D[a,p]. With the positives' distances sorted, v_0 <= ... <= v_{m-1}, a
+// negative d is greater than exactly the positives of rank q < k(d) = #{q : v_q < d}. So bucket
+// k holds the negatives with v_{k-1} < d <= v_k (bucket m: d > every positive), the buckets are
+// disjoint intervals in increasing order, and the answer for the positive of rank q is the
+// minimum of the first non-empty bucket after q. That needs only each bucket's minimum: O(B) per
+// anchor after sorting the m ~ B/10 positives, instead of sorting every negative.
+//
+// Two implementations of the same steps, with identical results: portable C++, and AVX-512
+// (16 lanes: compress-stores for the split, gathers for the rank lookup) on CPUs that have it.
+// Tests run both (force_portable_mining).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+// The AVX-512 code is compiled for any x86-64 target, as functions of their own with GCC's
+// target attribute, and chosen at run time when the CPU has AVX-512 F.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SEMIGRAD_X86 1
+#define SEMIGRAD_AVX512 __attribute__((target("avx512f")))
+#else
+#define SEMIGRAD_X86 0
+#endif
+
+namespace semigrad::losses::detail {
+
+// What mining one anchor's row leaves behind. Arrays have slack past their end for full-vector
+// stores; only the first m / n (m + 1 for buckets) entries mean anything.
+struct MinedRow {
+    // Over the whole row, diagonal included (TF's reduce_max / reduce_min), and its sum.
+    float row_max = 0, row_min = 0;
+    double row_sum = 0;
+    std::size_t m = 0, n = 0;
+    // Positives by increasing distance (ties by column): value[q] = D[a, positive[q]];
+    // value[m] = +inf (a sentinel for the rank lookup).
+    std::vector<float> value;
+    std::vector<std::uint32_t> positive;
+    // Negatives in column order: distance, column, bucket k(d).
+    std::vector<float> negative_distance;
+    std::vector<std::uint32_t> negative, rank;
+    // The largest negative distance, how many negatives share it and the first one's column
+    // (TFA's negatives_inside before its shift); -inf, 0, 0 when n = 0.
+    float farthest = 0;
+    std::uint32_t farthest_ties = 0, farthest_column = 0;
+    // Bucket k = 0..m: its smallest distance (+inf when empty), how many negatives share it
+    // (0 when empty), and the first one's column.
+    std::vector<float> bucket_min;
+    std::vector<std::uint32_t> bucket_ties, bucket_column;
+};
+
+// One thread's miner: owns the scratch for rows of B entries, reused anchor after anchor.
+class SemihardMiner {
+  public:
+    explicit SemihardMiner(std::size_t B);
+    // Mines row a of the [B,B] distance matrix (labels [B]) into result().
+    void mine(const float* row, const int* labels, std::size_t a);
+    const MinedRow& result() const { return r_; }
+
+  private:
+    void split(const float* row, const int* labels, std::size_t a);
+    void sort_positives(const float* row);
+    void build_rank_table();
+    void fill_buckets();
+    void find_farthest();
+#if SEMIGRAD_X86
+    SEMIGRAD_AVX512 void split_avx512(const float* row, const int* labels, std::size_t a, float* lane_sum);
+    SEMIGRAD_AVX512 void fill_buckets_avx512();
+    SEMIGRAD_AVX512 void find_farthest_avx512(float& far, std::uint32_t& ties, std::size_t& first) const;
+#endif
+
+    std::size_t B_;
+    bool avx512_;  // mining_uses_avx512() when constructed
+    MinedRow r_;
+    std::vector<std::uint64_t> record_, scratch_;  // positives as (key << 32 | column), for sorting
+    std::vector<float> positive_distance_;         // the split's output, before sorting
+    std::vector<std::uint32_t> first_;             // the rank table (see build_rank_table)
+    float lo_ = 0, scale_ = 0;
+    std::size_t cells_ = 1;
+};
+
+// Use the portable implementation even where AVX-512 is compiled in (tests compare the two).
+void force_portable_mining(bool portable);
+// Whether mine() runs the AVX-512 implementation.
+bool mining_uses_avx512();
+
+}  // namespace semigrad::losses::detail
