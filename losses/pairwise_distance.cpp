@@ -19,6 +19,10 @@ namespace semigrad::losses {
 // Below this batch size a [B,B] pass costs less than waking a thread team.
 constexpr std::size_t kParallelRows = 128;
 
+// Tiles of the [B,B] passes that write a matrix and its transpose (kTile x kTile floats, 16 KiB:
+// two of them stay in L1).
+constexpr std::size_t kTile = 64;
+
 const char* distance_name(Distance metric) {
     switch (metric) {
         case Distance::L2: return "L2";
@@ -238,8 +242,9 @@ static inline float grad_entry(Distance metric, float dist, float dd, float raw,
 // Scratch of the backward, kept per calling thread and grown, never shrunk: at B = 4096 a fresh
 // [B,B] buffer costs 64 MiB of page faults and zero fill on every training step.
 struct BackwardWorkspace {
-    std::vector<float> s;                 // [B,B] S = G + G^T
-    std::vector<float> g;                 // sparse path: G at each entry of dD
+    std::vector<float> s;                // [B,B] S = G + G^T
+    std::vector<float> g;                // sparse path: G at each entry of dD
+    std::vector<std::size_t> tile_first;  // sparse path: see backward(SparseRows)
 };
 
 static BackwardWorkspace& backward_workspace() {
@@ -253,16 +258,17 @@ static T* at_least(std::vector<T>& v, std::size_t n) {
     return v.data();
 }
 
-// The sum of one row of S in the order the dense path adds it (64-wide stretches), so both paths
-// give the same bits.
+// The sum of one row of S in sixteen running sums (j mod 16), added up in lane order: a fixed
+// order, so both backward paths and any thread count give the same bits, that still
+// vectorises (one running sum is a chain of dependent additions, as slow as the gemm here).
 static float row_sum(const float* row, std::size_t B) {
-    constexpr std::size_t T = 64;
+    float lane[16] = {};
+    std::size_t j = 0;
+    for (; j + 16 <= B; j += 16)
+        for (std::size_t l = 0; l < 16; ++l) lane[l] += row[j + l];
+    for (; j < B; ++j) lane[j % 16] += row[j];
     float total = 0.0f;
-    for (std::size_t j0 = 0; j0 < B; j0 += T) {
-        float acc = 0.0f;
-        for (std::size_t j = j0; j < std::min(B, j0 + T); ++j) acc += row[j];
-        total += acc;
-    }
+    for (const float x : lane) total += x;
     return total;
 }
 
@@ -273,55 +279,53 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
     if (!keep_for_backward_) throw Error("pairwise_distance: backward on a forward-only result");
     check_same_shape("pairwise_distance backward", dD, D_);
     const std::size_t B = D_.dim(0);
+    const long nB = long(B);
     const float* dist = D_.data();
     const float* dd = dD.data();
     const float* raw = raw_.empty() ? nullptr : raw_.data();
-    constexpr std::size_t T = 64;
-    const Distance metric = metric_;
-    auto grad_tile = [=](std::size_t i0, std::size_t i1, std::size_t j0, std::size_t j1, float* g) {
-        for (std::size_t i = i0; i < i1; ++i)
-            grad_row(metric, dist + i * B + j0, dd + i * B + j0, raw ? raw + i * B + j0 : nullptr,
-                     scale, j1 - j0, g + (i - i0) * T);
-    };
-    // S = G + G^T tile by tile: G's tiles (I,J) and (J,I) go to two small buffers (computing
-    // each G entry twice, but no [B,B] buffer for G), so the transposed reads stay in L1; each
-    // thread writes its own rows of S and their row sums.
     float* s = at_least(backward_workspace().s, B * B);
-    std::vector<float> rowsum(B, 0.0f);
-    const long nblocks = long((B + T - 1) / T);
+    // G row by row, then S = G + G^T in place, in 64x64 tile pairs (I, J >= I): a pair reads
+    // G's tiles (I,J) and (J,I) and writes S's, nothing else, so threads never share an element;
+    // the transposed tile goes through a small buffer (rows of s are B floats apart, and at
+    // B = 4096 a column walk hits one cache set). Row tile I owns nb - I pairs, hence the
+    // round-robin schedule.
+    constexpr std::size_t T = kTile;
+    const std::size_t nb = (B + T - 1) / T;
+    std::vector<float> rowsum(B);
 #pragma omp parallel if (B >= kParallelRows)
     {
-        std::vector<float> gij(T * T), gji(T * T);
 #pragma omp for schedule(static)
-        for (long ib = 0; ib < nblocks; ++ib) {
-            const std::size_t i0 = std::size_t(ib) * T, i1 = std::min(B, i0 + T);
-            for (std::size_t j0 = 0; j0 < B; j0 += T) {
+        for (long li = 0; li < nB; ++li) {
+            const std::size_t i = std::size_t(li) * B;
+            grad_row(metric_, dist + i, dd + i, raw ? raw + i : nullptr, scale, B, s + i);
+        }
+        std::vector<float> tile(T * T);
+#pragma omp for schedule(static, 1)
+        for (long lb = 0; lb < long(nb); ++lb) {
+            const std::size_t i0 = std::size_t(lb) * T, i1 = std::min(B, i0 + T);
+            for (std::size_t j0 = i0; j0 < B; j0 += T) {
                 const std::size_t j1 = std::min(B, j0 + T);
-                grad_tile(i0, i1, j0, j1, gij.data());
-                grad_tile(j0, j1, i0, i1, gji.data());
-                for (std::size_t i = i0; i < i1; ++i) {
-                    float acc = 0.0f;
-                    for (std::size_t j = j0; j < j1; ++j) {
-                        const float v = gij[(i - i0) * T + (j - j0)] + gji[(j - j0) * T + (i - i0)];
-                        s[i * B + j] = v;
-                        acc += v;
-                    }
-                    rowsum[i] += acc;
-                }
+                for (std::size_t j = j0; j < j1; ++j)  // G's tile (J,I), transposed
+                    for (std::size_t i = i0; i < i1; ++i) tile[(i - i0) * T + (j - j0)] = s[j * B + i];
+                for (std::size_t i = i0; i < i1; ++i)
+                    for (std::size_t j = j0; j < j1; ++j) tile[(i - i0) * T + (j - j0)] += s[i * B + j];
+                for (std::size_t i = i0; i < i1; ++i)
+                    for (std::size_t j = j0; j < j1; ++j) s[i * B + j] = s[j * B + i] = tile[(i - i0) * T + (j - j0)];
             }
         }
+#pragma omp for schedule(static)
+        for (long li = 0; li < nB; ++li) rowsum[std::size_t(li)] = row_sum(s + std::size_t(li) * B, B);
     }
     return embeddings_grad(s, rowsum);
 }
 
-// The sparse dD: G only at its entries, then S = G + G^T in place, in two row-parallel passes
-// with no transposed index: first each thread zeroes its rows of S and writes their own entries
-// G[i,j] to S[i,j]; then (after the barrier) it adds each G[i,j] to the mirrored S[j,i]. Entry
-// (i,j) of the sparse rows is the only one mirrored onto S[j,i] (a column appears at most once
-// per row), so no two threads ever write the same element in the second pass: no atomics, and
-// the result does not depend on the thread count. S[i,j] = (0 + G[i,j]) + G[j,i] is the dense
-// path's G[i,j] + G[j,i] exactly (a sum of two terms does not depend on their order), and the
-// row sums add in the same order, so the two paths agree bit for bit.
+// The same for a sparse dD, bit for bit, without G in full. S is built a block of 64 rows at a
+// time in its own rows (1 MiB at B = 4096, which stays in L2 while it is filled): zero it, add
+// G's entries of those rows, add G's entries of those columns (S's rows I are G's columns I
+// transposed; tile_first[J*B + j] is where row j's entries in column tile J start, columns
+// being in increasing order), and sum its rows. Every entry is written where it lands, with no
+// [B,B] pass to transpose, and no two threads write the same block. S[i,j] = (0 + G[i,j]) +
+// G[j,i] is the dense path's G[i,j] + G[j,i] exactly.
 Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
     if (!keep_for_backward_) throw Error("pairwise_distance: backward on a forward-only result");
     const std::size_t B = D_.dim(0), nnz = dD.column.size();
@@ -333,37 +337,51 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
                          " row starts and " + std::to_string(nnz) + " entries (" +
                          std::to_string(dD.value.size()) + " values) is not a valid CSR matrix for distances " +
                          to_string(D_.shape()));
+    const std::size_t* start = dD.start.data();
+    const std::uint32_t* column = dD.column.data();
+    for (std::size_t i = 0; i < B; ++i)
+        for (std::size_t k = start[i] + 1; k < start[i + 1]; ++k)
+            if (column[k - 1] >= column[k])
+                throw ValueError("pairwise_distance backward: sparse dD row " + std::to_string(i) +
+                                 " lists its columns out of increasing order (" + std::to_string(column[k - 1]) +
+                                 " then " + std::to_string(column[k]) + ")");
+    constexpr std::size_t T = kTile;
+    const std::size_t nb = (B + T - 1) / T;
     const long nB = long(B);
     const float* dist = D_.data();
     const float* raw = raw_.empty() ? nullptr : raw_.data();
-    const std::size_t* start = dD.start.data();
-    const std::uint32_t* column = dD.column.data();
-    const float* value = dD.value.data();
-    const Distance metric = metric_;
     BackwardWorkspace& w = backward_workspace();
-    float* s = at_least(w.s, B * B);
     float* g = at_least(w.g, nnz);
+    std::size_t* tile_first = at_least(w.tile_first, (nb + 1) * B);
+    float* s = at_least(w.s, B * B);
     std::vector<float> rowsum(B);
 #pragma omp parallel if (B >= kParallelRows)
     {
+        // G at every entry and each row's tile starts, row by row (the distances in row order).
 #pragma omp for schedule(static)
         for (long li = 0; li < nB; ++li) {
             const std::size_t i = std::size_t(li);
-            float* row = s + i * B;
-            std::fill(row, row + B, 0.0f);
+            std::size_t jb = 0;
             for (std::size_t k = start[i]; k < start[i + 1]; ++k) {
-                const std::size_t j = column[k], ij = i * B + j;
-                g[k] = grad_entry(metric, dist[ij], value[k], raw ? raw[ij] : 0.0f, scale);
-                row[j] = g[k];
+                const std::size_t ij = i * B + column[k];
+                g[k] = grad_entry(metric_, dist[ij], dD.value[k], raw ? raw[ij] : 0.0f, scale);
+                for (; jb * T <= column[k]; ++jb) tile_first[jb * B + i] = k;
             }
+            for (; jb <= nb; ++jb) tile_first[jb * B + i] = start[i + 1];
         }
 #pragma omp for schedule(static)
-        for (long li = 0; li < nB; ++li) {
-            const std::size_t i = std::size_t(li);
-            for (std::size_t k = start[i]; k < start[i + 1]; ++k) s[std::size_t(column[k]) * B + i] += g[k];
+        for (long lb = 0; lb < long(nb); ++lb) {
+            const std::size_t ib = std::size_t(lb), i0 = ib * T, ni = std::min(B, i0 + T) - i0;
+            float* block = s + i0 * B;
+            std::fill_n(block, ni * B, 0.0f);
+            for (std::size_t i = 0; i < ni; ++i)
+                for (std::size_t k = start[i0 + i]; k < start[i0 + i + 1]; ++k) block[i * B + column[k]] += g[k];
+            const std::size_t* first = tile_first + ib * B;
+            const std::size_t* last = tile_first + (ib + 1) * B;
+            for (std::size_t j = 0; j < B; ++j)
+                for (std::size_t k = first[j]; k < last[j]; ++k) block[(column[k] - i0) * B + j] += g[k];
+            for (std::size_t i = 0; i < ni; ++i) rowsum[i0 + i] = row_sum(block + i * B, B);
         }
-#pragma omp for schedule(static)
-        for (long li = 0; li < nB; ++li) rowsum[std::size_t(li)] = row_sum(s + std::size_t(li) * B, B);
     }
     return embeddings_grad(s, rowsum);
 }

@@ -35,8 +35,9 @@ Tensor pairwise_distance(const Tensor& embeddings, Distance metric);
 
 // A sparse dD [B,B] by rows (CSR), for a loss whose gradient touches few entries of each row (the
 // semi-hard triplet loss: an anchor's positives and at most one negative per positive): row i's
-// entries are (column[k], value[k]) for k in [start[i], start[i+1]), each column at most once
-// per row (so that backward adds exactly what the dense dD would hold).
+// entries are (column[k], value[k]) for k in [start[i], start[i+1]), columns strictly increasing
+// within a row (so each appears once, and the backward can find a row's entries in a range of
+// columns without searching).
 struct SparseRows {
     std::vector<std::size_t> start;  // B + 1
     std::vector<std::uint32_t> column;
@@ -61,7 +62,8 @@ class PairwiseDistance {
     // dD [B,B] -> dembeddings [B,D], for an incoming gradient dD * scale.
     Tensor backward(const Tensor& dD, float scale = 1.0f) const;
     // The same for a sparse dD, bit for bit what the dense dD with the same entries gives,
-    // without a [B,B] input and with G computed only where dD is nonzero.
+    // without a [B,B] input and with G computed only where dD is nonzero. Throws ShapeError for
+    // an inconsistent CSR matrix and ValueError for a row whose columns are out of order.
     Tensor backward(const SparseRows& dD, float scale = 1.0f) const;
 
   private:

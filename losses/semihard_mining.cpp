@@ -320,4 +320,37 @@ SEMIGRAD_AVX512 void SemihardMiner::find_farthest_avx512(float& far, std::uint32
 }
 #endif
 
+#if SEMIGRAD_X86
+SEMIGRAD_AVX512 static std::size_t take_nonzero_avx512(float* c, std::size_t B, std::uint32_t* columns, float* values) {
+    std::size_t count = 0;
+    const __m512i step = _mm512_set1_epi32(16);
+    __m512i column = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (std::size_t k = 0; k < B; k += 16) {
+        const __mmask16 live = first_lanes(B - k);
+        const __m512 v = _mm512_maskz_loadu_ps(live, c + k);
+        const __mmask16 nonzero = _mm512_mask_cmp_ps_mask(live, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        _mm512_storeu_si512(columns + count, _mm512_maskz_compress_epi32(nonzero, column));
+        _mm512_storeu_ps(values + count, _mm512_maskz_compress_ps(nonzero, v));
+        _mm512_mask_storeu_ps(c + k, live, _mm512_setzero_ps());
+        count += std::size_t(std::popcount(unsigned(nonzero)));
+        column = _mm512_add_epi32(column, step);
+    }
+    return count;
+}
+#endif
+
+std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* columns, float* values) {
+#if SEMIGRAD_X86
+    if (mining_uses_avx512()) return take_nonzero_avx512(c, B, columns, values);
+#endif
+    std::size_t count = 0;
+    for (std::size_t k = 0; k < B; ++k) {  // without a branch: a fifth of the entries are set
+        columns[count] = std::uint32_t(k);
+        values[count] = c[k];
+        count += c[k] != 0.0f;
+        c[k] = 0.0f;
+    }
+    return count;
+}
+
 }  // namespace semigrad::losses::detail

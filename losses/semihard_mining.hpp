@@ -86,6 +86,11 @@ class SemihardMiner {
     std::size_t cells_ = 1;
 };
 
+// Moves the non-zero entries of c[0..B) to columns/values in increasing column order (room for
+// B + 16 entries each) and zeroes c; returns how many there were. One anchor's row of dD, built
+// densely, becomes a CSR row this way (the distance backward wants columns in order).
+std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* columns, float* values);
+
 // Use the portable implementation even where AVX-512 is compiled in (tests compare the two).
 void force_portable_mining(bool portable);
 // Whether mine() runs the AVX-512 implementation.

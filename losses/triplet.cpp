@@ -175,19 +175,14 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
         const detail::MinedRow& r = miner.result();
         std::vector<std::uint32_t> choice(B + 1);
         std::vector<float> uses(B + 1);
-        // This thread's rows of dD: a dense scratch row (kept all zero between anchors) and the
-        // columns it touched, in first-touch order, appended to `columns`/`values`.
+        // This thread's rows of dD: a dense scratch row (kept all zero between anchors), whose
+        // non-zero entries are appended to `columns`/`values` (count of them) after each anchor.
         std::vector<float> c(need_grad ? B : 0);
-        std::vector<unsigned char> touched(need_grad ? B : 0);
         // Kept across calls (OpenMP's threads persist): at B = 4096 each holds ~1.7M entries.
         thread_local std::vector<std::uint32_t> columns;
         thread_local std::vector<float> values;
-        columns.clear(), values.clear();
-        std::vector<std::uint32_t> touched_list;
-        auto add = [&](std::size_t k, float v) {
-            if (!touched[k]) touched[k] = 1, touched_list.push_back(std::uint32_t(k));
-            c[k] += v;
-        };
+        std::size_t count = 0;
+        auto add = [&](std::size_t k, float v) { c[k] += v; };
 #pragma omp for schedule(static)
         for (long la = 0; la < long(B); ++la) {
             const std::size_t a = std::size_t(la);
@@ -255,15 +250,13 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
                             add(r.negative[q], -(inside_uses / float(r.farthest_ties)));
                 }
             }
-            row_offset[a] = columns.size();
-            row_count[a] = touched_list.size();
-            for (const std::uint32_t k : touched_list) {
-                columns.push_back(k);
-                values.push_back(c[k]);
-                c[k] = 0.0f;
-                touched[k] = 0;
+            if (columns.size() < count + B + 16) {
+                columns.resize(2 * (count + B + 16));
+                values.resize(columns.size());
             }
-            touched_list.clear();
+            row_offset[a] = count;
+            row_count[a] = detail::take_nonzero(c.data(), B, columns.data() + count, values.data() + count);
+            count += row_count[a];
         }
         if (need_grad) {
             // Gather the threads' rows into one CSR matrix, each thread copying the rows it mined

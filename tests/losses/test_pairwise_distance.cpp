@@ -132,7 +132,7 @@ TEST(PairwiseDistance, RejectsBadShapes) {
 
 // The sparse dD (CSR rows, what the semi-hard loss passes) against the same entries as a dense
 // dD: bit for bit, on odd sizes (below and above the parallel threshold, and on the ssyrk path),
-// with entries in no particular column order, for 1 and 2 threads.
+// for 1 and 2 threads.
 TEST(PairwiseDistance, SparseBackwardIsTheDenseBackwardBitForBit) {
     Rng rng(7);
     const int before = num_threads();
@@ -143,8 +143,8 @@ TEST(PairwiseDistance, SparseBackwardIsTheDenseBackwardBitForBit) {
             SparseRows sparse;
             sparse.start.push_back(0);
             for (std::size_t i = 0; i < B; ++i) {
-                // Descending columns, a third of them, some exactly zero.
-                for (std::size_t j = B; j-- > 0;) {
+                // A third of the columns, some of them exactly zero.
+                for (std::size_t j = 0; j < B; ++j) {
                     if (rng.below(3) != 0) continue;
                     const float v = rng.below(5) == 0 ? 0.0f : rng.normal();
                     W.at({i, j}) = v;
@@ -196,6 +196,16 @@ TEST(PairwiseDistance, SparseBackwardRejectsABadMatrix) {
         } catch (const ShapeError& e) {
             EXPECT_NE(std::string(e.what()).find("sparse dD"), std::string::npos) << e.what();
             EXPECT_NE(std::string(e.what()).find("[3,3]"), std::string::npos) << e.what();
+        }
+    }
+    // Row 1 lists column 2 before column 0; row 2 lists column 1 twice.
+    for (const SparseRows& bad : {SparseRows{{0, 0, 2, 2}, {2, 0}, {1.0f, -1.0f}},
+                                  SparseRows{{0, 0, 0, 2}, {1, 1}, {1.0f, -1.0f}}}) {
+        try {
+            pd.backward(bad);
+            FAIL() << "expected ValueError";
+        } catch (const ValueError& e) {
+            EXPECT_NE(std::string(e.what()).find("out of increasing order"), std::string::npos) << e.what();
         }
     }
 }
