@@ -6,16 +6,6 @@
 #include <cstring>
 #include <utility>
 
-#if SEMIGRAD_X86
-#include <immintrin.h>
-#if !defined(__clang__) && __GNUC__ < 13
-// GCC 12's AVX-512 headers build _mm512_undefined_ps() from a self-initialised variable, which
-// -Wmaybe-uninitialized reports wherever it is inlined (GCC bug 105593, fixed in GCC 13).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#endif
-
 namespace semigrad::losses::detail {
 
 namespace {
@@ -53,24 +43,6 @@ void radix_sort_by_key(std::uint64_t* rec, std::uint64_t* tmp, std::size_t n) {
     if (src != rec) std::memcpy(rec, src, n * sizeof *rec);
 }
 
-// Negative `d` (column `column`) into bucket k: a new minimum restarts the tie count, an equal
-// one adds to it. Bit masks, not branches (GCC turned the ?: selects into a jump, mispredicted
-// on about half the negatives).
-inline void add_to_bucket(MinedRow& r, std::uint32_t k, float d, std::uint32_t column) {
-    const float current = r.bucket_min[k];
-    const std::uint32_t smaller = 0u - std::uint32_t(d < current);
-    r.bucket_ties[k] = (smaller & 1u) | (~smaller & (r.bucket_ties[k] + (d == current)));
-    r.bucket_column[k] = (smaller & column) | (~smaller & r.bucket_column[k]);
-    r.bucket_min[k] = d < current ? d : current;
-}
-
-#if SEMIGRAD_X86
-// The first `count` of 16 lanes (all of them when count >= 16).
-inline __mmask16 first_lanes(std::size_t count) {
-    return count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1u);
-}
-
-#endif
 
 }  // namespace
 
@@ -78,8 +50,7 @@ void force_portable_mining(bool portable) { portable_only = portable; }
 
 bool mining_uses_avx512() {
 #if SEMIGRAD_X86
-    static const bool cpu_has_it = __builtin_cpu_supports("avx512f");
-    return cpu_has_it && !portable_only;
+    return cpu_has_avx512() && !portable_only;
 #else
     return false;
 #endif
@@ -98,7 +69,9 @@ SemihardMiner::SemihardMiner(std::size_t B) : B_(B), avx512_(mining_uses_avx512(
     record_.resize(B);
     scratch_.resize(B);
     positive_distance_.resize(n);
-    first_.resize(4 * B + 2);
+    first_.resize(kCellsPerPositive * B + 2);
+    cell_positive_.resize(kCellsPerPositive * B + 1);
+    bucket_key_.resize(B + 1);
 }
 
 void SemihardMiner::mine(const float* row, const int* labels, std::size_t a) {
@@ -196,62 +169,84 @@ void SemihardMiner::sort_positives(const float* row) {
     r_.value[m] = INFINITY;
 }
 
-// k(d) = #{q : v_q < d} in O(1) expected: the range [v_0, v_{m-1}] is cut into 4m + 1 equal
-// cells and first_[c] = #{q : cell(v_q) < c}; then k(d) = first_[cell(d)] plus a short scan
-// (a cell holds about a quarter of a positive). Exact: cell() is monotone in d (a subtraction,
-// a product by a scale >= 0 and clamps are), so a positive in a lower cell is < d and one in a
-// higher cell is > d. (A binary search per negative measured slower: its branches are
-// unpredictable.) Built by counting, then a prefix sum: no data-dependent branch.
+// k(d) = #{q : v_q < d} in O(1): the range [v_0, v_{m-1}] is cut into 8m + 1 equal cells,
+// first_[c] = #{q : cell(v_q) < c}, and cell_positive_[c] is the distance of the one positive in
+// cell c (+inf when it has none, -1 when it has several). Then k(d) = first_[cell(d)] +
+// (d > cell_positive_[cell(d)]): two lookups and a compare, no branch (a cell holds an eighth of
+// a positive on average; d in a cell of several takes an exact scan, about 1% of them). Exact:
+// cell() is monotone in d (a subtraction, a product by a scale >= 0 and clamps are), so a
+// positive in a lower cell is < d and one in a higher cell is > d. (A binary search per
+// negative measured slower: its branches are unpredictable.) Built by counting and a prefix
+// sum: no data-dependent branch.
 void SemihardMiner::build_rank_table() {
     const std::size_t m = r_.m;
     const float* v = r_.value.data();
-    cells_ = 4 * m + 1;
+    cells_ = kCellsPerPositive * m + 1;
     lo_ = m ? v[0] : 0.0f;
     const float range = m ? v[m - 1] - v[0] : 0.0f;
     scale_ = range > 0.0f && std::isfinite(range) ? float(cells_) / range : 0.0f;
+    // Counts per cell (in first_[c + 1]) and the one positive of each cell, in a pass over the
+    // positives; then the prefix sum, in a register (through memory it is a chain of
+    // store-to-load forwards). Which cells hold positives is random, hence selects, not branches.
     std::fill_n(first_.begin(), cells_ + 1, 0u);
-    const float top = float(cells_ - 1);
+    std::fill_n(cell_positive_.begin(), cells_, INFINITY);
     for (std::size_t q = 0; q < m; ++q) {
-        float t = (v[q] - lo_) * scale_;
-        t = t > 0.0f ? t : 0.0f;  // also NaN (scale 0, v = inf) -> 0
-        ++first_[std::size_t(std::int32_t(t < top ? t : top)) + 1];  // int32: no slow float -> uint64
+        const std::uint32_t c = cell(v[q]);
+        const float seen = cell_positive_[c];
+        cell_positive_[c] = seen == INFINITY ? v[q] : -1.0f;
+        ++first_[c + 1];
     }
-    for (std::size_t c = 1; c <= cells_; ++c) first_[c] += first_[c - 1];
+    std::uint32_t below = 0;
+    for (std::size_t c = 1; c <= cells_; ++c) first_[c] = below += first_[c];
 }
 
-// rank[q] = k(d_q) for every negative, and each bucket's minimum, tie count and first column.
+// The exact k(d), for d in a cell holding several positives.
+std::uint32_t SemihardMiner::rank_by_scan(float d, std::uint32_t c) const {
+    std::uint32_t k = first_[c];
+    while (r_.value[k] < d) ++k;  // value[m] = +inf stops it
+    return k;
+}
+
+// rank[q] = k(d_q) for every negative, then each bucket's minimum, tie count and first column.
 void SemihardMiner::fill_buckets() {
     const std::size_t m = r_.m, n = r_.n;
-    std::fill_n(r_.bucket_min.begin(), m + 1, INFINITY);
-    std::fill_n(r_.bucket_ties.begin(), m + 1, 0u);
-    std::fill_n(r_.bucket_column.begin(), m + 1, 0u);
-#if SEMIGRAD_X86
-    if (avx512_) return fill_buckets_avx512();
-#endif
     const float* nd = r_.negative_distance.data();
-    const float* v = r_.value.data();
     std::uint32_t* rank = r_.rank.data();
-    const float top = float(cells_ - 1);
-    // Two passes: every rank (independent lookups, which the core overlaps), then the bucket
-    // minima (the only read-modify-write).
+#if SEMIGRAD_X86
+    if (avx512_) {
+        rank_avx512();
+    } else
+#endif
+        for (std::size_t q = 0; q < n; ++q) {
+            const std::uint32_t c = cell(nd[q]);
+            const float positive = cell_positive_[c];
+            rank[q] = first_[c] + (nd[q] > positive);
+            if (positive < 0.0f) rank[q] = rank_by_scan(nd[q], c);
+        }
+    // Bucket minima over 64-bit keys (distance bits << 32 | q): for distances >= 0 the bits order
+    // like the floats, so the smallest key is the smallest distance and, among equal ones, the
+    // first negative. One read-modify-write per negative, without branches (the ranks are random).
+    std::uint64_t* key = bucket_key_.data();
+    std::uint32_t* ties = r_.bucket_ties.data();
+    std::fill_n(key, m + 1, ~std::uint64_t(0));
+    std::fill_n(ties, m + 1, 0u);
     for (std::size_t q = 0; q < n; ++q) {
-        const float d = nd[q];
-        float t = (d - lo_) * scale_;
-        t = t > 0.0f ? t : 0.0f;
-        std::uint32_t k = first_[std::size_t(std::int32_t(t < top ? t : top))];
-        k += v[k] < d;  // without a branch: a cell holds about one positive
-        while (v[k] < d) ++k;
-        rank[q] = k;
+        const std::uint64_t mine = (std::uint64_t(order_key(nd[q])) << 32) | q, current = key[rank[q]];
+        const std::uint32_t t = ties[rank[q]];
+        ties[rank[q]] = (mine >> 32) == (current >> 32) ? t + 1 : mine < current ? 1u : t;
+        key[rank[q]] = mine < current ? mine : current;
     }
-    for (std::size_t q = 0; q < n; ++q) add_to_bucket(r_, rank[q], nd[q], r_.negative[q]);
+    for (std::size_t k = 0; k <= m; ++k) {
+        const std::size_t q = std::uint32_t(key[k]);
+        r_.bucket_min[k] = ties[k] ? nd[q] : INFINITY;
+        r_.bucket_column[k] = ties[k] ? r_.negative[q] : 0u;
+    }
 }
 
 #if SEMIGRAD_X86
-SEMIGRAD_AVX512 void SemihardMiner::fill_buckets_avx512() {
+SEMIGRAD_AVX512 void SemihardMiner::rank_avx512() {
     const std::size_t n = r_.n;
     const float* nd = r_.negative_distance.data();
-    const float* v = r_.value.data();
-    const std::uint32_t* first = first_.data();
     std::uint32_t* rank = r_.rank.data();
     const __m512 lo = _mm512_set1_ps(lo_), scale = _mm512_set1_ps(scale_), top = _mm512_set1_ps(float(cells_ - 1));
     const __m512 zero = _mm512_setzero_ps();
@@ -259,23 +254,17 @@ SEMIGRAD_AVX512 void SemihardMiner::fill_buckets_avx512() {
     for (std::size_t q = 0; q < n; q += 16) {
         const __mmask16 live = first_lanes(n - q);
         const __m512 d = _mm512_maskz_loadu_ps(live, nd + q);
-        // The portable cell(): max(t, 0) gives 0 for NaN t, as its ?: does.
-        const __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(d, lo), scale), zero), top);
-        __m512i k = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, _mm512_cvttps_epi32(t), first, 4);
-        // Step every lane past the positives below it (value[m] = +inf stops the scan).
-        for (__mmask16 below = live; below;) {
-            const __m512 vk = _mm512_mask_i32gather_ps(zero, below, k, v, 4);
-            below = _mm512_mask_cmp_ps_mask(below, vk, d, _CMP_LT_OQ);
-            k = _mm512_mask_add_epi32(k, below, k, one);
-        }
+        // cell(): max(t, 0) gives 0 for NaN t, as the portable ?: does.
+        const __m512i c = _mm512_cvttps_epi32(
+            _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(d, lo), scale), zero), top));
+        // Two independent gathers (no chain of dependent lookups).
+        const __m512i first = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, c, first_.data(), 4);
+        const __m512 positive = _mm512_mask_i32gather_ps(zero, live, c, cell_positive_.data(), 4);
+        const __m512i k = _mm512_mask_add_epi32(first, _mm512_mask_cmp_ps_mask(live, d, positive, _CMP_GT_OQ), first, one);
         _mm512_mask_storeu_epi32(rank + q, live, k);
-        // Only a negative <= its bucket's current minimum changes the bucket (a third of them on
-        // random data); those go one by one, in column order, through the portable update. An
-        // earlier lane can only lower a minimum, so filtering on the gathered one is exact.
-        const __m512 current = _mm512_mask_i32gather_ps(zero, live, k, r_.bucket_min.data(), 4);
-        for (unsigned hit = _mm512_mask_cmp_ps_mask(live, d, current, _CMP_LE_OQ); hit; hit &= hit - 1) {
-            const std::size_t i = q + std::size_t(std::countr_zero(hit));
-            add_to_bucket(r_, rank[i], nd[i], r_.negative[i]);
+        for (unsigned several = _mm512_mask_cmp_ps_mask(live, positive, zero, _CMP_LT_OQ); several; several &= several - 1) {
+            const std::size_t i = q + std::size_t(std::countr_zero(several));
+            rank[i] = rank_by_scan(nd[i], cell(nd[i]));
         }
     }
 }

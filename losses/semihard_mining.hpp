@@ -21,14 +21,7 @@
 #include <cstdint>
 #include <vector>
 
-// The AVX-512 code is compiled for any x86-64 target, as functions of their own with GCC's
-// target attribute, and chosen at run time when the CPU has AVX-512 F.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define SEMIGRAD_X86 1
-#define SEMIGRAD_AVX512 __attribute__((target("avx512f")))
-#else
-#define SEMIGRAD_X86 0
-#endif
+#include "tensor/simd.hpp"
 
 namespace semigrad::losses::detail {
 
@@ -72,7 +65,7 @@ class SemihardMiner {
     void find_farthest();
 #if SEMIGRAD_X86
     SEMIGRAD_AVX512 void split_avx512(const float* row, const int* labels, std::size_t a, float* lane_sum);
-    SEMIGRAD_AVX512 void fill_buckets_avx512();
+    SEMIGRAD_AVX512 void rank_avx512();
     SEMIGRAD_AVX512 void find_farthest_avx512(float& far, std::uint32_t& ties, std::size_t& first) const;
 #endif
 
@@ -81,9 +74,21 @@ class SemihardMiner {
     MinedRow r_;
     std::vector<std::uint64_t> record_, scratch_;  // positives as (key << 32 | column), for sorting
     std::vector<float> positive_distance_;         // the split's output, before sorting
-    std::vector<std::uint32_t> first_;             // the rank table (see build_rank_table)
+    // The rank table (see build_rank_table): cells over the positives' range.
+    static constexpr std::size_t kCellsPerPositive = 8;
+    std::vector<std::uint32_t> first_;
+    std::vector<float> cell_positive_;
     float lo_ = 0, scale_ = 0;
     std::size_t cells_ = 1;
+    std::vector<std::uint64_t> bucket_key_;  // fill_buckets' scratch
+    // The cell of distance d: monotone in d; NaN (scale 0 with d = inf) goes to cell 0.
+    std::uint32_t cell(float d) const {
+        float t = (d - lo_) * scale_;
+        t = t > 0.0f ? t : 0.0f;
+        const float top = float(cells_ - 1);
+        return std::uint32_t(std::int32_t(t < top ? t : top));  // via int32: no slow float -> uint64
+    }
+    std::uint32_t rank_by_scan(float d, std::uint32_t c) const;
 };
 
 // Moves the non-zero entries of c[0..B) to columns/values in increasing column order (room for
