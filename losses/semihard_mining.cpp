@@ -21,29 +21,6 @@ inline std::uint32_t order_key(float v) {
     return std::bit_cast<std::uint32_t>(v);
 }
 
-// Records are (key << 32 | column). LSD radix sort on the key, 8 bits a pass, skipping digits
-// all keys share (distances of normalised embeddings share their exponent byte). Stable, so
-// equal keys stay in column order. ~3x faster than std::sort at B = 4096.
-void radix_sort_by_key(std::uint64_t* rec, std::uint64_t* tmp, std::size_t n) {
-    if (n < 2) return;
-    std::uint32_t count[4][256] = {};
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::uint32_t key = std::uint32_t(rec[i] >> 32);
-        for (int b = 0; b < 4; ++b) ++count[b][(key >> (8 * b)) & 255u];
-    }
-    std::uint64_t *src = rec, *dst = tmp;
-    for (int b = 0; b < 4; ++b) {
-        const int shift = 32 + 8 * b;
-        if (count[b][(src[0] >> shift) & 255u] == n) continue;
-        std::uint32_t offset[256], sum = 0;
-        for (int d = 0; d < 256; ++d) offset[d] = sum, sum += count[b][d];
-        for (std::size_t i = 0; i < n; ++i) dst[offset[(src[i] >> shift) & 255u]++] = src[i];
-        std::swap(src, dst);
-    }
-    if (src != rec) std::memcpy(rec, src, n * sizeof *rec);
-}
-
-
 }  // namespace
 
 void force_portable_mining(bool portable) { portable_only = portable; }
@@ -66,18 +43,18 @@ SemihardMiner::SemihardMiner(std::size_t B) : B_(B), avx512_(mining_uses_avx512(
     r_.bucket_min.resize(n + 1);
     r_.bucket_ties.resize(n + 1);
     r_.bucket_column.resize(n + 1);
-    record_.resize(B);
-    scratch_.resize(B);
     positive_distance_.resize(n);
+    positive_column_.resize(n);
+    cell_of_.resize(B);
     first_.resize(kCellsPerPositive * B + 2);
+    cursor_.resize(kCellsPerPositive * B + 2);
     cell_positive_.resize(kCellsPerPositive * B + 1);
     bucket_key_.resize(B + 1);
 }
 
 void SemihardMiner::mine(const float* row, const int* labels, std::size_t a) {
     split(row, labels, a);
-    sort_positives(row);
-    build_rank_table();
+    sort_positives_into_cells();
     fill_buckets();
     find_farthest();
 }
@@ -97,7 +74,7 @@ void SemihardMiner::split(const float* row, const int* labels, std::size_t a) {
         float* nd = r_.negative_distance.data();
         std::uint32_t* ncol = r_.negative.data();
         float* pd = positive_distance_.data();
-        std::uint32_t* pcol = r_.positive.data();
+        std::uint32_t* pcol = positive_column_.data();
         std::size_t n = 0, m = 0;
         float mx = -INFINITY, mn = INFINITY;
         // Without branches: the labels are in random order.
@@ -124,7 +101,7 @@ SEMIGRAD_AVX512 void SemihardMiner::split_avx512(const float* row, const int* la
     float* nd = r_.negative_distance.data();
     std::uint32_t* ncol = r_.negative.data();
     float* pd = positive_distance_.data();
-    std::uint32_t* pcol = r_.positive.data();
+    std::uint32_t* pcol = positive_column_.data();
     std::size_t n = 0, m = 0;
     const __m512i label = _mm512_set1_epi32(labels[a]), step = _mm512_set1_epi32(16);
     __m512i column = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -156,48 +133,64 @@ SEMIGRAD_AVX512 void SemihardMiner::split_avx512(const float* row, const int* la
 }
 #endif
 
-// value/positive by increasing distance, ties in column order (a stable radix sort).
-void SemihardMiner::sort_positives(const float* row) {
+// The positives by increasing distance (ties in column order) and the rank table over them, in
+// one counting sort on the table's cells.
+//
+// The table: k(d) = #{q : v_q < d} in O(1). The positives' range [v_0, v_{m-1}] is cut into
+// 8m + 1 equal cells; first_[c] = #{q : cell(v_q) < c}, and cell_positive_[c] is the distance of
+// the one positive in cell c (+inf when it has none, < 0 when it has several). Then k(d) =
+// first_[cell(d)] + (d > cell_positive_[cell(d)]): two lookups and a compare, no branch (a cell
+// holds an eighth of a positive on average; d in a cell of several takes an exact scan, about 1%
+// of them). Exact: cell() is monotone in d (a subtraction, a product by a scale >= 0 and clamps
+// are), so a positive in a lower cell is < d and one in a higher cell is > d. (A binary search
+// per negative measured slower: its branches are unpredictable.)
+//
+// The sort: the same monotone cells order the positives, except within a cell of several,
+// which an insertion sort finishes. Stable throughout, so equal distances keep column order.
+void SemihardMiner::sort_positives_into_cells() {
     const std::size_t m = r_.m;
-    for (std::size_t q = 0; q < m; ++q)
-        record_[q] = (std::uint64_t(order_key(positive_distance_[q])) << 32) | r_.positive[q];
-    radix_sort_by_key(record_.data(), scratch_.data(), m);
+    const float* pd = positive_distance_.data();
+    float lo = INFINITY, hi = -INFINITY;
     for (std::size_t q = 0; q < m; ++q) {
-        r_.positive[q] = std::uint32_t(record_[q]);
-        r_.value[q] = row[r_.positive[q]];
+        lo = pd[q] < lo ? pd[q] : lo;
+        hi = pd[q] > hi ? pd[q] : hi;
     }
-    r_.value[m] = INFINITY;
-}
-
-// k(d) = #{q : v_q < d} in O(1): the range [v_0, v_{m-1}] is cut into 8m + 1 equal cells,
-// first_[c] = #{q : cell(v_q) < c}, and cell_positive_[c] is the distance of the one positive in
-// cell c (+inf when it has none, -1 when it has several). Then k(d) = first_[cell(d)] +
-// (d > cell_positive_[cell(d)]): two lookups and a compare, no branch (a cell holds an eighth of
-// a positive on average; d in a cell of several takes an exact scan, about 1% of them). Exact:
-// cell() is monotone in d (a subtraction, a product by a scale >= 0 and clamps are), so a
-// positive in a lower cell is < d and one in a higher cell is > d. (A binary search per
-// negative measured slower: its branches are unpredictable.) Built by counting and a prefix
-// sum: no data-dependent branch.
-void SemihardMiner::build_rank_table() {
-    const std::size_t m = r_.m;
-    const float* v = r_.value.data();
     cells_ = kCellsPerPositive * m + 1;
-    lo_ = m ? v[0] : 0.0f;
-    const float range = m ? v[m - 1] - v[0] : 0.0f;
+    lo_ = m ? lo : 0.0f;
+    const float range = m ? hi - lo : 0.0f;
     scale_ = range > 0.0f && std::isfinite(range) ? float(cells_) / range : 0.0f;
-    // Counts per cell (in first_[c + 1]) and the one positive of each cell, in a pass over the
-    // positives; then the prefix sum, in a register (through memory it is a chain of
-    // store-to-load forwards). Which cells hold positives is random, hence selects, not branches.
+    // Counts per cell (in first_[c + 1]) and each cell's positive; then the prefix sum, in a
+    // register (through memory it is a chain of store-to-load forwards). Which cells hold
+    // positives is random, hence selects, not branches.
     std::fill_n(first_.begin(), cells_ + 1, 0u);
     std::fill_n(cell_positive_.begin(), cells_, INFINITY);
     for (std::size_t q = 0; q < m; ++q) {
-        const std::uint32_t c = cell(v[q]);
+        const std::uint32_t c = cell_of_[q] = cell(pd[q]);
         const float seen = cell_positive_[c];
-        cell_positive_[c] = seen == INFINITY ? v[q] : -1.0f;
+        cell_positive_[c] = seen == INFINITY ? pd[q] : -1.0f;
         ++first_[c + 1];
     }
     std::uint32_t below = 0;
-    for (std::size_t c = 1; c <= cells_; ++c) first_[c] = below += first_[c];
+    for (std::size_t c = 1; c <= cells_; ++c) first_[c] = cursor_[c] = below += first_[c];
+    cursor_[0] = 0;
+    float* v = r_.value.data();
+    std::uint32_t* column = r_.positive.data();
+    for (std::size_t q = 0; q < m; ++q) {
+        const std::uint32_t p = cursor_[cell_of_[q]]++;
+        v[p] = pd[q];
+        column[p] = positive_column_[q];
+    }
+    v[m] = INFINITY;
+    for (std::size_t q = 0; q < m; ++q) {
+        const std::uint32_t c = cell_of_[q];
+        if (cell_positive_[c] != -1.0f) continue;
+        cell_positive_[c] = -2.0f;  // sorted
+        for (std::uint32_t p = first_[c] + 1; p < first_[c + 1]; ++p)
+            for (std::uint32_t i = p; i > first_[c] && v[i] < v[i - 1]; --i) {
+                std::swap(v[i], v[i - 1]);
+                std::swap(column[i], column[i - 1]);
+            }
+    }
 }
 
 // The exact k(d), for d in a cell holding several positives.

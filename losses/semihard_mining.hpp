@@ -59,8 +59,7 @@ class SemihardMiner {
 
   private:
     void split(const float* row, const int* labels, std::size_t a);
-    void sort_positives(const float* row);
-    void build_rank_table();
+    void sort_positives_into_cells();
     void fill_buckets();
     void find_farthest();
 #if SEMIGRAD_X86
@@ -72,11 +71,12 @@ class SemihardMiner {
     std::size_t B_;
     bool avx512_;  // mining_uses_avx512() when constructed
     MinedRow r_;
-    std::vector<std::uint64_t> record_, scratch_;  // positives as (key << 32 | column), for sorting
-    std::vector<float> positive_distance_;         // the split's output, before sorting
-    // The rank table (see build_rank_table): cells over the positives' range.
+    // The split's positives, before sorting, and each one's cell.
+    std::vector<float> positive_distance_;
+    std::vector<std::uint32_t> positive_column_, cell_of_;
+    // The rank table (see sort_positives_into_cells): cells over the positives' range.
     static constexpr std::size_t kCellsPerPositive = 8;
-    std::vector<std::uint32_t> first_;
+    std::vector<std::uint32_t> first_, cursor_;
     std::vector<float> cell_positive_;
     float lo_ = 0, scale_ = 0;
     std::size_t cells_ = 1;
