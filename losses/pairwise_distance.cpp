@@ -426,9 +426,15 @@ Tensor PairwiseDistance::embeddings_grad(const float* s, const std::vector<float
     float* out = dx.data();
     const float* x = x_.data();
     if (metric_ != Distance::Angular) {
-        gemm(false, false, int(B), int(D), int(B), -2.0f, s, int(B), x, int(D), 0.0f, out, int(D));
-        for (std::size_t i = 0; i < B; ++i)
-            for (std::size_t d = 0; d < D; ++d) out[i * D + d] += 2.0f * rowsum[i] * x[i * D + d];
+        // dx = 2 diag(rowsum) x first (in parallel, also the buffer's first touch), then the gemm
+        // adds -2 S x to it (beta = 1) instead of a second pass.
+        const long nB = long(B);
+#pragma omp parallel for schedule(static) if (B >= kParallelRows)
+        for (long li = 0; li < nB; ++li) {
+            const std::size_t i = std::size_t(li);
+            for (std::size_t d = 0; d < D; ++d) out[i * D + d] = 2.0f * rowsum[i] * x[i * D + d];
+        }
+        gemm(false, false, int(B), int(D), int(B), -2.0f, s, int(B), x, int(D), 1.0f, out, int(D));
         return dx;
     }
     // Angular: gram = x_hat x_hat^T, so dx_hat = S x_hat; then back through l2_normalize,

@@ -76,7 +76,7 @@ class SemihardMiner {
     std::vector<std::uint32_t> positive_column_, cell_of_;
     // The rank table (see sort_positives_into_cells): cells over the positives' range.
     static constexpr std::size_t kCellsPerPositive = 8;
-    std::vector<std::uint32_t> first_, cursor_;
+    std::vector<std::uint32_t> first_;
     std::vector<float> cell_positive_;
     float lo_ = 0, scale_ = 0;
     std::size_t cells_ = 1;
