@@ -364,8 +364,7 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
     if (!keep_for_backward_) throw Error("pairwise_distance: backward on a forward-only result");
     const std::size_t B = D_.dim(0), nnz = dD.column.size();
     const bool shape_ok = dD.start.size() == B + 1 && dD.start.front() == 0 && dD.start.back() == nnz &&
-                          dD.value.size() == nnz && std::is_sorted(dD.start.begin(), dD.start.end()) &&
-                          std::all_of(dD.column.begin(), dD.column.end(), [B](std::uint32_t j) { return j < B; });
+                          dD.value.size() == nnz && std::is_sorted(dD.start.begin(), dD.start.end());
     if (!shape_ok)
         throw ShapeError("pairwise_distance backward: sparse dD with " + std::to_string(dD.start.size()) +
                          " row starts and " + std::to_string(nnz) + " entries (" +
@@ -373,12 +372,6 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
                          to_string(D_.shape()));
     const std::size_t* start = dD.start.data();
     const std::uint32_t* column = dD.column.data();
-    for (std::size_t i = 0; i < B; ++i)
-        for (std::size_t k = start[i] + 1; k < start[i + 1]; ++k)
-            if (column[k - 1] >= column[k])
-                throw ValueError("pairwise_distance backward: sparse dD row " + std::to_string(i) +
-                                 " lists its columns out of increasing order (" + std::to_string(column[k - 1]) +
-                                 " then " + std::to_string(column[k]) + ")");
     constexpr std::size_t T = kTile;
     const std::size_t nb = (B + T - 1) / T;
     const long nB = long(B);
@@ -387,35 +380,48 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
     BackwardWorkspace& w = backward_workspace();
     float* g = at_least(w.g, nnz);
     std::size_t* tile_first = at_least(w.tile_first, (nb + 1) * B);
+    // G at every entry and each row's tile starts, row by row (the distances in row order),
+    // checking the columns on the way: in range and increasing (first bad row, if any, in `bad`).
+    std::vector<unsigned char> bad(B, 0);
+#pragma omp parallel for schedule(static) if (B >= kParallelRows)
+    for (long li = 0; li < nB; ++li) {
+        const std::size_t i = std::size_t(li);
+        std::size_t jb = 0;
+        for (std::size_t k = start[i]; k < start[i + 1]; ++k) {
+            if (column[k] >= B || (k > start[i] && column[k - 1] >= column[k])) {
+                bad[i] = 1;
+                break;
+            }
+            const std::size_t ij = i * B + column[k];
+            g[k] = grad_entry(metric_, dist[ij], dD.value[k], raw ? raw[ij] : 0.0f, scale);
+            for (; jb * T <= column[k]; ++jb) tile_first[jb * B + i] = k;
+        }
+        for (; jb <= nb; ++jb) tile_first[jb * B + i] = start[i + 1];
+    }
+    if (const auto row = std::find(bad.begin(), bad.end(), 1); row != bad.end()) {
+        const std::size_t i = std::size_t(row - bad.begin());
+        std::string columns;
+        for (std::size_t k = start[i]; k < start[i + 1]; ++k) {
+            if (k > start[i]) columns += ' ';
+            columns += std::to_string(column[k]);
+        }
+        throw ValueError("pairwise_distance backward: sparse dD row " + std::to_string(i) + " has columns {" + columns +
+                         "}, not increasing column indices below " + std::to_string(B));
+    }
     float* s = square_workspace(w, B * B);
     std::vector<float> rowsum(B);
-#pragma omp parallel if (B >= kParallelRows)
-    {
-        // G at every entry and each row's tile starts, row by row (the distances in row order).
-#pragma omp for schedule(static)
-        for (long li = 0; li < nB; ++li) {
-            const std::size_t i = std::size_t(li);
-            std::size_t jb = 0;
-            for (std::size_t k = start[i]; k < start[i + 1]; ++k) {
-                const std::size_t ij = i * B + column[k];
-                g[k] = grad_entry(metric_, dist[ij], dD.value[k], raw ? raw[ij] : 0.0f, scale);
-                for (; jb * T <= column[k]; ++jb) tile_first[jb * B + i] = k;
-            }
-            for (; jb <= nb; ++jb) tile_first[jb * B + i] = start[i + 1];
-        }
-#pragma omp for schedule(static)
-        for (long lb = 0; lb < long(nb); ++lb) {
-            const std::size_t ib = std::size_t(lb), i0 = ib * T, ni = std::min(B, i0 + T) - i0;
-            float* block = s + i0 * B;
-            std::fill_n(block, ni * B, 0.0f);
-            for (std::size_t i = 0; i < ni; ++i)
-                for (std::size_t k = start[i0 + i]; k < start[i0 + i + 1]; ++k) block[i * B + column[k]] += g[k];
-            const std::size_t* first = tile_first + ib * B;
-            const std::size_t* last = tile_first + (ib + 1) * B;
-            for (std::size_t j = 0; j < B; ++j)
-                for (std::size_t k = first[j]; k < last[j]; ++k) block[(column[k] - i0) * B + j] += g[k];
-            for (std::size_t i = 0; i < ni; ++i) rowsum[i0 + i] = row_sum(block + i * B, B);
-        }
+#pragma omp parallel for schedule(static) if (B >= kParallelRows)
+    for (long lb = 0; lb < long(nb); ++lb) {
+        const std::size_t ib = std::size_t(lb), i0 = ib * T, ni = std::min(B, i0 + T) - i0;
+        float* block = s + i0 * B;
+        std::fill_n(block, ni * B, 0.0f);
+        for (std::size_t i = 0; i < ni; ++i)
+            for (std::size_t k = start[i0 + i]; k < start[i0 + i + 1]; ++k) block[i * B + column[k]] += g[k];
+        const std::size_t* first = tile_first + ib * B;
+        const std::size_t* last = tile_first + (ib + 1) * B;
+        for (std::size_t j = 0; j < B; ++j)
+            for (std::size_t k = first[j]; k < last[j]; ++k) block[(column[k] - i0) * B + j] += g[k];
+        for (std::size_t i = 0; i < ni; ++i) rowsum[i0 + i] = row_sum(block + i * B, B);
     }
     return embeddings_grad(s, rowsum);
 }

@@ -63,7 +63,8 @@ class PairwiseDistance {
     Tensor backward(const Tensor& dD, float scale = 1.0f) const;
     // The same for a sparse dD, bit for bit what the dense dD with the same entries gives,
     // without a [B,B] input and with G computed only where dD is nonzero. Throws ShapeError for
-    // an inconsistent CSR matrix and ValueError for a row whose columns are out of order.
+    // an inconsistent CSR matrix and ValueError for a row whose columns are out of range or
+    // out of order.
     Tensor backward(const SparseRows& dD, float scale = 1.0f) const;
 
   private:
