@@ -6,12 +6,10 @@
 //
 // Layout of both losses: one gemm for the distances (losses/pairwise_distance.cpp), then one
 // parallel pass over anchors that mines, sums the hinge and writes row a of `coef`, the
-// multiplicities of dloss/dD (+1 per use of D[a,p], -1 per use of D[a,n]); the backward scales
-// coef by dloss/num_positives (semi-hard) or dloss/B (hard) and hands it to the distance
-// backward. The semi-hard coef is sparse (an anchor's active positives and the negatives they
-// chose: SparseRows, built from per-thread lists in the same parallel region), the hard one a
-// dense [B,B] tensor. Per-anchor partial sums are added in anchor order afterwards, so the result does not
-// depend on the thread count.
+// multiplicities of dloss/dD (+1 per use of D[a,p], -1 per use of D[a,n]), kept sparse
+// (SparseRowsBuilder); the backward scales coef by dloss/num_positives (semi-hard) or dloss/B
+// (hard) and hands it to the distance backward. Per-anchor partial sums are added in anchor
+// order afterwards, so the result does not depend on the thread count.
 //
 // Exact ties. TF's reduce_min/reduce_max split the gradient evenly over tied extremes, and so do
 // we: every entry of the row equal to the selected distance (within the selected mask) gets an
@@ -125,23 +123,89 @@ Totals reduce(const std::vector<AnchorSums>& rows, TripletStats* stats, std::siz
     return {t.loss, t.positives, t.active};
 }
 
-// The semi-hard loss's sparse dD, the previous call's when its graph has been released (no one
-// else holds it): at B = 4096 its ~27 MB would otherwise be zero-filled and page-faulted on every
-// training step. A graph still alive keeps its own.
-std::shared_ptr<SparseRows> reusable_sparse_rows() {
-    thread_local std::shared_ptr<SparseRows> last;
-    if (!last || last.use_count() > 1) last = std::make_shared<SparseRows>();
-    return last;
-}
+// dD of a triplet loss, built one anchor row at a time: each thread adds into a dense scratch
+// row (all zero between anchors), take_nonzero appends the row's non-zero entries, in column
+// order, to the thread's own list, and gather() copies the threads' rows into one CSR matrix.
+// An anchor's row touches a few hundred of B columns (semi-hard: its active positives and the
+// negatives they chose; hard: two entries and their ties), so there is no [B,B] buffer to zero
+// and the distance backward computes G only at those entries.
+class SparseRowsBuilder {
+  public:
+    SparseRowsBuilder(std::size_t B, bool active) : B_(B), active_(active) {
+        if (!active) return;
+        // The previous call's matrix when its graph has been released (no one else holds it):
+        // at B = 4096 its ~27 MB would otherwise be page-faulted on every training step.
+        thread_local std::shared_ptr<SparseRows> last;
+        if (!last || last.use_count() > 1) last = std::make_shared<SparseRows>();
+        rows_ = last;
+        rows_->start.assign(B + 1, 0);
+        count_.assign(B, 0);
+        offset_.assign(B, 0);
+    }
+    bool active() const { return active_; }
+    std::shared_ptr<const SparseRows> rows() const { return rows_; }
 
-// The one autograd node of a triplet loss: dD = coef * (dloss * scale), then the distance backward.
+    // One thread's side, created inside the parallel region.
+    class ThreadRows {
+      public:
+        explicit ThreadRows(SparseRowsBuilder& b) : b_(b), row_(b.active_ ? b.B_ : 0) {
+            columns_.clear(), values_.clear();
+        }
+        void add(std::size_t k, float v) { row_[k] += v; }
+        float* dense() { return row_.data(); }  // the scratch row itself
+        // Anchor a's row is complete.
+        void end_row(std::size_t a) {
+            if (columns_.size() < used_ + b_.B_ + 16) {
+                columns_.resize(2 * (used_ + b_.B_ + 16));
+                values_.resize(columns_.size());
+            }
+            b_.offset_[a] = used_;
+            b_.count_[a] = detail::take_nonzero(row_.data(), b_.B_, columns_.data() + used_, values_.data() + used_);
+            used_ += b_.count_[a];
+        }
+        // After the anchor loop (whose end is a barrier), from every thread: one CSR matrix, each
+        // thread copying the rows it built (the same static partition as that loop).
+        void gather() {
+            SparseRows& out = *b_.rows_;
+#pragma omp single
+            {
+                for (std::size_t a = 0; a < b_.B_; ++a) out.start[a + 1] = out.start[a] + b_.count_[a];
+                out.column.resize(out.start[b_.B_]);
+                out.value.resize(out.start[b_.B_]);
+            }
+#pragma omp for schedule(static)
+            for (long la = 0; la < long(b_.B_); ++la) {
+                const std::size_t a = std::size_t(la), from = b_.offset_[a], to = out.start[a];
+                std::copy_n(columns_.data() + from, b_.count_[a], out.column.data() + to);
+                std::copy_n(values_.data() + from, b_.count_[a], out.value.data() + to);
+            }
+        }
+
+      private:
+        SparseRowsBuilder& b_;
+        std::vector<float> row_;
+        // Kept across calls (OpenMP's threads persist): at B = 4096 each holds ~1.7M entries.
+        static thread_local std::vector<std::uint32_t> columns_;
+        static thread_local std::vector<float> values_;
+        std::size_t used_ = 0;
+    };
+
+  private:
+    std::size_t B_;
+    bool active_;
+    std::shared_ptr<SparseRows> rows_;
+    std::vector<std::size_t> count_, offset_;  // per anchor: entries and where in its thread's list
+};
+
+thread_local std::vector<std::uint32_t> SparseRowsBuilder::ThreadRows::columns_;
+thread_local std::vector<float> SparseRowsBuilder::ThreadRows::values_;
+
+// The one autograd node of a triplet loss: dD = rows * (dloss * scale), then the distance backward.
 Var record_loss(float value, const Var& embeddings, const char* op,
-                std::shared_ptr<const PairwiseDistance> dist, Tensor coef, float scale) {
-    auto saved = std::make_shared<const Tensor>(std::move(coef));
-    return record(Tensor::scalar(value), {embeddings}, op,
-                  [embeddings, dist, saved, scale](const Tensor& dout) {
-                      embeddings.node()->accumulate_grad(dist->backward(*saved, dout[0] * scale));
-                  });
+                std::shared_ptr<const PairwiseDistance> dist, std::shared_ptr<const SparseRows> rows, float scale) {
+    return record(Tensor::scalar(value), {embeddings}, op, [embeddings, dist, rows, scale](const Tensor& dout) {
+        embeddings.node()->accumulate_grad(dist->backward(*rows, dout[0] * scale));
+    });
 }
 
 }  // namespace
@@ -154,13 +218,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
     auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad);
     const std::size_t B = embeddings.value().dim(0);
     const float* pdist_matrix = dist->distances().data();
-    // dD, by anchor rows: an anchor's gradient touches its active positives and the negatives
-    // they chose (plus tied ones), a few hundred of B columns, so it is kept sparse (SparseRows):
-    // no [B,B] buffer to zero, and G is computed only at those entries.
-    const std::shared_ptr<SparseRows> saved = reusable_sparse_rows();
-    SparseRows& coef = *saved;
-    std::vector<std::size_t> row_count(need_grad ? B : 0), row_offset(need_grad ? B : 0);
-    if (need_grad) coef.start.assign(B + 1, 0);
+    SparseRowsBuilder coef(B, need_grad);
     std::vector<AnchorSums> sums(B);
 
     // Per anchor, in O(B + P log P) for its P positives (TFA's [B*B, B] mask is O(B^2) per
@@ -175,14 +233,8 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
         const detail::MinedRow& r = miner.result();
         std::vector<std::uint32_t> choice(B + 1);
         std::vector<float> uses(B + 1);
-        // This thread's rows of dD: a dense scratch row (kept all zero between anchors), whose
-        // non-zero entries are appended to `columns`/`values` (count of them) after each anchor.
-        std::vector<float> c(need_grad ? B : 0);
-        // Kept across calls (OpenMP's threads persist): at B = 4096 each holds ~1.7M entries.
-        thread_local std::vector<std::uint32_t> columns;
-        thread_local std::vector<float> values;
-        std::size_t count = 0;
-        auto add = [&](std::size_t k, float v) { c[k] += v; };
+        SparseRowsBuilder::ThreadRows dD(coef);
+        auto add = [&dD](std::size_t k, float v) { dD.add(k, v); };
 #pragma omp for schedule(static)
         for (long la = 0; la < long(B); ++la) {
             const std::size_t a = std::size_t(la);
@@ -250,30 +302,9 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
                             add(r.negative[q], -(inside_uses / float(r.farthest_ties)));
                 }
             }
-            if (columns.size() < count + B + 16) {
-                columns.resize(2 * (count + B + 16));
-                values.resize(columns.size());
-            }
-            row_offset[a] = count;
-            row_count[a] = detail::take_nonzero(c.data(), B, columns.data() + count, values.data() + count);
-            count += row_count[a];
+            dD.end_row(a);
         }
-        if (need_grad) {
-            // Gather the threads' rows into one CSR matrix, each thread copying the rows it mined
-            // (the same static partition as the loop above, whose end is a barrier).
-#pragma omp single
-            {
-                for (std::size_t a = 0; a < B; ++a) coef.start[a + 1] = coef.start[a] + row_count[a];
-                coef.column.resize(coef.start[B]);
-                coef.value.resize(coef.start[B]);
-            }
-#pragma omp for schedule(static)
-            for (long la = 0; la < long(B); ++la) {
-                const std::size_t a = std::size_t(la), from = row_offset[a], to = coef.start[a];
-                std::copy_n(columns.data() + from, row_count[a], coef.column.data() + to);
-                std::copy_n(values.data() + from, row_count[a], coef.value.data() + to);
-            }
-        }
+        if (need_grad) dD.gather();
     }
 
     const Totals t = reduce(sums, stats, B, false);
@@ -284,11 +315,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
         });
     }
     const float num_positives = float(t.positives);
-    const float scale = 1.0f / num_positives;
-    return record(Tensor::scalar(float(t.loss) / num_positives), {embeddings}, op,
-                  [embeddings, dist, saved, scale](const Tensor& dout) {
-                      embeddings.node()->accumulate_grad(dist->backward(*saved, dout[0] * scale));
-                  });
+    return record_loss(float(t.loss) / num_positives, embeddings, op, std::move(dist), coef.rows(), 1.0f / num_positives);
 }
 
 Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float margin, bool soft,
@@ -299,67 +326,72 @@ Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float 
     auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad);
     const std::size_t B = embeddings.value().dim(0);
     const float* pdist_matrix = dist->distances().data();
-    Tensor coef = need_grad ? Tensor({B, B}) : Tensor();
+    SparseRowsBuilder coef(B, need_grad);
     std::vector<AnchorSums> sums(B);
 
     // O(B^2): one scan per anchor for its closest negative and farthest positive.
-#pragma omp parallel for schedule(static) if (B >= kParallelAnchors)
-    for (long la = 0; la < long(B); ++la) {
-        const std::size_t a = std::size_t(la);
-        const float* row = pdist_matrix + a * B;
-        AnchorSums& s = sums[a];
-        const RowExtremes ex = row_extremes(row, B);
-        // Closest negative and farthest positive, as selects (branch-free; the labels are in
-        // random order). Their tied entries are found again by add_split below.
-        const int la_label = labels[a];
-        float closest = INFINITY, farthest = -INFINITY, positive_sum = 0.0f;
-        std::size_t negatives = 0, positives = 0;
-        for (std::size_t k = 0; k < B; ++k) {
-            const float v = row[k];
-            const bool is_negative = labels[k] != la_label, is_positive = !is_negative && k != a;
-            closest = is_negative && v < closest ? v : closest;
-            farthest = is_positive && v > farthest ? v : farthest;
-            positive_sum += is_positive ? v : 0.0f;
-            negatives += is_negative;
-            positives += is_positive;
+#pragma omp parallel if (B >= kParallelAnchors)
+    {
+        SparseRowsBuilder::ThreadRows dD(coef);
+#pragma omp for schedule(static)
+        for (long la = 0; la < long(B); ++la) {
+            const std::size_t a = std::size_t(la);
+            const float* row = pdist_matrix + a * B;
+            AnchorSums& s = sums[a];
+            const RowExtremes ex = row_extremes(row, B);
+            // Closest negative and farthest positive, as selects (branch-free; the labels are in
+            // random order). Their tied entries are found again by add_split below.
+            const int la_label = labels[a];
+            float closest = INFINITY, farthest = -INFINITY, positive_sum = 0.0f;
+            std::size_t negatives = 0, positives = 0;
+            for (std::size_t k = 0; k < B; ++k) {
+                const float v = row[k];
+                const bool is_negative = labels[k] != la_label, is_positive = !is_negative && k != a;
+                closest = is_negative && v < closest ? v : closest;
+                farthest = is_positive && v > farthest ? v : farthest;
+                positive_sum += is_positive ? v : 0.0f;
+                negatives += is_negative;
+                positives += is_positive;
+            }
+            s.negatives = negatives, s.positives = positives;
+            s.positive_distance = positive_sum;
+            s.negative_distance = ex.sum - positive_sum - row[a];
+            // hard_negatives = masked_minimum(D, adjacency_not): the row max without negatives.
+            const float hard_negative = negatives ? shifted(closest, ex.max) : ex.max;
+            // hard_positives = masked_maximum(D, mask_positives): the row min without positives.
+            const float hard_positive = positives ? shifted(farthest, ex.min) : ex.min;
+            const float z = hard_positive - hard_negative;
+            float slope;
+            if (soft) {
+                // TFA's log1p(exp(z)), overflow included (no guard, as in TFA); d/dz = e/(1+e).
+                const float e = std::exp(z);
+                s.loss = std::log1p(e);
+                slope = e / (1.0f + e);
+                s.active = z > 0.0f;
+            } else {
+                const float hinge = z + margin;
+                s.loss = hinge > 0.0f ? hinge : 0.0f;
+                slope = hinge >= 0.0f ? 1.0f : 0.0f;
+                s.active = hinge > 0.0f;
+            }
+            if (need_grad && slope != 0.0f) {
+                float* c = dD.dense();
+                auto negative = [&](std::size_t k) { return labels[k] != labels[a]; };
+                auto positive = [&](std::size_t k) { return labels[k] == labels[a] && k != a; };
+                auto any = [](std::size_t) { return true; };
+                if (positives) add_split(c, row, B, farthest, slope, positive);
+                else add_split(c, row, B, ex.min, slope, any);
+                if (negatives) add_split(c, row, B, closest, -slope, negative);
+                else add_split(c, row, B, ex.max, -slope, any);
+            }
+            if (need_grad) dD.end_row(a);
         }
-        s.negatives = negatives, s.positives = positives;
-        s.positive_distance = positive_sum;
-        s.negative_distance = ex.sum - positive_sum - row[a];
-        // hard_negatives = masked_minimum(D, adjacency_not): the row max without negatives.
-        const float hard_negative = negatives ? shifted(closest, ex.max) : ex.max;
-        // hard_positives = masked_maximum(D, mask_positives): the row min without positives.
-        const float hard_positive = positives ? shifted(farthest, ex.min) : ex.min;
-        const float z = hard_positive - hard_negative;
-        float slope;
-        if (soft) {
-            // TFA's log1p(exp(z)), overflow included (no guard, as in TFA); d/dz = e/(1+e).
-            const float e = std::exp(z);
-            s.loss = std::log1p(e);
-            slope = e / (1.0f + e);
-            s.active = z > 0.0f;
-        } else {
-            const float hinge = z + margin;
-            s.loss = hinge > 0.0f ? hinge : 0.0f;
-            slope = hinge >= 0.0f ? 1.0f : 0.0f;
-            s.active = hinge > 0.0f;
-        }
-        if (need_grad && slope != 0.0f) {
-            float* c = coef.data() + a * B;
-            auto negative = [&](std::size_t k) { return labels[k] != labels[a]; };
-            auto positive = [&](std::size_t k) { return labels[k] == labels[a] && k != a; };
-            auto any = [](std::size_t) { return true; };
-            if (positives) add_split(c, row, B, farthest, slope, positive);
-            else add_split(c, row, B, ex.min, slope, any);
-            if (negatives) add_split(c, row, B, closest, -slope, negative);
-            else add_split(c, row, B, ex.max, -slope, any);
-        }
+        if (need_grad) dD.gather();
     }
 
     // reduce_mean: sum of the per-anchor losses over B.
     const Totals t = reduce(sums, stats, B, true);
-    return record_loss(float(t.loss) / float(B), embeddings, op, std::move(dist), std::move(coef),
-                       1.0f / float(B));
+    return record_loss(float(t.loss) / float(B), embeddings, op, std::move(dist), coef.rows(), 1.0f / float(B));
 }
 
 }  // namespace semigrad::losses
