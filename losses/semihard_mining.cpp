@@ -75,20 +75,23 @@ void SemihardMiner::split(const float* row, const int* labels, std::size_t a) {
         float* pd = positive_distance_.data();
         std::uint32_t* pcol = positive_column_.data();
         std::size_t n = 0, m = 0;
-        float mx = -INFINITY, mn = INFINITY;
+        float mx = -INFINITY, mn = INFINITY, positive_max = -INFINITY, positive_min = INFINITY;
         // Without branches: the labels are in random order.
         for (std::size_t k = 0; k < B_; ++k) {
             const float d = row[k];
-            const bool is_negative = labels[k] != label;
+            const bool is_negative = labels[k] != label, is_positive = !is_negative && k != a;
             nd[n] = d, ncol[n] = std::uint32_t(k);
             pd[m] = d, pcol[m] = std::uint32_t(k);
             n += is_negative;
-            m += !is_negative && k != a;
+            m += is_positive;
             mx = d > mx ? d : mx;
             mn = d < mn ? d : mn;
+            positive_max = is_positive && d > positive_max ? d : positive_max;
+            positive_min = is_positive && d < positive_min ? d : positive_min;
             lane_sum[k % 16] += d;
         }
         r_.row_max = mx, r_.row_min = mn;
+        positive_max_ = positive_max, positive_min_ = positive_min;
         r_.n = n, r_.m = m;
     }
     r_.row_sum = 0.0;
@@ -105,6 +108,7 @@ SEMIGRAD_AVX512 void SemihardMiner::split_avx512(const float* row, const int* la
     const __m512i label = _mm512_set1_epi32(labels[a]), step = _mm512_set1_epi32(16);
     __m512i column = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     __m512 mx = _mm512_set1_ps(-INFINITY), mn = _mm512_set1_ps(INFINITY), sum = _mm512_setzero_ps();
+    __m512 positive_max = mx, positive_min = mn;
     for (std::size_t k = 0; k < B_; k += 16) {
         const __mmask16 live = first_lanes(B_ - k);
         const __m512 d = _mm512_maskz_loadu_ps(live, row + k);
@@ -114,6 +118,8 @@ SEMIGRAD_AVX512 void SemihardMiner::split_avx512(const float* row, const int* la
         if (a >= k && a < k + 16) positive &= __mmask16(~(1u << (a - k)));
         mx = _mm512_mask_max_ps(mx, live, mx, d);
         mn = _mm512_mask_min_ps(mn, live, mn, d);
+        positive_max = _mm512_mask_max_ps(positive_max, positive, positive_max, d);
+        positive_min = _mm512_mask_min_ps(positive_min, positive, positive_min, d);
         sum = _mm512_mask_add_ps(sum, live, sum, d);
         // Compress in registers, then a plain store (the arrays have slack for it): the
         // compress-to-memory form is much slower.
@@ -127,6 +133,8 @@ SEMIGRAD_AVX512 void SemihardMiner::split_avx512(const float* row, const int* la
     }
     r_.row_max = _mm512_reduce_max_ps(mx);
     r_.row_min = _mm512_reduce_min_ps(mn);
+    positive_max_ = _mm512_reduce_max_ps(positive_max);
+    positive_min_ = _mm512_reduce_min_ps(positive_min);
     _mm512_storeu_ps(lane_sum, sum);
     r_.n = n, r_.m = m;
 }
@@ -149,14 +157,9 @@ SEMIGRAD_AVX512 void SemihardMiner::split_avx512(const float* row, const int* la
 void SemihardMiner::sort_positives_into_cells() {
     const std::size_t m = r_.m;
     const float* pd = positive_distance_.data();
-    float lo = INFINITY, hi = -INFINITY;
-    for (std::size_t q = 0; q < m; ++q) {
-        lo = pd[q] < lo ? pd[q] : lo;
-        hi = pd[q] > hi ? pd[q] : hi;
-    }
     cells_ = kCellsPerPositive * m + 1;
-    lo_ = m ? lo : 0.0f;
-    const float range = m ? hi - lo : 0.0f;
+    lo_ = m ? positive_min_ : 0.0f;
+    const float range = m ? positive_max_ - positive_min_ : 0.0f;
     scale_ = range > 0.0f && std::isfinite(range) ? float(cells_) / range : 0.0f;
     // Counts per cell (in first_[c + 2]) and each cell's positive; the prefix sum then leaves
     // the start of cell c in first_[c + 1], which the scatter advances to the start of cell
@@ -171,8 +174,7 @@ void SemihardMiner::sort_positives_into_cells() {
         cell_positive_[c] = seen == INFINITY ? pd[q] : -1.0f;
         ++first_[c + 2];
     }
-    std::uint32_t below = 0;
-    for (std::size_t i = 2; i <= cells_ + 1; ++i) first_[i] = below += first_[i];
+    prefix_sum(first_.data() + 2, cells_);
     float* v = r_.value.data();
     std::uint32_t* column = r_.positive.data();
     for (std::size_t q = 0; q < m; ++q) {
@@ -192,6 +194,35 @@ void SemihardMiner::sort_positives_into_cells() {
             }
     }
 }
+
+// x[i] = x[0] + ... + x[i], in a register (through memory, a chain of store-to-load forwards).
+void SemihardMiner::prefix_sum(std::uint32_t* x, std::size_t n) const {
+#if SEMIGRAD_X86
+    if (avx512_) return prefix_sum_avx512(x, n);
+#endif
+    std::uint32_t below = 0;
+    for (std::size_t i = 0; i < n; ++i) x[i] = below += x[i];
+}
+
+#if SEMIGRAD_X86
+// Sixteen at a time: the in-register scan (add the vector shifted up by 1, 2, 4, 8 lanes), plus
+// the running total.
+SEMIGRAD_AVX512 void SemihardMiner::prefix_sum_avx512(std::uint32_t* x, std::size_t n) const {
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i carry = zero;
+    for (std::size_t i = 0; i < n; i += 16) {
+        const __mmask16 live = first_lanes(n - i);
+        __m512i v = _mm512_maskz_loadu_epi32(live, x + i);
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 15));
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 14));
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 12));
+        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 8));
+        v = _mm512_add_epi32(v, carry);
+        _mm512_mask_storeu_epi32(x + i, live, v);
+        carry = _mm512_permutexvar_epi32(_mm512_set1_epi32(15), v);
+    }
+}
+#endif
 
 // The exact k(d), for d in a cell holding several positives.
 std::uint32_t SemihardMiner::rank_by_scan(float d, std::uint32_t c) const {

@@ -60,18 +60,21 @@ class SemihardMiner {
   private:
     void split(const float* row, const int* labels, std::size_t a);
     void sort_positives_into_cells();
+    void prefix_sum(std::uint32_t* x, std::size_t n) const;
     void fill_buckets();
     void find_farthest();
 #if SEMIGRAD_X86
     SEMIGRAD_AVX512 void split_avx512(const float* row, const int* labels, std::size_t a, float* lane_sum);
     SEMIGRAD_AVX512 void rank_avx512();
+    SEMIGRAD_AVX512 void prefix_sum_avx512(std::uint32_t* x, std::size_t n) const;
     SEMIGRAD_AVX512 void find_farthest_avx512(float& far, std::uint32_t& ties, std::size_t& first) const;
 #endif
 
     std::size_t B_;
     bool avx512_;  // mining_uses_avx512() when constructed
     MinedRow r_;
-    // The split's positives, before sorting, and each one's cell.
+    // The split's positives, before sorting, their range, and each one's cell.
+    float positive_min_ = 0, positive_max_ = 0;
     std::vector<float> positive_distance_;
     std::vector<std::uint32_t> positive_column_, cell_of_;
     // The rank table (see sort_positives_into_cells): cells over the positives' range.
