@@ -33,7 +33,17 @@ bool mining_uses_avx512() {
 #endif
 }
 
-SemihardMiner::SemihardMiner(std::size_t B) : B_(B), avx512_(mining_uses_avx512()) {
+SemihardMiner::SemihardMiner(std::size_t B) { prepare(B); }
+
+SemihardMiner& SemihardMiner::for_this_thread(std::size_t B) {
+    thread_local SemihardMiner miner(0);
+    miner.prepare(B);
+    return miner;
+}
+
+void SemihardMiner::prepare(std::size_t B) {
+    B_ = B;
+    avx512_ = mining_uses_avx512();
     const std::size_t n = B + kSlack;
     r_.value.resize(n + 1);
     r_.positive.resize(n);

@@ -97,6 +97,13 @@ struct AnchorSums {
     std::size_t positives = 0, negatives = 0, active = 0;
 };
 
+// Per-anchor sums for B anchors, all zero; the calling thread's buffer, reused across calls.
+std::vector<AnchorSums>& anchor_sums(std::size_t B) {
+    thread_local std::vector<AnchorSums> sums;
+    sums.assign(B, AnchorSums{});
+    return sums;
+}
+
 struct Totals {
     double loss = 0;
     std::size_t positives = 0, active = 0;
@@ -148,8 +155,8 @@ class SparseRowsBuilder {
     // One thread's side, created inside the parallel region.
     class ThreadRows {
       public:
-        explicit ThreadRows(SparseRowsBuilder& b) : b_(b), row_(b.active_ ? b.B_ : 0) {
-            columns_.clear(), values_.clear();
+        explicit ThreadRows(SparseRowsBuilder& b) : b_(b) {
+            if (b.active_) row_.resize(b.B_);  // all zero: take_nonzero leaves it so
         }
         void add(std::size_t k, float v) { row_[k] += v; }
         float* dense() { return row_.data(); }  // the scratch row itself
@@ -183,8 +190,9 @@ class SparseRowsBuilder {
 
       private:
         SparseRowsBuilder& b_;
-        std::vector<float> row_;
-        // Kept across calls (OpenMP's threads persist): at B = 4096 each holds ~1.7M entries.
+        // Kept across calls (OpenMP's threads persist): at B = 4096 the lists hold ~1.7M
+        // entries each, and fresh buffers would be page-faulted on every step.
+        static thread_local std::vector<float> row_;
         static thread_local std::vector<std::uint32_t> columns_;
         static thread_local std::vector<float> values_;
         std::size_t used_ = 0;
@@ -197,6 +205,7 @@ class SparseRowsBuilder {
     std::vector<std::size_t> count_, offset_;  // per anchor: entries and where in its thread's list
 };
 
+thread_local std::vector<float> SparseRowsBuilder::ThreadRows::row_;
 thread_local std::vector<std::uint32_t> SparseRowsBuilder::ThreadRows::columns_;
 thread_local std::vector<float> SparseRowsBuilder::ThreadRows::values_;
 
@@ -219,7 +228,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
     const std::size_t B = embeddings.value().dim(0);
     const float* pdist_matrix = dist->distances().data();
     SparseRowsBuilder coef(B, need_grad);
-    std::vector<AnchorSums> sums(B);
+    std::vector<AnchorSums>& sums = anchor_sums(B);
 
     // Per anchor, in O(B + P log P) for its P positives (TFA's [B*B, B] mask is O(B^2) per
     // anchor): the miner (losses/semihard_mining.hpp) sorts the positives' distances and drops
@@ -229,10 +238,11 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
     // negative (negatives_inside); with no negative at all, the row minimum.
 #pragma omp parallel if (B >= kParallelAnchors)
     {
-        detail::SemihardMiner miner(B);
+        detail::SemihardMiner& miner = detail::SemihardMiner::for_this_thread(B);
         const detail::MinedRow& r = miner.result();
-        std::vector<std::uint32_t> choice(B + 1);
-        std::vector<float> uses(B + 1);
+        thread_local std::vector<std::uint32_t> choice;
+        thread_local std::vector<float> uses;
+        choice.resize(B + 1), uses.resize(B + 1);
         SparseRowsBuilder::ThreadRows dD(coef);
         auto add = [&dD](std::size_t k, float v) { dD.add(k, v); };
 #pragma omp for schedule(static)
@@ -327,7 +337,7 @@ Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float 
     const std::size_t B = embeddings.value().dim(0);
     const float* pdist_matrix = dist->distances().data();
     SparseRowsBuilder coef(B, need_grad);
-    std::vector<AnchorSums> sums(B);
+    std::vector<AnchorSums>& sums = anchor_sums(B);
 
     // O(B^2): one scan per anchor for its closest negative and farthest positive.
 #pragma omp parallel if (B >= kParallelAnchors)
