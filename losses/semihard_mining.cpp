@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <cstring>
 #include <utility>
 
 namespace semigrad::losses::detail {
@@ -131,8 +130,8 @@ SEMIGRAD_AVX512 void SemihardMiner::split_avx512(const float* row, const int* la
         positive_max = _mm512_mask_max_ps(positive_max, positive, positive_max, d);
         positive_min = _mm512_mask_min_ps(positive_min, positive, positive_min, d);
         sum = _mm512_mask_add_ps(sum, live, sum, d);
-        // Compress in registers, then a plain store (the arrays have slack for it): the
-        // compress-to-memory form is much slower.
+        // Compress in registers, then a plain store (the arrays have slack for it) rather than
+        // the compress-to-memory form, which is slow on some CPUs.
         _mm512_storeu_ps(nd + n, _mm512_maskz_compress_ps(negative, d));
         _mm512_storeu_si512(ncol + n, _mm512_maskz_compress_epi32(negative, column));
         n += std::size_t(std::popcount(unsigned(negative)));
@@ -174,15 +173,12 @@ void SemihardMiner::sort_positives_into_cells() {
     // Counts per cell (in first_[c + 2]) and each cell's positive; the prefix sum then leaves
     // the start of cell c in first_[c + 1], which the scatter advances to the start of cell
     // c + 1: first_[c] is then the start of cell c (the in-place counting sort; a second
-    // cursor array measured slower, its stores aliasing first_'s loads 4 KiB apart). The prefix
-    // runs in a register, and which cells hold positives is random, hence selects, not branches.
+    // cursor array measured slower, its stores aliasing first_'s loads 4 KiB apart).
     std::fill_n(first_.begin(), cells_ + 2, 0u);
     std::fill_n(cell_positive_.begin(), cells_, INFINITY);
     for (std::size_t q = 0; q < m; ++q) {
         const std::uint32_t c = cell_of_[q] = cell(pd[q]);
-        const float seen = cell_positive_[c];
-        cell_positive_[c] = seen == INFINITY ? pd[q] : -1.0f;
-        ++first_[c + 2];
+        cell_positive_[c] = first_[c + 2]++ == 0 ? pd[q] : -1.0f;
     }
     prefix_sum(first_.data() + 2, cells_);
     float* v = r_.value.data();

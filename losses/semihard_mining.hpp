@@ -103,7 +103,7 @@ class SemihardMiner {
 // densely, becomes a CSR row this way (the distance backward wants columns in order).
 std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* columns, float* values);
 
-// Use the portable implementation even where AVX-512 is compiled in (tests compare the two).
+// Use the portable implementation even on a CPU with AVX-512 (tests compare the two).
 void force_portable_mining(bool portable);
 // Whether mine() runs the AVX-512 implementation.
 bool mining_uses_avx512();

@@ -540,3 +540,28 @@ TEST(SemihardMiner, MinesOneRowExactly) {
         EXPECT_EQ(r.row_sum, 75.0);
     }
 }
+
+// An infinite positive distance (an overflowed |x|^2) makes the rank table's range infinite:
+// every positive lands in one cell, and the row must still come out sorted, with exact ranks.
+TEST(SemihardMiner, InfinitePositiveDistanceStaysExact) {
+    const std::vector<float> row = {0.0f, INFINITY, 1.0f, 2.0f, 0.5f};
+    const std::vector<int> labels = {0, 0, 0, 1, 1};
+    for (bool portable : {false, true}) {
+        detail::force_portable_mining(portable);
+        detail::SemihardMiner miner(row.size());
+        miner.mine(row.data(), labels.data(), 0);
+        const detail::MinedRow& r = miner.result();
+        detail::force_portable_mining(false);
+        ASSERT_EQ(r.m, 2u);
+        ASSERT_EQ(r.n, 2u);
+        EXPECT_EQ(r.value[0], 1.0f);
+        EXPECT_EQ(r.positive[0], 2u);
+        EXPECT_EQ(r.value[1], INFINITY);
+        EXPECT_EQ(r.positive[1], 1u);
+        EXPECT_EQ(r.rank[0], 1u);  // 2 > 1 only
+        EXPECT_EQ(r.rank[1], 0u);  // 0.5 below both
+        EXPECT_EQ(r.bucket_min[0], 0.5f);
+        EXPECT_EQ(r.bucket_min[1], 2.0f);
+        EXPECT_EQ(r.bucket_ties[2], 0u);
+    }
+}
