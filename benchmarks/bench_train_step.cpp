@@ -15,6 +15,7 @@
 #include "examples/tutorial_model.hpp"
 #include "losses/triplet.hpp"
 #include "nn/optimizer.hpp"
+#include "tensor/memory.hpp"
 
 using namespace semigrad;
 
@@ -89,6 +90,7 @@ BENCHMARK(BM_EvalForward)->Arg(500)->Unit(benchmark::kMillisecond)->UseRealTime(
 }  // namespace
 
 int main(int argc, char** argv) {
+    semigrad::keep_freed_memory();  // as the trainer does (tensor/memory.hpp)
     check_step_learns();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -13,7 +13,7 @@
 
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
-#include "tensor/huge_pages.hpp"
+#include "tensor/memory.hpp"
 #include "tensor/simd.hpp"
 
 namespace semigrad::losses {
@@ -270,7 +270,7 @@ static inline float grad_entry(Distance metric, float dist, float dd, float raw,
 // Scratch of the backward, kept per calling thread and grown, never shrunk: at B = 4096 a fresh
 // [B,B] buffer costs 64 MiB of page faults and zero fill on every training step.
 struct BackwardWorkspace {
-    HugeBuffer s;                        // [B,B] S = G + G^T, on huge pages (tensor/huge_pages.hpp)
+    HugeBuffer s;                        // [B,B] S = G + G^T, on huge pages (tensor/memory.hpp)
     std::size_t s_size = 0;
     std::vector<float> g;                // sparse path: G at each entry of dD
     std::vector<std::size_t> tile_first;  // sparse path: see backward(SparseRows)

@@ -1,12 +1,15 @@
-#include "tensor/huge_pages.hpp"
+#include "tensor/memory.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <algorithm>
 #include <new>
 
 #ifdef __linux__
 #include <sys/mman.h>
+#endif
+#ifdef __GLIBC__
+#include <malloc.h>
 #endif
 
 namespace semigrad {
@@ -33,6 +36,15 @@ HugeBuffer huge_buffer(std::size_t n) {
     if (!p) throw std::bad_alloc();
     advise_huge_pages(p, bytes);
     return HugeBuffer(static_cast<float*>(p));
+}
+
+void keep_freed_memory() {
+#ifdef __GLIBC__
+    // 32 MiB is the largest mmap threshold glibc accepts on 64-bit systems; setting it also
+    // turns off glibc's own adjustment of both thresholds.
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+#endif
 }
 
 }  // namespace semigrad
