@@ -29,7 +29,11 @@ import sys
 import time
 
 import numpy as np
-import torch
+import allocator_policy
+
+allocator_policy.apply()  # before torch loads: the same glibc allocator policy as semigrad's programs
+
+import torch  # noqa: E402
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -20,7 +20,11 @@ import subprocess
 import sys
 import time
 
-import torch
+import allocator_policy
+
+allocator_policy.apply()  # before torch loads: the same glibc allocator policy as semigrad's programs
+
+import torch  # noqa: E402
 
 BATCH_SIZES = [32, 256, 512, 1024, 2048, 4096]
 DIM = 256
