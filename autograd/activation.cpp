@@ -16,14 +16,20 @@ namespace semigrad {
 // (gradient passed where x > 0), so a dead unit stays dead in both.
 Var relu(const Var& x) {
     const std::size_t n = x.value().size();
-    Tensor out(x.shape());
+    Tensor out = Tensor::uninitialised(x.shape());  // every entry written below
     const float* px = x.value().data();
     float* po = out.data();
     SEMIGRAD_PARALLEL_FOR(n)
     for (std::size_t i = 0; i < n; ++i) po[i] = px[i] > 0.0f ? px[i] : 0.0f;
     return record(std::move(out), {x}, "relu", [x, n](const Tensor& dout) {
         const float *g = dout.data(), *px = x.value().data();
-        float* dx = x.node()->grad_buffer().data();
+        bool first;
+        float* dx = x.node()->grad_for_overwrite(first).data();
+        if (first) {
+            SEMIGRAD_PARALLEL_FOR(n)
+            for (std::size_t i = 0; i < n; ++i) dx[i] = px[i] > 0.0f ? g[i] : 0.0f;
+            return;
+        }
         SEMIGRAD_PARALLEL_FOR(n)
         for (std::size_t i = 0; i < n; ++i) dx[i] += px[i] > 0.0f ? g[i] : 0.0f;
     });
@@ -42,7 +48,7 @@ Var l2_normalize(const Var& x, float epsilon) {
     if (!(epsilon > 0.0f))
         throw ValueError("l2_normalize: epsilon must be > 0, got " + std::to_string(epsilon));
     const std::size_t N = x.shape()[0], D = x.shape()[1];
-    Tensor out(x.shape());
+    Tensor out = Tensor::uninitialised(x.shape());  // every entry written below
     // Per row: r, and whether the clamp was inactive (the normalising branch of the backward).
     std::vector<float> inv_norm(N);
     std::vector<char> normalising(N);

@@ -3,6 +3,7 @@
 #include <unordered_set>
 
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 
 namespace semigrad {
 
@@ -15,14 +16,25 @@ Tensor& Node::grad_buffer() {
     return grad;
 }
 
+Tensor& Node::grad_for_overwrite(bool& first) {
+    first = grad.empty() && !value.empty();
+    if (first) grad = Tensor::uninitialised(value.shape());
+    return grad;
+}
+
 void Node::accumulate_grad(const Tensor& g) {
     if (g.shape() != value.shape())
         throw ShapeError("backward of " + op + ": gradient has shape " + to_string(g.shape()) +
                          ", value has shape " + to_string(value.shape()));
-    Tensor& acc = grad_buffer();
-    float* a = acc.data();
+    if (grad.empty() && !value.empty()) {
+        grad = g;  // the first contribution: a copy, not zeros plus g
+        return;
+    }
+    float* a = grad.data();
     const float* b = g.data();
-    for (std::size_t i = 0; i < acc.size(); ++i) a[i] += b[i];
+    const std::size_t n = grad.size();
+    SEMIGRAD_PARALLEL_FOR(n)
+    for (std::size_t i = 0; i < n; ++i) a[i] += b[i];
 }
 
 Var::Var() : node_(std::make_shared<Node>()) {}

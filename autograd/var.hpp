@@ -35,6 +35,11 @@ struct Node {
 
     // The gradient buffer, allocated as zeros of value's shape on first use.
     Tensor& grad_buffer();
+    // For a backward that writes every entry of this gradient: when nothing has arrived yet the
+    // buffer is left uninitialised and `first` is set (write, do not add), else it is the one
+    // accumulated so far (add). A [32,64,28,28] zero fill and its re-read were a tenth of a
+    // training step.
+    Tensor& grad_for_overwrite(bool& first);
     // grad += g; throws ShapeError (naming `op`) unless g has value's shape.
     void accumulate_grad(const Tensor& g);
 };

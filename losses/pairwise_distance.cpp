@@ -34,8 +34,6 @@ const char* distance_name(Distance metric) {
     return "?";
 }
 
-// A tensor whose entries the caller writes before reading (xtensor leaves floats uninitialised).
-static Tensor uninitialised(const Shape& shape) { return Tensor::from_array(xt::xarray<float>::from_shape(shape)); }
 
 // Row sums of squares, accumulated in double: TF's reduce_sum has its own (tree) order, so the
 // best we can do is round the exact sum once.
@@ -157,7 +155,7 @@ static Tensor& spare_square() {
 static Tensor recycled_square(std::size_t B) {
     Tensor& spare = spare_square();
     if (spare.ndim() != 2 || spare.dim(0) != B || spare.dim(1) != B) {
-        Tensor fresh = uninitialised({B, B});
+        Tensor fresh = Tensor::uninitialised({B, B});
         advise_huge_pages(fresh.data(), B * B * sizeof(float));  // before its first write
         return fresh;
     }
@@ -428,7 +426,7 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
 
 Tensor PairwiseDistance::embeddings_grad(const float* s, const std::vector<float>& rowsum) const {
     const std::size_t B = D_.dim(0), D = x_.dim(1);
-    Tensor dx = uninitialised({B, D});  // every entry written below
+    Tensor dx = Tensor::uninitialised({B, D});  // every entry written below
     float* out = dx.data();
     const float* x = x_.data();
     if (metric_ != Distance::Angular) {
@@ -446,7 +444,7 @@ Tensor PairwiseDistance::embeddings_grad(const float* s, const std::vector<float
     // Angular: gram = x_hat x_hat^T, so dx_hat = S x_hat; then back through l2_normalize,
     // y = x * r with r = rsqrt(max(|x|^2, eps)), dr/d|x|^2 = -r^3/2 where |x|^2 >= eps:
     // dx = r dy - r^3 (dy . x) x.
-    Tensor dxhat = uninitialised({B, D});
+    Tensor dxhat = Tensor::uninitialised({B, D});
     gemm(false, false, int(B), int(D), int(B), 1.0f, s, int(B), x, int(D), 0.0f, dxhat.data(), int(D));
     const float* e = embeddings_.data();
     for (std::size_t i = 0; i < B; ++i) {

@@ -17,7 +17,7 @@ Tensor dropout_mask(const Shape& shape, float rate, Rng& rng) {
     // Written as !(rate >= 0 && rate < 1) so that NaN is rejected too.
     if (!(rate >= 0.0f && rate < 1.0f))
         throw ValueError("dropout_mask: rate must be in [0, 1), got " + std::to_string(rate));
-    Tensor mask(shape);
+    Tensor mask = Tensor::uninitialised(shape);  // every entry written below
     const float keep_scale = 1.0f / (1.0f - rate);
     float* m = mask.data();
     const std::size_t n = mask.size();

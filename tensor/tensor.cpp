@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 
 namespace semigrad {
 
@@ -24,9 +25,16 @@ std::size_t shape_size(const Shape& shape) {
 
 Tensor::Tensor() : array_(xt::xarray<float>::from_shape({0})) {}
 
+// In parallel: a [32,64,28,28] activation is 1.6M floats, and a serial fill was a tenth of a
+// training step (this is also the memory's first touch, which then comes from both threads).
 Tensor::Tensor(const Shape& shape, float fill) : array_(xt::xarray<float>::from_shape(shape)) {
-    array_.fill(fill);
+    float* p = array_.data();
+    const std::size_t n = array_.size();
+    SEMIGRAD_PARALLEL_FOR(n)
+    for (std::size_t i = 0; i < n; ++i) p[i] = fill;
 }
+
+Tensor Tensor::uninitialised(const Shape& shape) { return Tensor::from_array(xt::xarray<float>::from_shape(shape)); }
 
 Tensor::Tensor(const Shape& shape, const std::vector<float>& values)
     : array_(xt::xarray<float>::from_shape(shape)) {

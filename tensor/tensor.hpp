@@ -34,6 +34,10 @@ class Tensor {
     // Adopts an xtensor array (glue code: the result of an xtensor expression).
     static Tensor from_array(xt::xarray<float> array);
 
+    // A tensor of `shape` whose entries are unspecified: for an output every entry of which the
+    // caller writes next (a fill first would be one more pass over memory, serial at that).
+    static Tensor uninitialised(const Shape& shape);
+
     static Tensor zeros(const Shape& shape) { return Tensor(shape, 0.0f); }
     static Tensor ones(const Shape& shape) { return Tensor(shape, 1.0f); }
     static Tensor scalar(float value) { return Tensor(Shape{1}, value); }

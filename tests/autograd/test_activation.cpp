@@ -30,6 +30,18 @@ TEST(Relu, Gradcheck) {
     for (std::size_t i = 0; i < big.size(); ++i) ASSERT_EQ(x.grad()[i], big[i] > 0 ? 1.0f : 0.0f);
 }
 
+// The first gradient to reach x is written, later ones are added (grad_for_overwrite): x used
+// twice, small and above the parallel threshold.
+TEST(Relu, InputUsedTwiceAddsBothGradients) {
+    Rng rng(7);
+    for (std::size_t n : {6, 40000}) {
+        const Tensor t = away_from_zero({n}, rng);
+        Var x(t, true);
+        backward(sum(add(relu(x), scale(relu(x), 3.0f))));
+        for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(x.grad()[i], t[i] > 0 ? 4.0f : 0.0f) << "n=" << n << " i=" << i;
+    }
+}
+
 TEST(L2Normalize, RowsBecomeUnitVectors) {
     const Var x(Tensor({3, 2}, {3, 4, -6, 8, 0, 0}));
     const Var y = l2_normalize(x);

@@ -74,6 +74,13 @@ TEST(Dropout, WithMaskHandWorked) {
     expect_values(x.grad(), {0, 2, 2, 0});
 }
 
+// x reaches two masks: the first gradient is written, the second added.
+TEST(Dropout, InputUsedTwiceAddsBothGradients) {
+    Var x(Tensor({4}, {1, 2, 3, 4}), true);
+    backward(sum(add(dropout_with_mask(x, Tensor({4}, {0, 2, 2, 0})), dropout_with_mask(x, Tensor({4}, {5, 0, 5, 0})))));
+    expect_values(x.grad(), {5, 2, 7, 0});
+}
+
 TEST(Dropout, BadArguments) {
     Rng rng(15);
     const Var x(Tensor({2, 3}));
