@@ -156,13 +156,15 @@ SEMIGRAD_AVX512 void SemihardMiner::split_avx512(const float* row, const int* la
 // 8m + 1 equal cells; first_[c] = #{q : cell(v_q) < c}, and cell_positive_[c] is the distance of
 // the one positive in cell c (+inf when it has none, < 0 when it has several). Then k(d) =
 // first_[cell(d)] + (d > cell_positive_[cell(d)]): two lookups and a compare, no branch (a cell
-// holds an eighth of a positive on average; d in a cell of several takes an exact scan, about 1%
-// of them). Exact: cell() is monotone in d (a subtraction, a product by a scale >= 0 and clamps
-// are), so a positive in a lower cell is < d and one in a higher cell is > d. (A binary search
-// per negative measured slower: its branches are unpredictable.)
+// holds an eighth of a positive on average; a d in a cell of several, about 1% of them, takes a
+// binary search of that cell). Exact: cell() is monotone in d (a subtraction, a product by a
+// scale >= 0 and clamps are), so a positive in a lower cell is < d and one in a higher cell is
+// > d. (A binary search of all the positives per negative measured slower: its branches are
+// unpredictable.)
 //
 // The sort: the same monotone cells order the positives, except within a cell of several,
-// which an insertion sort finishes. Stable throughout, so equal distances keep column order.
+// which an insertion sort finishes (a stable sort when the cells degenerate). Stable
+// throughout, so equal distances keep column order.
 void SemihardMiner::sort_positives_into_cells() {
     const std::size_t m = r_.m;
     const float* pd = positive_distance_.data();
@@ -193,8 +195,18 @@ void SemihardMiner::sort_positives_into_cells() {
         const std::uint32_t c = cell_of_[q];
         if (cell_positive_[c] != -1.0f) continue;
         cell_positive_[c] = -2.0f;  // sorted
-        for (std::uint32_t p = first_[c] + 1; p < first_[c + 1]; ++p)
-            for (std::uint32_t i = p; i > first_[c] && v[i] < v[i - 1]; --i) {
+        const std::uint32_t begin = first_[c], end = first_[c + 1];
+        if (end - begin > 32) {
+            // Only when the cells degenerate (an infinite range puts every positive in cell 0):
+            // O(P log P), not the insertion sort's O(P^2).
+            std::vector<std::pair<float, std::uint32_t>> stretch(end - begin);
+            for (std::uint32_t p = begin; p < end; ++p) stretch[p - begin] = {v[p], column[p]};
+            std::stable_sort(stretch.begin(), stretch.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+            for (std::uint32_t p = begin; p < end; ++p) v[p] = stretch[p - begin].first, column[p] = stretch[p - begin].second;
+            continue;
+        }
+        for (std::uint32_t p = begin + 1; p < end; ++p)
+            for (std::uint32_t i = p; i > begin && v[i] < v[i - 1]; --i) {
                 std::swap(v[i], v[i - 1]);
                 std::swap(column[i], column[i - 1]);
             }
@@ -230,11 +242,11 @@ SEMIGRAD_AVX512 void SemihardMiner::prefix_sum_avx512(std::uint32_t* x, std::siz
 }
 #endif
 
-// The exact k(d), for d in a cell holding several positives.
-std::uint32_t SemihardMiner::rank_by_scan(float d, std::uint32_t c) const {
-    std::uint32_t k = first_[c];
-    while (r_.value[k] < d) ++k;  // value[m] = +inf stops it
-    return k;
+// The exact k(d), for d in a cell holding several positives: the positives of lower cells are
+// < d and those of higher cells > d, so a binary search of the cell's own stretch finishes it.
+std::uint32_t SemihardMiner::rank_by_search(float d, std::uint32_t c) const {
+    const float* v = r_.value.data();
+    return std::uint32_t(std::lower_bound(v + first_[c], v + first_[c + 1], d) - v);
 }
 
 // rank[q] = k(d_q) for every negative, then each bucket's minimum, tie count and first column.
@@ -251,7 +263,7 @@ void SemihardMiner::fill_buckets() {
             const std::uint32_t c = cell(nd[q]);
             const float positive = cell_positive_[c];
             rank[q] = first_[c] + (nd[q] > positive);
-            if (positive < 0.0f) rank[q] = rank_by_scan(nd[q], c);
+            if (positive < 0.0f) rank[q] = rank_by_search(nd[q], c);
         }
     // Bucket minima over 64-bit keys (distance bits << 32 | q): for distances >= 0 the bits order
     // like the floats, so the smallest key is the smallest distance and, among equal ones, the
@@ -294,7 +306,7 @@ SEMIGRAD_AVX512 void SemihardMiner::rank_avx512() {
         _mm512_mask_storeu_epi32(rank + q, live, k);
         for (unsigned several = _mm512_mask_cmp_ps_mask(live, positive, zero, _CMP_LT_OQ); several; several &= several - 1) {
             const std::size_t i = q + std::size_t(std::countr_zero(several));
-            rank[i] = rank_by_scan(nd[i], cell(nd[i]));
+            rank[i] = rank_by_search(nd[i], cell(nd[i]));
         }
     }
 }

@@ -95,7 +95,7 @@ class SemihardMiner {
         const float top = float(cells_ - 1);
         return std::uint32_t(std::int32_t(t < top ? t : top));  // via int32: no slow float -> uint64
     }
-    std::uint32_t rank_by_scan(float d, std::uint32_t c) const;
+    std::uint32_t rank_by_search(float d, std::uint32_t c) const;
 };
 
 // Moves the non-zero entries of c[0..B) to columns/values in increasing column order (room for

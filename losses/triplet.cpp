@@ -23,8 +23,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -149,7 +147,6 @@ class SparseRowsBuilder {
         count_.assign(B, 0);
         offset_.assign(B, 0);
     }
-    bool active() const { return active_; }
     std::shared_ptr<const SparseRows> rows() const { return rows_; }
 
     // One thread's side, created inside the parallel region.

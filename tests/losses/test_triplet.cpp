@@ -565,3 +565,34 @@ TEST(SemihardMiner, InfinitePositiveDistanceStaysExact) {
         EXPECT_EQ(r.bucket_ties[2], 0u);
     }
 }
+
+// The same degenerate cells with many positives (all of them in cell 0): the row must come out
+// sorted, with exact ranks, in O(P log P) per anchor, not O(P^2).
+TEST(SemihardMiner, ManyPositivesInOneCellSortAndRankExactly) {
+    Rng rng(71);
+    const std::size_t B = 601;
+    std::vector<float> row(B);
+    std::vector<int> labels(B);
+    for (std::size_t k = 0; k < B; ++k) row[k] = rng.uniform() * 4.0f, labels[k] = k % 2 == 0 ? 0 : 1;
+    row[0] = 0.0f, row[2] = INFINITY;  // anchor 0; an infinite positive distance
+    for (bool portable : {false, true}) {
+        detail::force_portable_mining(portable);
+        detail::SemihardMiner miner(B);
+        miner.mine(row.data(), labels.data(), 0);
+        const detail::MinedRow& r = miner.result();
+        detail::force_portable_mining(false);
+        ASSERT_EQ(r.m, 300u);
+        std::vector<std::pair<float, std::uint32_t>> want;
+        for (std::uint32_t k = 2; k < B; k += 2) want.emplace_back(row[k], k);
+        std::stable_sort(want.begin(), want.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+        for (std::size_t q = 0; q < r.m; ++q) {
+            ASSERT_EQ(r.value[q], want[q].first) << q;
+            ASSERT_EQ(r.positive[q], want[q].second) << q;
+        }
+        for (std::size_t q = 0; q < r.n; ++q) {
+            std::uint32_t below = 0;
+            for (const auto& p : want) below += p.first < r.negative_distance[q];
+            ASSERT_EQ(r.rank[q], below) << "negative " << q;
+        }
+    }
+}
