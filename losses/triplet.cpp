@@ -154,9 +154,10 @@ class SparseRowsBuilder {
       public:
         explicit ThreadRows(SparseRowsBuilder& b) : b_(b) {
             if (b.active_) row_.resize(b.B_);  // all zero: take_nonzero leaves it so
+            dense_ = row_.data();               // (one thread_local lookup, not one per add)
         }
-        void add(std::size_t k, float v) { row_[k] += v; }
-        float* dense() { return row_.data(); }  // the scratch row itself
+        void add(std::size_t k, float v) { dense_[k] += v; }
+        float* dense() { return dense_; }  // the scratch row itself
         // Anchor a's row is complete.
         void end_row(std::size_t a) {
             if (columns_.size() < used_ + b_.B_ + 16) {
@@ -164,7 +165,7 @@ class SparseRowsBuilder {
                 values_.resize(columns_.size());
             }
             b_.offset_[a] = used_;
-            b_.count_[a] = detail::take_nonzero(row_.data(), b_.B_, columns_.data() + used_, values_.data() + used_);
+            b_.count_[a] = detail::take_nonzero(dense_, b_.B_, columns_.data() + used_, values_.data() + used_);
             used_ += b_.count_[a];
         }
         // After the anchor loop (whose end is a barrier), from every thread: one CSR matrix, each
@@ -192,6 +193,7 @@ class SparseRowsBuilder {
         static thread_local std::vector<float> row_;
         static thread_local std::vector<std::uint32_t> columns_;
         static thread_local std::vector<float> values_;
+        float* dense_;
         std::size_t used_ = 0;
     };
 
