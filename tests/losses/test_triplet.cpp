@@ -495,6 +495,16 @@ TEST(TripletSemihard, Avx512AndPortableMiningGiveIdenticalResults) {
         }
 }
 
+// Row a mined by the AVX-512 miner (portable = false, on a CPU that has it) or the portable one.
+static detail::MinedRow mine_row(const std::vector<float>& row, const std::vector<int>& labels, std::size_t a,
+                                 bool portable) {
+    detail::force_portable_mining(portable);
+    detail::SemihardMiner miner(row.size());
+    miner.mine(row.data(), labels.data(), a);
+    detail::force_portable_mining(false);
+    return miner.result();
+}
+
 // One row mined by hand: positives sorted with their columns, every negative's bucket and
 // each bucket's minimum, tie count and first column, the farthest negative, in both
 // implementations. Row of anchor 0 (label 0): columns 1..19 with labels 0,1,1,0,1,...
@@ -506,11 +516,7 @@ TEST(SemihardMiner, MinesOneRowExactly) {
     for (std::size_t k = 0; k < B; ++k) row[k] = d[k], labels[k] = k % 3 == 0 ? 0 : 1;
     // Positives: columns 3, 6, 9, 12, 15, 18 -> distances 1, 4, 6, 9, 8, 4.
     for (bool portable : {false, true}) {
-        detail::force_portable_mining(portable);
-        detail::SemihardMiner miner(B);
-        miner.mine(row.data(), labels.data(), 0);
-        const detail::MinedRow& r = miner.result();
-        detail::force_portable_mining(false);
+        const detail::MinedRow r = mine_row(row, labels, 0, portable);
         ASSERT_EQ(r.m, 6u);
         ASSERT_EQ(r.n, 13u);
         const float value[] = {1, 4, 4, 6, 8, 9};
@@ -547,11 +553,7 @@ TEST(SemihardMiner, InfinitePositiveDistanceStaysExact) {
     const std::vector<float> row = {0.0f, INFINITY, 1.0f, 2.0f, 0.5f};
     const std::vector<int> labels = {0, 0, 0, 1, 1};
     for (bool portable : {false, true}) {
-        detail::force_portable_mining(portable);
-        detail::SemihardMiner miner(row.size());
-        miner.mine(row.data(), labels.data(), 0);
-        const detail::MinedRow& r = miner.result();
-        detail::force_portable_mining(false);
+        const detail::MinedRow r = mine_row(row, labels, 0, portable);
         ASSERT_EQ(r.m, 2u);
         ASSERT_EQ(r.n, 2u);
         EXPECT_EQ(r.value[0], 1.0f);
@@ -576,11 +578,7 @@ TEST(SemihardMiner, ManyPositivesInOneCellSortAndRankExactly) {
     for (std::size_t k = 0; k < B; ++k) row[k] = rng.uniform() * 4.0f, labels[k] = k % 2 == 0 ? 0 : 1;
     row[0] = 0.0f, row[2] = INFINITY;  // anchor 0; an infinite positive distance
     for (bool portable : {false, true}) {
-        detail::force_portable_mining(portable);
-        detail::SemihardMiner miner(B);
-        miner.mine(row.data(), labels.data(), 0);
-        const detail::MinedRow& r = miner.result();
-        detail::force_portable_mining(false);
+        const detail::MinedRow r = mine_row(row, labels, 0, portable);
         ASSERT_EQ(r.m, 300u);
         std::vector<std::pair<float, std::uint32_t>> want;
         for (std::uint32_t k = 2; k < B; k += 2) want.emplace_back(row[k], k);
