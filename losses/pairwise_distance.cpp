@@ -318,9 +318,9 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
     float* s = square_workspace(backward_workspace(), B * B);
     // G row by row, then S = G + G^T in place, in 64x64 tile pairs (I, J >= I): a pair reads
     // G's tiles (I,J) and (J,I) and writes S's, nothing else, so threads never share an element;
-    // the transposed tile goes through a small buffer (rows of s are B floats apart, and at
-    // B = 4096 a column walk hits one cache set). Row tile I owns nb - I pairs, hence the
-    // round-robin schedule.
+    // the transposes go through a small buffer, so that s is only walked along its rows (they
+    // are B floats apart, and at B = 4096 a column walk hits one cache set). Row tile I owns
+    // nb - I pairs, hence the round-robin schedule.
     constexpr std::size_t T = kTile;
     const std::size_t nb = (B + T - 1) / T;
     std::vector<float> rowsum(B);
@@ -342,7 +342,9 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
                 for (std::size_t i = i0; i < i1; ++i)
                     for (std::size_t j = j0; j < j1; ++j) tile[(i - i0) * T + (j - j0)] += s[i * B + j];
                 for (std::size_t i = i0; i < i1; ++i)
-                    for (std::size_t j = j0; j < j1; ++j) s[i * B + j] = s[j * B + i] = tile[(i - i0) * T + (j - j0)];
+                    for (std::size_t j = j0; j < j1; ++j) s[i * B + j] = tile[(i - i0) * T + (j - j0)];
+                for (std::size_t j = j0; j < j1; ++j)  // S's tile (J,I): the transpose, row by row
+                    for (std::size_t i = i0; i < i1; ++i) s[j * B + i] = tile[(i - i0) * T + (j - j0)];
             }
         }
 #pragma omp for schedule(static)
