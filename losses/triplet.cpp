@@ -350,14 +350,22 @@ Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float 
             const RowExtremes ex = row_extremes(row, B);
             // Closest negative and farthest positive, as selects (branch-free; the labels are in
             // random order). Their tied entries are found again by add_split below.
+            // Each extreme also counts its ties and keeps its first column, so that the common
+            // untied case places its gradient without scanning the row again.
             const int la_label = labels[a];
             float closest = INFINITY, farthest = -INFINITY, positive_sum = 0.0f;
             std::size_t negatives = 0, positives = 0;
+            std::uint32_t closest_ties = 0, farthest_ties = 0, closest_at = 0, farthest_at = 0;
             for (std::size_t k = 0; k < B; ++k) {
                 const float v = row[k];
                 const bool is_negative = labels[k] != la_label, is_positive = !is_negative && k != a;
-                closest = is_negative && v < closest ? v : closest;
-                farthest = is_positive && v > farthest ? v : farthest;
+                const bool new_closest = is_negative && v < closest, new_farthest = is_positive && v > farthest;
+                closest_ties = new_closest ? 1 : closest_ties + (is_negative && v == closest);
+                farthest_ties = new_farthest ? 1 : farthest_ties + (is_positive && v == farthest);
+                closest_at = new_closest ? std::uint32_t(k) : closest_at;
+                farthest_at = new_farthest ? std::uint32_t(k) : farthest_at;
+                closest = new_closest ? v : closest;
+                farthest = new_farthest ? v : farthest;
                 positive_sum += is_positive ? v : 0.0f;
                 negatives += is_negative;
                 positives += is_positive;
@@ -388,9 +396,13 @@ Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float 
                 auto negative = [&](std::size_t k) { return labels[k] != labels[a]; };
                 auto positive = [&](std::size_t k) { return labels[k] == labels[a] && k != a; };
                 auto any = [](std::size_t) { return true; };
-                if (positives) add_split(c, row, B, farthest, slope, positive);
+                // (An infinite extreme may have counted ties before its first column was seen:
+                // those take the scan.)
+                if (positives && farthest_ties == 1 && farthest > -INFINITY) c[farthest_at] += slope;
+                else if (positives) add_split(c, row, B, farthest, slope, positive);
                 else add_split(c, row, B, ex.min, slope, any);
-                if (negatives) add_split(c, row, B, closest, -slope, negative);
+                if (negatives && closest_ties == 1 && closest < INFINITY) c[closest_at] -= slope;
+                else if (negatives) add_split(c, row, B, closest, -slope, negative);
                 else add_split(c, row, B, ex.max, -slope, any);
             }
             if (need_grad) dD.end_row(a);

@@ -594,3 +594,38 @@ TEST(SemihardMiner, ManyPositivesInOneCellSortAndRankExactly) {
         }
     }
 }
+
+// The hard loss with exact ties (integer coordinates): the hardest positive's and negative's
+// gradient split evenly over tied entries (TF's reduce_max/min rule), whether the loss places an
+// untied extreme directly or scans the row for ties. Expected: the dense dD written out here by
+// that rule, through the same distance backward.
+TEST(TripletHard, TiedExtremesSplitTheGradientEvenly) {
+    Rng rng(72);
+    for (std::size_t B : {12, 70, 130}) {
+        Batch b{Tensor({B, 2}), random_labels(B, 3, rng)};
+        for (std::size_t i = 0; i < b.x.size(); ++i) b.x[i] = float(rng.below(4));
+        for (int c = 0; c < 3; ++c) b.labels[std::size_t(2 * c)] = b.labels[std::size_t(2 * c + 1)] = c;  // every class twice
+        const float margin = 20.0f;  // every anchor active: slope 1
+        const Tensor pdist = pairwise_distance(b.x, Distance::SquaredL2);
+        Tensor dD({B, B});
+        for (std::size_t a = 0; a < B; ++a) {
+            float hard_pos = -INFINITY, hard_neg = INFINITY;
+            for (std::size_t k = 0; k < B; ++k) {
+                if (b.labels[k] == b.labels[a] && k != a) hard_pos = std::max(hard_pos, pdist.at({a, k}));
+                if (b.labels[k] != b.labels[a]) hard_neg = std::min(hard_neg, pdist.at({a, k}));
+            }
+            float pos_ties = 0, neg_ties = 0;
+            for (std::size_t k = 0; k < B; ++k) {
+                pos_ties += b.labels[k] == b.labels[a] && k != a && pdist.at({a, k}) == hard_pos;
+                neg_ties += b.labels[k] != b.labels[a] && pdist.at({a, k}) == hard_neg;
+            }
+            for (std::size_t k = 0; k < B; ++k) {
+                if (b.labels[k] == b.labels[a] && k != a && pdist.at({a, k}) == hard_pos) dD.at({a, k}) += 1.0f / pos_ties;
+                if (b.labels[k] != b.labels[a] && pdist.at({a, k}) == hard_neg) dD.at({a, k}) -= 1.0f / neg_ties;
+            }
+        }
+        const Tensor want = PairwiseDistance(b.x, Distance::SquaredL2).backward(dD, 1.0f / float(B));
+        const LossAndGrad got = loss_and_grad(b, true, margin, Distance::SquaredL2);
+        EXPECT_LT(scaled_error(got.grad, want, 1e-7, 1e-6), 1.0) << "B=" << B;
+    }
+}
