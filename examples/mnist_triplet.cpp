@@ -39,6 +39,7 @@
 #include "tensor/error.hpp"
 #include "tensor/memory.hpp"
 #include "tensor/parallel.hpp"
+#include "tensor/simd.hpp"
 
 namespace fs = std::filesystem;
 using namespace semigrad;
@@ -274,7 +275,7 @@ int run(const Options& opt) {
 
     say("semigrad mnist_triplet: " + dataset + ", " + std::to_string(train_count) + " train / " +
         std::to_string(test_count) + " test images, " + std::to_string(threads) +
-        " threads, OpenBLAS " + openblas_core() + " kernels");
+        " threads, OpenBLAS " + openblas_core() + " kernels, " + isa_name(active_isa()) + " path");
     if (!opt.resume.empty())
         say("resumed from " + opt.resume + " after epoch " +
             std::to_string(history.epoch_loss.size()));
@@ -353,6 +354,7 @@ int run(const Options& opt) {
         {"margin", opt.margin},
         {"threads", threads},
         {"openblas_core", openblas_core()},
+        {"isa", isa_name(active_isa())},
         {"seed", opt.seed},
         {"epoch_seconds", history.epoch_seconds},
         {"epoch_loss", history.epoch_loss},

@@ -10,6 +10,9 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if SEMIGRAD_X86
+#include <immintrin.h>
+#endif
 
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
@@ -87,6 +90,12 @@ static void distance_row_sse(float sq_i, const float* __restrict sq, bool square
 }
 
 #if SEMIGRAD_X86
+SEMIGRAD_KERNELS_BEGIN
+// The first `count` of 16 lanes (all of them when count >= 16), for the loop's tail.
+SEMIGRAD_AVX512 static inline __mmask16 first_lanes(std::size_t count) {
+    return count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1u);
+}
+
 // The same, 16 lanes at a time (the same operations, so the same bits).
 SEMIGRAD_AVX512 static void distance_row_avx512(float sq_i, const float* __restrict sq, bool squared, std::size_t n,
                                                 float* __restrict row) {
@@ -99,11 +108,13 @@ SEMIGRAD_AVX512 static void distance_row_avx512(float sq_i, const float* __restr
         _mm512_mask_storeu_ps(row + j, live, squared ? clamped : _mm512_sqrt_ps(clamped));
     }
 }
+SEMIGRAD_KERNELS_END
 #endif
 
-static void distance_row(float sq_i, const float* __restrict sq, bool squared, std::size_t n, float* __restrict row) {
+static void distance_row(float sq_i, const float* __restrict sq, bool squared, std::size_t n, float* __restrict row,
+                         Isa isa) {
 #if SEMIGRAD_X86
-    if (cpu_has_avx512()) return distance_row_avx512(sq_i, sq, squared, n, row);
+    if (isa == Isa::avx512) return distance_row_avx512(sq_i, sq, squared, n, row);
 #endif
     distance_row_sse(sq_i, sq, squared, n, row);
 }
@@ -168,9 +179,11 @@ PairwiseDistance::~PairwiseDistance() {
     if (D_.ndim() == 2 && D_.size() > 0) spare_square() = std::move(D_);
 }
 
-PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward)
+PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward, Isa isa)
     : metric_(metric), keep_for_backward_(keep_for_backward) {
     check_rank("pairwise_distance", "embeddings", embeddings, 2);
+    if (!cpu_runs(isa))
+        throw ValueError(std::string("pairwise_distance: this CPU does not run the ") + isa_name(isa) + " path");
     const std::size_t B = embeddings.dim(0), D = embeddings.dim(1);
     const long nB = long(B);
     std::vector<float> sq = row_squared_norms(embeddings.data(), B, D);
@@ -187,7 +200,7 @@ PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bo
         // sqrt(d2 + 1e-16) * 0), diagonal 0. (sq_j + sq_i) rounds as (sq_i + sq_j), so a mirrored
         // entry is the one TF computes from the same Gram entry.
         map_gram(dist, B, upper_only, [&](std::size_t i, std::size_t j0, std::size_t j1, float* row) {
-            distance_row(sq[i], sq.data() + j0, squared, j1 - j0, row + j0);
+            distance_row(sq[i], sq.data() + j0, squared, j1 - j0, row + j0, isa);
             if (i >= j0 && i < j1) row[i] = 0.0f;
         });
         return;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/simd.hpp"
 #include "tensor/tensor.hpp"
 
 namespace semigrad::losses {
@@ -51,7 +52,9 @@ struct SparseRows {
 class PairwiseDistance {
   public:
     // With keep_for_backward = false only distances() is usable (no [B,B] angular buffer kept).
-    PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward = true);
+    // `isa` picks the distance kernel (tensor/simd.hpp); every path gives the same bits.
+    PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward = true,
+                     Isa isa = active_isa());
     // Hands the [B,B] buffer to the next PairwiseDistance of this thread (no page faults per step).
     ~PairwiseDistance();
     PairwiseDistance(const PairwiseDistance&) = default;

@@ -3,13 +3,21 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <string>
 #include <utility>
+
+#if SEMIGRAD_X86
+#include <immintrin.h>
+#endif
+
+#include "tensor/error.hpp"
+
+// The AVX-512 twins below are target-attribute functions (tensor/simd.hpp).
+SEMIGRAD_KERNELS_BEGIN
 
 namespace semigrad::losses::detail {
 
 namespace {
-
-bool portable_only = false;
 
 // Every per-row array gets this much room past its end: the AVX-512 split stores whole vectors.
 constexpr std::size_t kSlack = 16;
@@ -20,29 +28,28 @@ inline std::uint32_t order_key(float v) {
     return std::bit_cast<std::uint32_t>(v);
 }
 
+#if SEMIGRAD_X86
+// The first `count` of 16 lanes (all of them when count >= 16), for loop tails.
+SEMIGRAD_AVX512 inline __mmask16 first_lanes(std::size_t count) {
+    return count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1u);
+}
+#endif
+
 }  // namespace
 
-void force_portable_mining(bool portable) { portable_only = portable; }
+SemihardMiner::SemihardMiner(std::size_t B, Isa isa) { prepare(B, isa); }
 
-bool mining_uses_avx512() {
-#if SEMIGRAD_X86
-    return cpu_has_avx512() && !portable_only;
-#else
-    return false;
-#endif
-}
-
-SemihardMiner::SemihardMiner(std::size_t B) { prepare(B); }
-
-SemihardMiner& SemihardMiner::for_this_thread(std::size_t B) {
-    thread_local SemihardMiner miner(0);
-    miner.prepare(B);
+SemihardMiner& SemihardMiner::for_this_thread(std::size_t B, Isa isa) {
+    thread_local SemihardMiner miner(0, Isa::portable);
+    miner.prepare(B, isa);
     return miner;
 }
 
-void SemihardMiner::prepare(std::size_t B) {
+void SemihardMiner::prepare(std::size_t B, Isa isa) {
+    if (!cpu_runs(isa))
+        throw ValueError(std::string("semi-hard mining: this CPU does not run the ") + isa_name(isa) + " path");
     B_ = B;
-    avx512_ = mining_uses_avx512();
+    avx512_ = isa == Isa::avx512;
     const std::size_t n = B + kSlack;
     r_.value.resize(n + 1);
     r_.positive.resize(n);
@@ -370,9 +377,9 @@ SEMIGRAD_AVX512 static std::size_t take_nonzero_avx512(float* c, std::size_t B, 
 }
 #endif
 
-std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* columns, float* values) {
+std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* columns, float* values, Isa isa) {
 #if SEMIGRAD_X86
-    if (mining_uses_avx512()) return take_nonzero_avx512(c, B, columns, values);
+    if (isa == Isa::avx512) return take_nonzero_avx512(c, B, columns, values);
 #endif
     std::size_t count = 0;
     for (std::size_t k = 0; k < B; ++k) {  // without a branch: a fifth of the entries are set
@@ -385,3 +392,5 @@ std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* columns, float*
 }
 
 }  // namespace semigrad::losses::detail
+
+SEMIGRAD_KERNELS_END

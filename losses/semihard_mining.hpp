@@ -14,7 +14,7 @@
 //
 // Two implementations of the same steps, with identical results: portable C++, and AVX-512
 // (16 lanes: compress-stores for the split, gathers for the rank lookup) on CPUs that have it.
-// Tests run both (force_portable_mining).
+// The caller names the path (tensor/simd.hpp); tests run each one the CPU has.
 #pragma once
 
 #include <cstddef>
@@ -52,16 +52,17 @@ struct MinedRow {
 // One thread's miner: owns the scratch for rows of B entries, reused anchor after anchor.
 class SemihardMiner {
   public:
-    explicit SemihardMiner(std::size_t B);
+    // Throws ValueError for a path this CPU does not run.
+    SemihardMiner(std::size_t B, Isa isa);
     // This thread's miner, ready for rows of B entries. It persists across calls (OpenMP's
     // threads do): at B = 2048 a fresh one is ~200 KB of page faults per thread per call.
-    static SemihardMiner& for_this_thread(std::size_t B);
+    static SemihardMiner& for_this_thread(std::size_t B, Isa isa);
     // Mines row a of the [B,B] distance matrix (labels [B]) into result().
     void mine(const float* row, const int* labels, std::size_t a);
     const MinedRow& result() const { return r_; }
 
   private:
-    void prepare(std::size_t B);  // sizes the scratch for B (grows, never shrinks capacity)
+    void prepare(std::size_t B, Isa isa);  // sizes the scratch for B (grows, never shrinks capacity)
     void split(const float* row, const int* labels, std::size_t a);
     void sort_positives_into_cells();
     void prefix_sum(std::uint32_t* x, std::size_t n) const;
@@ -75,7 +76,7 @@ class SemihardMiner {
 #endif
 
     std::size_t B_ = 0;
-    bool avx512_ = false;  // mining_uses_avx512() when prepared
+    bool avx512_ = false;  // the path chosen when prepared
     MinedRow r_;
     // The split's positives, before sorting, their range, and each one's cell.
     float positive_min_ = 0, positive_max_ = 0;
@@ -101,11 +102,6 @@ class SemihardMiner {
 // Moves the non-zero entries of c[0..B) to columns/values in increasing column order (room for
 // B + 16 entries each) and zeroes c; returns how many there were. One anchor's row of dD, built
 // densely, becomes a CSR row this way (the distance backward wants columns in order).
-std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* columns, float* values);
-
-// Use the portable implementation even on a CPU with AVX-512 (tests compare the two).
-void force_portable_mining(bool portable);
-// Whether mine() runs the AVX-512 implementation.
-bool mining_uses_avx512();
+std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* columns, float* values, Isa isa);
 
 }  // namespace semigrad::losses::detail

@@ -38,7 +38,10 @@ namespace {
 // tutorial); the result does not depend on it.
 constexpr std::size_t kParallelAnchors = 64;
 
-void check_inputs(const char* op, const Tensor& x, std::span<const int> labels, float margin) {
+void check_inputs(const char* op, const Tensor& x, std::span<const int> labels, float margin, Isa isa) {
+    // Here, before any parallel region (an exception must not leave one).
+    if (!cpu_runs(isa))
+        throw ValueError(std::string(op) + ": this CPU does not run the " + isa_name(isa) + " path");
     if (x.ndim() != 2 || x.dim(0) == 0)
         throw ShapeError(std::string(op) + ": embeddings must be [B,D] with B >= 1, got " +
                          to_string(x.shape()));
@@ -136,7 +139,7 @@ Totals reduce(const std::vector<AnchorSums>& rows, TripletStats* stats, std::siz
 // and the distance backward computes G only at those entries.
 class SparseRowsBuilder {
   public:
-    SparseRowsBuilder(std::size_t B, bool active) : B_(B), active_(active) {
+    SparseRowsBuilder(std::size_t B, bool active, Isa isa) : B_(B), active_(active), isa_(isa) {
         if (!active) return;
         // The previous call's matrix when its graph has been released (no one else holds it):
         // at B = 4096 its ~27 MB would otherwise be page-faulted on every training step.
@@ -165,7 +168,7 @@ class SparseRowsBuilder {
                 values_.resize(columns_.size());
             }
             b_.offset_[a] = used_;
-            b_.count_[a] = detail::take_nonzero(dense_, b_.B_, columns_.data() + used_, values_.data() + used_);
+            b_.count_[a] = detail::take_nonzero(dense_, b_.B_, columns_.data() + used_, values_.data() + used_, b_.isa_);
             used_ += b_.count_[a];
         }
         // After the anchor loop (whose end is a barrier), from every thread: one CSR matrix, each
@@ -200,6 +203,7 @@ class SparseRowsBuilder {
   private:
     std::size_t B_;
     bool active_;
+    Isa isa_;
     std::shared_ptr<SparseRows> rows_;
     std::vector<std::size_t> count_, offset_;  // per anchor: entries and where in its thread's list
 };
@@ -219,14 +223,14 @@ Var record_loss(float value, const Var& embeddings, const char* op,
 }  // namespace
 
 Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, float margin,
-                          Distance metric, TripletStats* stats) {
+                          Distance metric, TripletStats* stats, Isa isa) {
     const char* op = "triplet_semihard_loss";
-    check_inputs(op, embeddings.value(), labels, margin);
+    check_inputs(op, embeddings.value(), labels, margin, isa);
     const bool need_grad = grad_enabled() && embeddings.requires_grad();
-    auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad);
+    auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad, isa);
     const std::size_t B = embeddings.value().dim(0);
     const float* pdist_matrix = dist->distances().data();
-    SparseRowsBuilder coef(B, need_grad);
+    SparseRowsBuilder coef(B, need_grad, isa);
     std::vector<AnchorSums>& sums = anchor_sums(B);
 
     // Per anchor, in O(B + P log P) for its P positives (TFA's [B*B, B] mask is O(B^2) per
@@ -237,7 +241,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
     // negative (negatives_inside); with no negative at all, the row minimum.
 #pragma omp parallel if (B >= kParallelAnchors)
     {
-        detail::SemihardMiner& miner = detail::SemihardMiner::for_this_thread(B);
+        detail::SemihardMiner& miner = detail::SemihardMiner::for_this_thread(B, isa);
         const detail::MinedRow& r = miner.result();
         thread_local std::vector<std::uint32_t> choice;
         thread_local std::vector<float> uses;
@@ -328,14 +332,14 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
 }
 
 Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float margin, bool soft,
-                      Distance metric, TripletStats* stats) {
+                      Distance metric, TripletStats* stats, Isa isa) {
     const char* op = "triplet_hard_loss";
-    check_inputs(op, embeddings.value(), labels, margin);
+    check_inputs(op, embeddings.value(), labels, margin, isa);
     const bool need_grad = grad_enabled() && embeddings.requires_grad();
-    auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad);
+    auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad, isa);
     const std::size_t B = embeddings.value().dim(0);
     const float* pdist_matrix = dist->distances().data();
-    SparseRowsBuilder coef(B, need_grad);
+    SparseRowsBuilder coef(B, need_grad, isa);
     std::vector<AnchorSums>& sums = anchor_sums(B);
 
     // O(B^2): one scan per anchor for its closest negative and farthest positive.

@@ -19,6 +19,7 @@
 
 #include "autograd/var.hpp"
 #include "losses/pairwise_distance.hpp"
+#include "tensor/simd.hpp"
 
 namespace semigrad::losses {
 
@@ -41,14 +42,16 @@ struct TripletStats {
 // mean over ordered positive pairs (a,p) of max(margin + D[a,p] - D[a,n], 0), n being the
 // closest negative farther than p, else the farthest negative, else 0 (TRIPLET.md §5).
 // Throws ShapeError unless embeddings is [B,D] with B >= 1 and labels has B entries.
+// `isa` picks the mining kernels (tensor/simd.hpp); every path gives the same bits.
 Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, float margin = 1.0f,
-                          Distance metric = Distance::L2, TripletStats* stats = nullptr);
+                          Distance metric = Distance::L2, TripletStats* stats = nullptr,
+                          Isa isa = active_isa());
 
 // mean over all B anchors of max(hardest positive - hardest negative + margin, 0), or
 // log1p(exp(hardest positive - hardest negative)) when soft (the margin is then unused, as in
 // TFA) (TRIPLET.md §6).
 Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float margin = 1.0f,
                       bool soft = false, Distance metric = Distance::L2,
-                      TripletStats* stats = nullptr);
+                      TripletStats* stats = nullptr, Isa isa = active_isa());
 
 }  // namespace semigrad::losses

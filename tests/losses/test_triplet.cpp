@@ -94,10 +94,10 @@ struct LossAndGrad {
 };
 
 static LossAndGrad loss_and_grad(const Batch& b, bool hard, float margin, Distance m, bool soft = false,
-                                 TripletStats* stats = nullptr) {
+                                 TripletStats* stats = nullptr, Isa isa = active_isa()) {
     Var x(b.x, true);
-    Var loss = hard ? triplet_hard_loss(x, b.labels, margin, soft, m, stats)
-                    : triplet_semihard_loss(x, b.labels, margin, m, stats);
+    Var loss = hard ? triplet_hard_loss(x, b.labels, margin, soft, m, stats, isa)
+                    : triplet_semihard_loss(x, b.labels, margin, m, stats, isa);
     backward(loss);
     return {loss.value().item(), x.grad()};
 }
@@ -466,42 +466,66 @@ TEST(TripletSemihard, LargeBatchMatchesSortAndSearch) {
 
 // ---- the two mining implementations -------------------------------------------------------
 
-// The AVX-512 miner (used on CPUs that have it) and the portable one give the same bits: loss,
-// statistics and gradient, on batch sizes around the 16-lane width, with exact ties (integer
-// coordinates), duplicate rows and all-equal labels. Where the CPU lacks AVX-512 both runs take
-// the portable code and the test says so.
-TEST(TripletSemihard, Avx512AndPortableMiningGiveIdenticalResults) {
-    if (!detail::mining_uses_avx512()) GTEST_SKIP() << "this CPU runs only the portable miner";
+// The instruction-set paths this CPU runs (tensor/simd.hpp), portable first.
+static std::vector<Isa> cpu_paths() {
+    std::vector<Isa> paths;
+    for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512})
+        if (cpu_runs(isa)) paths.push_back(isa);
+    return paths;
+}
+
+// Every mining path the CPU runs gives the portable path's bits: loss, statistics and gradient,
+// on batch sizes around the 8- and 16-lane widths, with exact ties (integer coordinates),
+// duplicate rows and all-equal labels. The hard loss shares the sparse-row builder.
+TEST(TripletSemihard, EveryMiningPathGivesThePortableBits) {
+    if (cpu_paths().size() < 2) GTEST_SKIP() << "this CPU runs only the portable path";
     Rng rng(70);
-    for (std::size_t B : {1, 2, 15, 16, 17, 33, 100, 257, 1030})
+    for (std::size_t B : {1, 2, 7, 8, 9, 15, 16, 17, 33, 100, 257, 1030})
         for (int kind = 0; kind < 3; ++kind) {
             Batch b = random_batch(B, 8, kind == 2 ? 1 : 7, rng, kind == 0);
             if (kind == 1)
                 for (std::size_t i = 0; i < b.x.size(); ++i) b.x[i] = float(rng.below(3));
-            for (Distance m : kMetrics) {
-                TripletStats fast_stats, portable_stats;
-                const LossAndGrad fast = loss_and_grad(b, false, 1.0f, m, false, &fast_stats);
-                detail::force_portable_mining(true);
-                const LossAndGrad portable = loss_and_grad(b, false, 1.0f, m, false, &portable_stats);
-                detail::force_portable_mining(false);
-                const std::string where = "B=" + std::to_string(B) + " kind " + std::to_string(kind) + " " + distance_name(m);
-                EXPECT_EQ(fast.loss, portable.loss) << where;
-                EXPECT_EQ(fast_stats.active_pairs, portable_stats.active_pairs) << where;
-                EXPECT_EQ(fast_stats.mean_positive_distance, portable_stats.mean_positive_distance) << where;
-                EXPECT_EQ(fast_stats.mean_negative_distance, portable_stats.mean_negative_distance) << where;
-                ASSERT_EQ(fast.grad.size(), portable.grad.size());
-                for (std::size_t i = 0; i < fast.grad.size(); ++i) ASSERT_EQ(fast.grad[i], portable.grad[i]) << where << " i=" << i;
-            }
+            for (Distance m : kMetrics)
+                for (bool hard : {false, true}) {
+                    TripletStats portable_stats;
+                    const LossAndGrad portable = loss_and_grad(b, hard, 1.0f, m, false, &portable_stats, Isa::portable);
+                    for (Isa isa : cpu_paths()) {
+                        TripletStats stats;
+                        const LossAndGrad fast = loss_and_grad(b, hard, 1.0f, m, false, &stats, isa);
+                        const std::string where = std::string(isa_name(isa)) + (hard ? " hard" : " semi-hard") +
+                                                  " B=" + std::to_string(B) + " kind " + std::to_string(kind) +
+                                                  " " + distance_name(m);
+                        EXPECT_EQ(fast.loss, portable.loss) << where;
+                        EXPECT_EQ(stats.active_pairs, portable_stats.active_pairs) << where;
+                        EXPECT_EQ(stats.mean_positive_distance, portable_stats.mean_positive_distance) << where;
+                        EXPECT_EQ(stats.mean_negative_distance, portable_stats.mean_negative_distance) << where;
+                        ASSERT_EQ(fast.grad.size(), portable.grad.size());
+                        for (std::size_t i = 0; i < fast.grad.size(); ++i)
+                            ASSERT_EQ(fast.grad[i], portable.grad[i]) << where << " i=" << i;
+                    }
+                }
         }
 }
 
-// Row a mined by the AVX-512 miner (portable = false, on a CPU that has it) or the portable one.
+// A path the CPU lacks is refused with a message naming it, before any work.
+TEST(TripletSemihard, RefusesAPathTheCpuLacks) {
+    if (cpu_runs(Isa::avx512)) GTEST_SKIP() << "this CPU runs every path";
+    Rng rng(72);
+    const Batch b = random_batch(8, 4, 2, rng, true);
+    Var x(b.x, true);
+    try {
+        triplet_semihard_loss(x, b.labels, 1.0f, Distance::L2, nullptr, Isa::avx512);
+        FAIL() << "expected ValueError";
+    } catch (const ValueError& e) {
+        EXPECT_NE(std::string(e.what()).find("avx512"), std::string::npos) << e.what();
+    }
+}
+
+// Row a mined by the given path.
 static detail::MinedRow mine_row(const std::vector<float>& row, const std::vector<int>& labels, std::size_t a,
-                                 bool portable) {
-    detail::force_portable_mining(portable);
-    detail::SemihardMiner miner(row.size());
+                                 Isa isa) {
+    detail::SemihardMiner miner(row.size(), isa);
     miner.mine(row.data(), labels.data(), a);
-    detail::force_portable_mining(false);
     return miner.result();
 }
 
@@ -515,8 +539,9 @@ TEST(SemihardMiner, MinesOneRowExactly) {
     const float d[B] = {0, 3, 5, 1, 2, 2, 4, 7, 0.5f, 6, 2, 1, 9, 9, 3, 8, 2, 5, 4, 1.5f};
     for (std::size_t k = 0; k < B; ++k) row[k] = d[k], labels[k] = k % 3 == 0 ? 0 : 1;
     // Positives: columns 3, 6, 9, 12, 15, 18 -> distances 1, 4, 6, 9, 8, 4.
-    for (bool portable : {false, true}) {
-        const detail::MinedRow r = mine_row(row, labels, 0, portable);
+    for (Isa isa : cpu_paths()) {
+        SCOPED_TRACE(isa_name(isa));
+        const detail::MinedRow r = mine_row(row, labels, 0, isa);
         ASSERT_EQ(r.m, 6u);
         ASSERT_EQ(r.n, 13u);
         const float value[] = {1, 4, 4, 6, 8, 9};
@@ -552,8 +577,9 @@ TEST(SemihardMiner, MinesOneRowExactly) {
 TEST(SemihardMiner, InfinitePositiveDistanceStaysExact) {
     const std::vector<float> row = {0.0f, INFINITY, 1.0f, 2.0f, 0.5f};
     const std::vector<int> labels = {0, 0, 0, 1, 1};
-    for (bool portable : {false, true}) {
-        const detail::MinedRow r = mine_row(row, labels, 0, portable);
+    for (Isa isa : cpu_paths()) {
+        SCOPED_TRACE(isa_name(isa));
+        const detail::MinedRow r = mine_row(row, labels, 0, isa);
         ASSERT_EQ(r.m, 2u);
         ASSERT_EQ(r.n, 2u);
         EXPECT_EQ(r.value[0], 1.0f);
@@ -577,8 +603,9 @@ TEST(SemihardMiner, ManyPositivesInOneCellSortAndRankExactly) {
     std::vector<int> labels(B);
     for (std::size_t k = 0; k < B; ++k) row[k] = rng.uniform() * 4.0f, labels[k] = k % 2 == 0 ? 0 : 1;
     row[0] = 0.0f, row[2] = INFINITY;  // anchor 0; an infinite positive distance
-    for (bool portable : {false, true}) {
-        const detail::MinedRow r = mine_row(row, labels, 0, portable);
+    for (Isa isa : cpu_paths()) {
+        SCOPED_TRACE(isa_name(isa));
+        const detail::MinedRow r = mine_row(row, labels, 0, isa);
         ASSERT_EQ(r.m, 300u);
         std::vector<std::pair<float, std::uint32_t>> want;
         for (std::uint32_t k = 2; k < B; k += 2) want.emplace_back(row[k], k);

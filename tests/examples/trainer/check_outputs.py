@@ -23,7 +23,7 @@ CHANCE = 0.1  # ten balanced classes
 METRIC_KEYS = [
     "dataset", "train_samples", "test_samples", "epochs", "batch_size", "threads", "seed",
     "epoch_seconds", "epoch_loss", "train_samples_per_second", "test_precision_at_1",
-    "test_knn_accuracy", "test_map_at_r", "untrained_precision_at_1", "peak_rss_mib",
+    "test_knn_accuracy", "test_map_at_r", "untrained_precision_at_1", "peak_rss_mib", "isa",
 ]
 
 failures = []
@@ -124,6 +124,7 @@ def check_metrics(path, epochs, batch_size, threads, seed, train_samples, test_s
                 "threads": threads, "seed": seed}
     for key, value in expected.items():
         check(m[key] == value, f"metrics.json: {key} is {m[key]!r}, expected {value!r}")
+    check(m["isa"] in ("portable", "avx2", "avx512"), f"metrics.json: isa is {m['isa']!r}")
     for key in ("epoch_seconds", "epoch_loss"):
         check(isinstance(m[key], list) and len(m[key]) == epochs,
               f"metrics.json: {key} is not a list of {epochs} numbers: {m[key]!r}")

@@ -231,6 +231,12 @@ EOF
   expect_error ckdir 1 no-such-dir "--checkpoint in a missing folder"
   [ -s ckdir.out ] && fail "--checkpoint in a missing folder: trained first: $(cat ckdir.out)"
 
+  # SEMIGRAD_ISA naming an unknown path, or one above this CPU's (tensor/simd.hpp): exit 1.
+  rc=0
+  SEMIGRAD_ISA=sse9 "$bin" "${common[@]}" --data data >isa.out 2>isa.err || rc=$?
+  expect_error isa 1 "SEMIGRAD_ISA" "SEMIGRAD_ISA=sse9"
+  grep -q '^epoch ' isa.out && fail "SEMIGRAD_ISA=sse9: trained before failing"
+
   # Damaged checkpoints: make a real one, then break copies of it.
   mkdir ck
   run make_ck --data data --epochs 1 --limit-train 64 --threads "$threads" --quiet \
