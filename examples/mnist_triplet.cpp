@@ -5,33 +5,32 @@
 //   batch of 32: forward, triplet_semihard_loss, backward, step -> embed the test set -> write
 //   vecs.tsv / meta.tsv for the Embedding Projector -> evaluate retrieval -> draw the embeddings.
 //
-// The training step is spelled out below (no fit() with callbacks) so that one step can be
-// followed through the four floors: data/ -> nn/ (autograd/, tensor/) -> losses/ -> backward ->
-// nn/Adam. Everything else here is the program around it: flags, progress, checkpoints, files.
+// The training step is spelled out first, below (no fit() with callbacks), so that one step can
+// be followed through the four floors: data/ -> nn/ (autograd/, tensor/) -> losses/ -> backward
+// -> nn/Adam. run() is the notebook's cells in order. The program around them lives apart: flags
+// in options.hpp, checkpoints and path checks in run_state.hpp, progress in progress.hpp.
 #include <sys/resource.h>
 
-#include <CLI/CLI.hpp>
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <zlib.h>
 
 #include "autograd/var.hpp"
 #include "data/batcher.hpp"
 #include "data/idx.hpp"
+#include "examples/options.hpp"
 #include "examples/plot.hpp"
 #include "examples/progress.hpp"
 #include "examples/projector_files.hpp"
+#include "examples/run_state.hpp"
 #include "examples/tutorial_model.hpp"
 #include "examples/tsne.hpp"
 #include "losses/triplet.hpp"
 #include "metrics/retrieval.hpp"
-#include "nn/checkpoint.hpp"
 #include "nn/layers.hpp"
 #include "nn/optimizer.hpp"
 #include "nn/sequential.hpp"
@@ -43,37 +42,45 @@
 
 namespace fs = std::filesystem;
 using namespace semigrad;
+using namespace semigrad::examples;
 
 namespace {
 
-// The tutorial's settings, the defaults of the flags.
-constexpr int kEpochs = 5;               // model.fit(train_dataset, epochs=5)
-constexpr int kBatchSize = 32;           // train_dataset.shuffle(1024).batch(32)
-constexpr double kLearningRate = 0.001;  // tf.keras.optimizers.Adam(0.001)
-constexpr double kMargin = 1.0;          // tfa.losses.TripletSemiHardLoss(), default margin
-constexpr std::uint64_t kSeed = 42;
 constexpr std::size_t kEmbedChunk = 500;  // images embedded at once when evaluating (bounds memory)
 constexpr std::size_t kTsnePoints = 3000;  // exact t-SNE is O(n^2): draw a seeded sample
 
-// A flag that is wrong on its own or against the data/checkpoint: exit code 2.
-struct UsageError : Error {
-    using Error::Error;
-};
+// One epoch of the tutorial's model.fit(train_dataset): for each batch, forward, loss,
+// backward, update. Adds the epoch's means (Keras' running mean, weighted by batch size) to
+// `history`.
+void train_epoch(const Options& opt, nn::Sequential& model, nn::Adam& adam,
+                 const data::Batcher& batcher, std::size_t epoch, History& history, bool talk) {
+    model.train(true);
+    ProgressBar bar(epoch + 1, opt.epochs, batcher.num_batches(), talk && stderr_is_terminal());
+    double loss_sum = 0, active_sum = 0;
+    std::size_t seen = 0, done = 0;
+    for (const data::Batch& batch : batcher.epoch(epoch)) {
+        const Var images(batch.images);                    // [N,1,28,28] in [0,1]
+        const Var embeddings = model.forward(images);      // forward: [N,256], unit rows
+        losses::TripletStats stats;
+        const Var loss = losses::triplet_semihard_loss(embeddings, batch.labels,
+                                                       float(opt.margin),
+                                                       losses::Distance::L2, &stats);
+        adam.zero_grad();
+        backward(loss);                                    // backward
+        adam.step();                                       // update
 
-struct Options {
-    std::string data = "data/mnist";
-    int epochs = kEpochs;
-    int batch_size = kBatchSize;
-    double lr = kLearningRate;  // double: metrics.json prints 0.001, not 0.0010000000474974513
-    double margin = kMargin;
-    std::uint64_t seed = kSeed;
-    int threads = 0;  // 0: OpenMP's default (all cores)
-    std::size_t limit_train = 0;
-    std::size_t shuffle_buffer = 0;
-    std::string out = "out";
-    std::string checkpoint, resume;
-    bool summary = false, quiet = false;
-};
+        const std::size_t n = batch.labels.size();
+        loss_sum += double(loss.value().item()) * n;
+        active_sum += double(stats.fraction_active) * n;
+        history.no_positive_batches += stats.no_positive_pair;
+        seen += n;
+        bar.update(++done, loss_sum / seen, seen);
+    }
+    bar.finish();
+    history.epoch_loss.push_back(loss_sum / seen);
+    history.epoch_active.push_back(active_sum / seen);
+    history.epoch_seconds.push_back(bar.elapsed_seconds());
+}
 
 // model.predict(): dropout off, no graph, in chunks.
 Tensor embed(nn::Sequential& model, const data::Dataset& d, std::size_t count) {
@@ -114,95 +121,6 @@ std::vector<std::string> class_names(const std::string& dataset) {
         return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                 "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
     return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
-}
-
-// What training has produced so far; saved in checkpoints so a resumed run reports every epoch.
-struct History {
-    std::vector<double> epoch_loss, epoch_seconds, epoch_active;
-    std::size_t no_positive_batches = 0;
-};
-
-// What a checkpoint must agree on to be resumed: the settings that decide the batches, and the
-// data itself (a CRC-32 of the training images and labels used).
-std::map<std::string, std::int64_t> run_key(const Options& opt, const data::Dataset& train,
-                                            std::size_t train_count) {
-    const std::size_t pixels = train_count * train.rows * train.cols;
-    uLong crc = crc32(0L, Z_NULL, 0);
-    crc = crc32_z(crc, train.images.data(), pixels);
-    for (std::size_t i = 0; i < train_count; ++i) {
-        const auto label = static_cast<unsigned char>(train.labels[i]);
-        crc = crc32_z(crc, &label, 1);
-    }
-    return {{"seed", std::int64_t(opt.seed)},
-            {"batch_size", opt.batch_size},
-            {"train_samples", std::int64_t(train_count)},
-            {"shuffle_buffer", std::int64_t(opt.shuffle_buffer)},
-            {"data_crc32", std::int64_t(crc)}};
-}
-
-// Per-epoch history lives in the checkpoint's integer metadata as the bit patterns of the
-// doubles (exact, unlike any decimal rounding).
-std::int64_t bits(double x) { return std::bit_cast<std::int64_t>(x); }
-double unbits(std::int64_t x) { return std::bit_cast<double>(x); }
-
-void save_checkpoint(const Options& opt, nn::Sequential& model, const nn::Adam& adam,
-                     std::map<std::string, std::int64_t> meta, const History& h) {
-    meta["epoch"] = std::int64_t(h.epoch_loss.size());
-    meta["no_positive_batches"] = std::int64_t(h.no_positive_batches);
-    for (std::size_t e = 0; e < h.epoch_loss.size(); ++e) {
-        meta["epoch_loss_" + std::to_string(e)] = bits(h.epoch_loss[e]);
-        meta["epoch_seconds_" + std::to_string(e)] = bits(h.epoch_seconds[e]);
-        meta["epoch_active_" + std::to_string(e)] = bits(h.epoch_active[e]);
-    }
-    nn::save_checkpoint(opt.checkpoint, model, adam, meta);
-}
-
-// Loads --resume into model and optimiser after checking it belongs to this run; returns the
-// history of the epochs it holds.
-History resume(const Options& opt, nn::Sequential& model, nn::Adam& adam,
-               const std::map<std::string, std::int64_t>& key) {
-    auto meta = nn::load_checkpoint(opt.resume, model, adam);
-    const std::map<std::string, std::string> flag_of = {
-        {"seed", "--seed"}, {"batch_size", "--batch-size"}, {"train_samples", "--limit-train"},
-        {"shuffle_buffer", "--shuffle-buffer"}, {"data_crc32", "--data"}};
-    for (const auto& [name, value] : key) {
-        if (meta.count(name) && meta.at(name) == value) continue;
-        const std::string here = name == "data_crc32"      ? opt.data
-                                 : name == "train_samples" ? "(" + std::to_string(value) +
-                                                                 " training images)"
-                                                           : std::to_string(value);
-        throw UsageError(flag_of.at(name) + " " + here + " does not match " + opt.resume +
-                         ", made with " + name + " " +
-                         (meta.count(name) ? std::to_string(meta.at(name)) : "unknown") +
-                         " (resume with the settings and data it was made with)");
-    }
-    const auto epochs_done = std::size_t(meta.at("epoch"));
-    if (epochs_done > std::size_t(opt.epochs))
-        throw UsageError("--epochs " + std::to_string(opt.epochs) + " is less than the " +
-                         std::to_string(epochs_done) + " epochs already done in " + opt.resume);
-    History h;
-    h.no_positive_batches = std::size_t(meta.at("no_positive_batches"));
-    for (std::size_t e = 0; e < epochs_done; ++e) {
-        h.epoch_loss.push_back(unbits(meta.at("epoch_loss_" + std::to_string(e))));
-        h.epoch_seconds.push_back(unbits(meta.at("epoch_seconds_" + std::to_string(e))));
-        h.epoch_active.push_back(unbits(meta.at("epoch_active_" + std::to_string(e))));
-    }
-    return h;
-}
-
-// --out and --checkpoint are checked before any work, without creating anything yet: a typo
-// must not cost minutes of training, and a failed run must not leave folders behind.
-void check_output_paths(const Options& opt) {
-    std::error_code ec;
-    if (fs::exists(opt.out, ec) && !fs::is_directory(opt.out, ec))
-        throw IoError("--out " + opt.out + ": exists and is not a folder");
-    if (opt.checkpoint.empty()) return;
-    if (fs::is_directory(opt.checkpoint, ec))
-        throw IoError("--checkpoint " + opt.checkpoint + ": is a folder, not a file");
-    const fs::path parent = fs::absolute(opt.checkpoint, ec).parent_path();
-    if (!fs::is_directory(parent, ec))
-        throw IoError("--checkpoint " + opt.checkpoint + ": folder " + parent.string() +
-                      " does not exist");
 }
 
 // The untrained network's retrieval quality, for context: on MNIST even random convolutional
@@ -271,7 +189,7 @@ int run(const Options& opt) {
     model.build({1, split.train.rows, split.train.cols}, init_rng);
     nn::Adam adam(model.parameters(), {.learning_rate = float(opt.lr)});
     History history;
-    if (!opt.resume.empty()) history = resume(opt, model, adam, key);
+    if (!opt.resume.empty()) history = resume_run(opt, model, adam, key);
 
     say("semigrad mnist_triplet: " + dataset + ", " + std::to_string(train_count) + " train / " +
         std::to_string(test_count) + " test images, " + std::to_string(threads) +
@@ -283,41 +201,15 @@ int run(const Options& opt) {
 
     // --- training: the tutorial's model.fit(train_dataset, epochs=5) -------------------------
     for (std::size_t epoch = history.epoch_loss.size(); epoch < std::size_t(opt.epochs); ++epoch) {
-        model.train(true);
-        examples::ProgressBar bar(epoch + 1, opt.epochs, batcher.num_batches(),
-                                  talk && examples::stderr_is_terminal());
-        double loss_sum = 0, active_sum = 0;  // Keras' running mean, weighted by batch size
-        std::size_t seen = 0, done = 0;
-        for (const data::Batch& batch : batcher.epoch(epoch)) {
-            const Var images(batch.images);                    // [N,1,28,28] in [0,1]
-            const Var embeddings = model.forward(images);      // forward: [N,256], unit rows
-            losses::TripletStats stats;
-            const Var loss = losses::triplet_semihard_loss(embeddings, batch.labels,
-                                                           float(opt.margin),
-                                                           losses::Distance::L2, &stats);
-            adam.zero_grad();
-            backward(loss);                                    // backward
-            adam.step();                                       // update
-
-            const std::size_t n = batch.labels.size();
-            loss_sum += double(loss.value().item()) * n;
-            active_sum += double(stats.fraction_active) * n;
-            history.no_positive_batches += stats.no_positive_pair;
-            seen += n;
-            bar.update(++done, loss_sum / seen, seen);
-        }
-        bar.finish();
-        history.epoch_loss.push_back(loss_sum / seen);
-        history.epoch_active.push_back(active_sum / seen);
-        history.epoch_seconds.push_back(bar.elapsed_seconds());
+        train_epoch(opt, model, adam, batcher, epoch, history, talk);
         char line[160];
         std::snprintf(line, sizeof line,
                       "epoch %zu/%d  loss %.4f  active triplets %.1f%%  %.1fs  %.0f samples/s",
                       epoch + 1, opt.epochs, history.epoch_loss.back(),
                       100 * history.epoch_active.back(), history.epoch_seconds.back(),
-                      seen / history.epoch_seconds.back());
+                      double(batcher.num_samples()) / history.epoch_seconds.back());
         say(line);
-        if (!opt.checkpoint.empty()) save_checkpoint(opt, model, adam, key, history);
+        if (!opt.checkpoint.empty()) save_run(opt, model, adam, key, history);
     }
 
     // --- the tutorial's last cells: embed the test set, save for the Projector ---------------
@@ -379,26 +271,6 @@ int run(const Options& opt) {
     return 0;
 }
 
-// Flag checks with plain messages (CLI11's PositiveNumber prints the whole double range).
-// Numbers must be finite; whole numbers must not be negative (CLI11 would wrap "-3" around).
-CLI::Validator number_check(bool (*ok)(double), const char* rule) {
-    return CLI::Validator(
-        [ok, rule](std::string& text) -> std::string {
-            try {
-                std::size_t used = 0;
-                const double v = std::stod(text, &used);
-                if (used == text.size() && std::isfinite(v) && ok(v)) return {};
-            } catch (const std::exception&) {
-            }
-            return std::string("must be ") + rule + ", got '" + text + "'";
-        },
-        rule);
-}
-const CLI::Validator positive = number_check([](double v) { return v > 0; }, "a number > 0");
-const CLI::Validator non_negative = number_check([](double v) { return v >= 0; }, "a number >= 0");
-const CLI::Validator whole = number_check(
-    [](double v) { return v >= 0 && v == std::floor(v); }, "a whole number >= 0");
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -406,45 +278,7 @@ int main(int argc, char** argv) {
     // page-fault them back each step (tensor/memory.hpp; 19-22 -> 15 ms per step here).
     semigrad::keep_freed_memory();
     Options opt;
-    CLI::App app{"Train TensorFlow Addons' TripletSemiHardLoss tutorial model on MNIST-format data "
-                 "and write vecs.tsv/meta.tsv (Embedding Projector), metrics.json and embeddings.png.",
-                 "mnist_triplet"};
-    app.set_version_flag("--version", std::string("mnist_triplet (semigrad) ") + SEMIGRAD_VERSION);
-    app.add_option("--data", opt.data, "Folder with the four MNIST IDX files (.gz or plain)")
-        ->capture_default_str();
-    app.add_option("--epochs", opt.epochs, "Total epochs (with --resume: including those done)")
-        ->check(positive)->capture_default_str();
-    app.add_option("--batch-size", opt.batch_size, "Images per training batch")
-        ->check(positive)->capture_default_str();
-    app.add_option("--lr", opt.lr, "Adam learning rate")
-        ->check(positive)->capture_default_str();
-    app.add_option("--margin", opt.margin, "Triplet margin")
-        ->check(non_negative)->capture_default_str();
-    app.add_option("--seed", opt.seed, "Seed for initialisation, shuffling and dropout")
-        ->check(whole)->capture_default_str();
-    app.add_option("--threads", opt.threads, "OpenMP/OpenBLAS threads (default: all cores)")
-        ->check(positive);
-    app.add_option("--limit-train", opt.limit_train, "Train on the first N training images only")
-        ->check(whole & positive);
-    app.add_option("--shuffle-buffer", opt.shuffle_buffer,
-                   "Keras-style shuffle buffer (the tutorial's shuffle(1024)); 0 = full shuffle")
-        ->check(whole)->capture_default_str();
-    app.add_option("--out", opt.out, "Output folder")->capture_default_str();
-    app.add_option("--checkpoint", opt.checkpoint, "Save model+optimiser state here after every epoch");
-    app.add_option("--resume", opt.resume, "Continue from this checkpoint up to --epochs")
-        ->check(CLI::ExistingFile);
-    app.add_flag("--summary", opt.summary, "Print the Keras-like model summary and exit");
-    app.add_flag("--quiet", opt.quiet, "Print only errors");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        std::cerr << "error: " << e.what() << " (see --help)\n";
-        return 2;
-    }
+    if (const auto exit_code = parse_options(argc, argv, opt)) return *exit_code;
     try {
         return run(opt);
     } catch (const UsageError& e) {

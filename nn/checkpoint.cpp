@@ -1,12 +1,16 @@
 // Checkpoint writer and the validating reader; the file format is documented in checkpoint.hpp.
 #include "nn/checkpoint.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <bit>
+#include <cmath>
 #include <cstring>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -22,6 +26,7 @@ namespace {
 constexpr char kMagic[6] = {'S', 'G', 'C', 'K', 'P', 'T'};
 constexpr std::uint32_t kMaxNameBytes = 4096;
 constexpr std::uint32_t kMaxRank = 8;
+constexpr std::uint8_t kMetaInteger = 0, kMetaDouble = 1;
 
 std::uint32_t crc32_of(const char* data, std::size_t n) {
     return static_cast<std::uint32_t>(
@@ -44,6 +49,7 @@ struct Writer {
         for (int b = 0; b < 8; ++b) bytes += static_cast<char>((v >> (8 * b)) & 0xffu);
     }
     void i64(std::int64_t v) { u64(static_cast<std::uint64_t>(v)); }
+    void u8(std::uint8_t v) { bytes += static_cast<char>(v); }
     void str(const std::string& s) {
         u32(static_cast<std::uint32_t>(s.size()));
         bytes += s;
@@ -63,7 +69,7 @@ struct Contents {
     std::int64_t iterations = 0;
     std::map<std::string, Tensor> tensors;
     std::map<std::string, Rng::State> rngs;
-    std::map<std::string, std::int64_t> metadata;
+    Metadata metadata;
 };
 
 class Reader {
@@ -86,6 +92,7 @@ class Reader {
         pos_ += static_cast<std::size_t>(nbytes);
         return v;
     }
+    std::uint8_t u8(const std::string& what) { return static_cast<std::uint8_t>(uint(1, what)); }
     std::uint32_t u32(const std::string& what) { return static_cast<std::uint32_t>(uint(4, what)); }
     std::uint64_t u64(const std::string& what) { return uint(8, what); }
     std::int64_t i64(const std::string& what) { return static_cast<std::int64_t>(uint(8, what)); }
@@ -137,6 +144,10 @@ Contents parse(const std::string& bytes, const std::string& path) {
         r.fail("not a semigrad checkpoint (the file does not start with \"SGCKPT\")");
     r.uint(sizeof kMagic, "magic");
     const std::uint32_t version = r.u32("version");
+    if (version == 1)
+        r.fail("format version 1, written by an older semigrad whose metadata held integers only; "
+               "this build reads version " + std::to_string(kCheckpointVersion) +
+               " (resume it with the build that wrote it, or start the run again)");
     if (version != kCheckpointVersion)
         r.fail("format version " + std::to_string(version) + ", this build reads version " +
                std::to_string(kCheckpointVersion));
@@ -148,22 +159,32 @@ Contents parse(const std::string& bytes, const std::string& path) {
     const std::uint32_t n_tensors = r.u32("tensor count");
     for (std::uint32_t i = 0; i < n_tensors; ++i) {
         std::string name = r.str("tensor name");
-        Tensor t = r.tensor(name);
-        if (!c.tensors.emplace(name, std::move(t)).second) r.fail("tensor '" + name + "' appears twice");
+        Tensor t = r.tensor(printable(name));
+        if (!c.tensors.emplace(name, std::move(t)).second)
+            r.fail("tensor '" + printable(name) + "' appears twice");
     }
     const std::uint32_t n_rngs = r.u32("generator count");
     for (std::uint32_t i = 0; i < n_rngs; ++i) {
         std::string name = r.str("generator name");
         Rng::State s{};
-        s.state = r.u64("state of generator '" + name + "'");
-        s.inc = r.u64("state of generator '" + name + "'");
-        if (!c.rngs.emplace(name, s).second) r.fail("generator '" + name + "' appears twice");
+        s.state = r.u64("state of generator '" + printable(name) + "'");
+        s.inc = r.u64("state of generator '" + printable(name) + "'");
+        if (!c.rngs.emplace(name, s).second)
+            r.fail("generator '" + printable(name) + "' appears twice");
     }
     const std::uint32_t n_meta = r.u32("metadata count");
     for (std::uint32_t i = 0; i < n_meta; ++i) {
         std::string key = r.str("metadata key");
-        const std::int64_t value = r.i64("metadata '" + key + "'");
-        if (!c.metadata.emplace(key, value).second) r.fail("metadata '" + key + "' appears twice");
+        const std::string what = "metadata '" + printable(key) + "'";
+        const std::uint8_t type = r.u8("type of " + what);
+        MetaValue value;
+        if (type == kMetaInteger)
+            value = r.i64(what);
+        else if (type == kMetaDouble)
+            value = std::bit_cast<double>(r.u64(what));
+        else
+            r.fail(what + " has type " + std::to_string(type) + " (0: integer, 1: double)");
+        if (!c.metadata.emplace(key, value).second) r.fail(what + " appears twice");
     }
     const std::size_t body = r.pos();
     const std::uint32_t stored = r.u32("the crc32 checksum");
@@ -179,22 +200,69 @@ Contents parse(const std::string& bytes, const std::string& path) {
     return c;
 }
 
+std::size_t first_non_finite(const Tensor& t) {
+    for (std::size_t i = 0; i < t.size(); ++i)
+        if (!std::isfinite(t[i])) return i;
+    return t.size();
+}
+
+std::string describe(float x) { return std::isnan(x) ? "NaN" : x > 0 ? "+inf" : "-inf"; }
+
+std::string kind_of(mode_t mode) {
+    return S_ISDIR(mode)    ? "a folder"
+           : S_ISFIFO(mode) ? "a FIFO"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "a special file";
+}
+
+// Opened without blocking and checked with fstat before reading: a FIFO or a terminal at the
+// path would otherwise block the reader forever, and a device could be read without end.
 std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError("cannot open checkpoint '" + path + "' for reading");
-    std::ostringstream s;
-    s << in.rdbuf();
-    if (in.bad()) throw IoError("error while reading checkpoint '" + path + "'");
-    return s.str();
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        throw IoError("cannot open checkpoint '" + path + "' for reading: " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        const std::string kind = kind_of(st.st_mode);
+        ::close(fd);
+        throw IoError("checkpoint '" + path + "' is " + kind + ", not a regular file");
+    }
+    std::string bytes;
+    char buf[1 << 16];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            const int err = errno;
+            ::close(fd);
+            throw IoError("error while reading checkpoint '" + path + "': " + std::strerror(err));
+        }
+        bytes.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return bytes;
 }
 
 }  // namespace
 
 void save_checkpoint(const std::string& path, Sequential& model, const Optimizer& opt,
-                     const std::map<std::string, std::int64_t>& metadata) {
+                     const Metadata& metadata) {
     if (!model.built()) throw Error("save_checkpoint: the model is not built");
     const std::vector<Parameter> params = model.parameters();
     const std::vector<NamedRng> gens = model.generators();
+    auto check_finite = [&](const std::string& name, const Tensor& t) {
+        if (const std::size_t bad = first_non_finite(t); bad < t.size())
+            throw ValueError("save_checkpoint '" + path + "': tensor '" + name + "' holds " +
+                             describe(t[bad]) + " at index " + std::to_string(bad) +
+                             "; not saved, the previous checkpoint is kept");
+    };
+    for (const Parameter& p : params) check_finite(p.name, p.var.value());
+    for (std::size_t k = 0; k < opt.slot_names().size(); ++k)
+        for (std::size_t i = 0; i < opt.parameters().size(); ++i)
+            check_finite(slot_tensor_name(opt, k, i), opt.slot(k, i));
 
     Writer w;
     w.bytes.append(kMagic, sizeof kMagic);
@@ -215,14 +283,19 @@ void save_checkpoint(const std::string& path, Sequential& model, const Optimizer
     w.u32(static_cast<std::uint32_t>(metadata.size()));
     for (const auto& [key, value] : metadata) {
         w.str(key);
-        w.i64(value);
+        if (const auto* i = std::get_if<std::int64_t>(&value)) {
+            w.u8(kMetaInteger);
+            w.i64(*i);
+        } else {
+            w.u8(kMetaDouble);
+            w.u64(std::bit_cast<std::uint64_t>(std::get<double>(value)));
+        }
     }
     w.u32(crc32_of(w.bytes.data(), w.bytes.size()));
     write_file_atomically(path, w.bytes);
 }
 
-std::map<std::string, std::int64_t> load_checkpoint(const std::string& path, Sequential& model,
-                                                    Optimizer& opt) {
+Metadata load_checkpoint(const std::string& path, Sequential& model, Optimizer& opt) {
     if (!model.built()) throw Error("load_checkpoint: build the model before loading '" + path + "'");
     const Contents c = parse(read_file(path), path);
     auto fail = [&](const std::string& what) -> void {
@@ -230,7 +303,7 @@ std::map<std::string, std::int64_t> load_checkpoint(const std::string& path, Seq
     };
 
     if (c.optimizer != opt.type())
-        fail("saved with optimizer " + c.optimizer + ", cannot load into " + opt.type());
+        fail("saved with optimizer " + printable(c.optimizer) + ", cannot load into " + opt.type());
 
     // Everything the file must hold, by name, with the tensor it restores.
     std::vector<std::pair<std::string, Tensor*>> targets;
@@ -260,10 +333,14 @@ std::map<std::string, std::int64_t> load_checkpoint(const std::string& path, Seq
         if (it->second.shape() != tensor->shape())
             fail("tensor '" + name + "' has shape " + to_string(it->second.shape()) +
                  " in the file but " + to_string(tensor->shape()) + " in the model");
+        if (const std::size_t bad = first_non_finite(it->second); bad < it->second.size())
+            fail("tensor '" + name + "' holds " + describe(it->second[bad]) + " at index " +
+                 std::to_string(bad) + " (saved from a diverged run?)");
     }
     for (const auto& [name, t] : c.tensors)
         if (!expected.count(name))
-            fail("tensor '" + name + "' in the file has no counterpart in the model or optimizer");
+            fail("tensor '" + printable(name) +
+                 "' in the file has no counterpart in the model or optimizer");
     const std::vector<NamedRng> gens = model.generators();
     for (const NamedRng& g : gens)
         if (!c.rngs.count(g.name)) fail("generator '" + g.name + "' is missing");

@@ -3,8 +3,10 @@
 // and programs catch `semigrad::Error` at `main`.
 #pragma once
 
+#include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace semigrad {
 
@@ -31,5 +33,24 @@ struct IoError : Error {
 struct FormatError : Error {
     using Error::Error;
 };
+
+// Text read from a file, safe to quote in a message: a corrupt name must not send control
+// bytes to the user's terminal. Bytes outside printable ASCII become \xNN; text longer than
+// `limit` bytes is cut and ends in "...".
+inline std::string printable(std::string_view text, std::size_t limit = 200) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size() && i < limit; ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out += static_cast<char>(c);
+        } else {
+            char hex[5];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        }
+    }
+    if (text.size() > limit) out += "...";
+    return out;
+}
 
 }  // namespace semigrad

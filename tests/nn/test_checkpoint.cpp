@@ -2,6 +2,7 @@
 // The model here is a stack of small "Toy" modules (two parameters and a generator each), so these
 // tests depend only on the checkpoint code; test_training.cpp resumes the real model bit-exactly.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -149,7 +150,13 @@ TEST_F(Checkpoint, RoundTripRestoresEverything) {
     auto model = toy_model({{2, 3}, {3, 1}}, 1);
     Adam opt(model->parameters());
     advance(*model, opt, 3);
-    save_checkpoint(path, *model, opt, {{"epoch", 2}, {"seed", 42}, {"negative", -7}});
+    const Metadata meta_in = {{"epoch", 2},
+                              {"seed", 42},
+                              {"negative", -7},
+                              {"loss", 0.1 + 0.2},  // not 0.3: every bit must survive
+                              {"tiny", 5e-324},
+                              {"big", -1.7976931348623157e308}};
+    save_checkpoint(path, *model, opt, meta_in);
     EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}), 1)
         << "no temporary file may be left behind";
 
@@ -157,7 +164,9 @@ TEST_F(Checkpoint, RoundTripRestoresEverything) {
     Adam fresh_opt(fresh->parameters());
     ASSERT_NE(snapshot(*fresh, fresh_opt), snapshot(*model, opt));
     const auto meta = load_checkpoint(path, *fresh, fresh_opt);
-    EXPECT_EQ(meta, (std::map<std::string, std::int64_t>{{"epoch", 2}, {"seed", 42}, {"negative", -7}}));
+    EXPECT_EQ(meta, meta_in);
+    EXPECT_TRUE(std::holds_alternative<std::int64_t>(meta.at("epoch")));
+    EXPECT_EQ(std::get<double>(meta.at("loss")), 0.1 + 0.2);
     EXPECT_EQ(snapshot(*fresh, fresh_opt), snapshot(*model, opt));
     EXPECT_EQ(fresh_opt.iterations(), 3);
 
@@ -208,9 +217,104 @@ TEST_F(Checkpoint, WrongMagicAndWrongVersionAreNamed) {
     expect_refused(bad, {"SGCKPT"});
     expect_refused("PK\x03\x04 not a checkpoint at all", {"SGCKPT"});
     bad = bytes;
-    bad[6] = 2;  // version u32 little-endian at offset 6
+    bad[6] = 3;  // version u32 little-endian at offset 6
     fix_crc(bad);
-    expect_refused(bad, {"version 2", "version 1"});
+    expect_refused(bad, {"version 3", "version 2"});
+    // Version 1 held integer metadata only; its files are refused by name, not misread.
+    bad[6] = 1;
+    fix_crc(bad);
+    expect_refused(bad, {"version 1", "older semigrad"});
+}
+
+// The metadata entries sit at the end: key, type byte, 8 value bytes, then the crc32.
+TEST_F(Checkpoint, UnknownMetadataTypeIsNamed) {
+    auto model = toy_model({{2, 3}, {3, 1}}, 1);
+    Adam opt(model->parameters());
+    save_checkpoint(path, *model, opt, {{"zeta", 0.5}});
+    std::string bytes = slurp(path);
+    const std::size_t type_at = bytes.size() - 4 - 8 - 1;
+    ASSERT_EQ(bytes.substr(type_at - 4, 4), "zeta");
+    ASSERT_EQ(bytes[type_at], 1);
+    bytes[type_at] = 7;
+    fix_crc(bytes);
+    expect_refused(bytes, {"metadata 'zeta'", "type 7"});
+}
+
+// A checkpoint of a diverged run (CRC-valid, every field well formed) is not a state to resume.
+TEST_F(Checkpoint, NonFiniteValuesAreRefusedOnLoad) {
+    const std::string good = saved_bytes();
+    // The first tensor is toy/kernel [2,3]; its first value follows name, rank and dims.
+    const std::string name = "toy/kernel";
+    const std::size_t name_at = good.find(name);
+    ASSERT_NE(name_at, std::string::npos);
+    const std::size_t values_at = name_at + name.size() + 4 + 2 * 8;
+    for (const auto& [bits, word] : std::vector<std::pair<std::uint32_t, std::string>>{
+             {0x7fc00000u, "NaN"}, {0x7f800000u, "+inf"}, {0xff800000u, "-inf"}}) {
+        std::string bad = good;
+        for (int b = 0; b < 4; ++b)
+            bad[values_at + 4 + b] = static_cast<char>((bits >> (8 * b)) & 0xffu);  // index 1
+        fix_crc(bad);
+        expect_refused(bad, {"'toy/kernel'", word, "index 1"});
+    }
+}
+
+TEST_F(Checkpoint, NonFiniteValuesAreNeverSaved) {
+    auto model = toy_model({{2, 3}, {3, 1}}, 1);
+    Adam opt(model->parameters());
+    save_checkpoint(path, *model, opt, {{"epoch", 1}});
+    const std::string good = slurp(path);
+    model->parameters()[3].var.value()[0] = std::numeric_limits<float>::quiet_NaN();  // toy_1/bias
+    try {
+        save_checkpoint(path, *model, opt, {{"epoch", 2}});
+        ADD_FAILURE() << "a NaN weight was saved";
+    } catch (const ValueError& e) {
+        EXPECT_NE(std::string(e.what()).find("'toy_1/bias' holds NaN"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(slurp(path), good);
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}), 1);
+}
+
+// Names come from the file: control bytes must not reach the user's terminal.
+TEST_F(Checkpoint, NamesFromTheFileArePrintedEscaped) {
+    auto model = toy_model({{2, 3}, {3, 1}}, 1);
+    Adam opt(model->parameters());
+    save_checkpoint(path, *model, opt, {});
+    std::string bytes = slurp(path);
+    const std::size_t at = bytes.find("toy_1/kernel");
+    ASSERT_NE(at, std::string::npos);
+    bytes.replace(at, 3, "\x1b[2");  // same length: an escape sequence instead of "toy"
+    fix_crc(bytes);
+    auto fresh = toy_model({{2, 3}}, 1);  // has no toy_1: the renamed tensor is reported extra
+    Adam fresh_opt(fresh->parameters());
+    spit(path, bytes);
+    try {
+        load_checkpoint(path, *fresh, fresh_opt);
+        ADD_FAILURE() << "accepted";
+    } catch (const FormatError& e) {
+        const std::string msg = e.what();
+        EXPECT_EQ(msg.find('\x1b'), std::string::npos) << msg;
+        EXPECT_NE(msg.find("'\\x1b[2_1/kernel'"), std::string::npos) << msg;
+    }
+    EXPECT_EQ(printable("a\tb\\c\xff"), "a\\x09b\\x5cc\\xff");
+    EXPECT_EQ(printable(std::string(300, 'x')), std::string(200, 'x') + "...");
+}
+
+// A FIFO, a folder or a device at the path is refused at once: reading a FIFO with no writer
+// would block forever.
+TEST_F(Checkpoint, NonRegularFilesAreRefusedWithoutBlocking) {
+    auto model = toy_model({{2, 3}}, 1);
+    Adam opt(model->parameters());
+    const std::string fifo = (dir / "pipe.ckpt").string();
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    for (const auto& [p, kind] : std::vector<std::pair<std::string, std::string>>{
+             {fifo, "a FIFO"}, {dir.string(), "a folder"}, {"/dev/null", "a character device"}}) {
+        try {
+            load_checkpoint(p, *model, opt);
+            ADD_FAILURE() << p << " accepted";
+        } catch (const IoError& e) {
+            EXPECT_NE(std::string(e.what()).find(kind), std::string::npos) << e.what();
+        }
+    }
 }
 
 TEST_F(Checkpoint, ShapeMismatchNamesTheTensorAndBothShapes) {
@@ -267,6 +371,6 @@ TEST_F(Checkpoint, FailedSaveLeavesThePreviousCheckpointIntact) {
 
     auto fresh = toy_model({{2, 3}, {3, 1}}, 3);
     Adam fresh_opt(fresh->parameters());
-    EXPECT_EQ(load_checkpoint(path, *fresh, fresh_opt).at("epoch"), 1);
+    EXPECT_EQ(load_checkpoint(path, *fresh, fresh_opt).at("epoch"), MetaValue(std::int64_t{1}));
     EXPECT_EQ(snapshot(*fresh, fresh_opt), at_save);
 }

@@ -123,7 +123,7 @@ TEST(Training, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
     Sequential resumed = small_model(777, true);  // other seed: every weight and mask differs
     Adam resumed_adam(resumed.parameters());
     const auto meta = load_checkpoint(path, resumed, resumed_adam);
-    EXPECT_EQ(meta.at("step"), 3);
+    EXPECT_EQ(meta.at("step"), MetaValue(std::int64_t{3}));
     EXPECT_EQ(resumed_adam.iterations(), 3);
     const std::vector<float> resumed_tail = run(resumed, resumed_adam, 3, 7);
 

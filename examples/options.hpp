@@ -1,0 +1,44 @@
+// The trainer's command line: its settings (the tutorial's by default) and the parser that
+// range-checks every flag as the type it becomes, so a bad value is exit 2 before any work.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "tensor/error.hpp"
+
+namespace semigrad::examples {
+
+// The tutorial's settings, the defaults of the flags.
+inline constexpr int kEpochs = 5;               // model.fit(train_dataset, epochs=5)
+inline constexpr int kBatchSize = 32;           // train_dataset.shuffle(1024).batch(32)
+inline constexpr double kLearningRate = 0.001;  // tf.keras.optimizers.Adam(0.001)
+inline constexpr double kMargin = 1.0;          // tfa.losses.TripletSemiHardLoss(), default margin
+inline constexpr std::uint64_t kSeed = 42;
+
+// A flag that is wrong on its own or against the data/checkpoint: exit code 2.
+struct UsageError : Error {
+    using Error::Error;
+};
+
+struct Options {
+    std::string data = "data/mnist";
+    int epochs = kEpochs;
+    int batch_size = kBatchSize;
+    double lr = kLearningRate;  // double: metrics.json prints 0.001, not 0.0010000000474974513
+    double margin = kMargin;
+    std::uint64_t seed = kSeed;
+    int threads = 0;  // 0: OpenMP's default (all cores)
+    std::size_t limit_train = 0;
+    std::size_t shuffle_buffer = 0;
+    std::string out = "out";
+    std::string checkpoint, resume;
+    bool summary = false, quiet = false;
+};
+
+// Parses argv into `opt`. Returns an exit code when the program should stop here: 0 after
+// --help or --version (printed), 2 after a bad flag (one `error:` line on stderr).
+std::optional<int> parse_options(int argc, char** argv, Options& opt);
+
+}  // namespace semigrad::examples

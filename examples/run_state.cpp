@@ -1,0 +1,113 @@
+#include "examples/run_state.hpp"
+
+#include <zlib.h>
+
+#include <filesystem>
+
+#include "nn/checkpoint.hpp"
+
+namespace fs = std::filesystem;
+
+namespace semigrad::examples {
+
+RunKey run_key(const Options& opt, const data::Dataset& train, std::size_t train_count) {
+    const std::size_t pixels = train_count * train.rows * train.cols;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32_z(crc, train.images.data(), pixels);
+    for (std::size_t i = 0; i < train_count; ++i) {
+        const auto label = static_cast<unsigned char>(train.labels[i]);
+        crc = crc32_z(crc, &label, 1);
+    }
+    return {{"seed", std::int64_t(opt.seed)},
+            {"batch_size", opt.batch_size},
+            {"train_samples", std::int64_t(train_count)},
+            {"shuffle_buffer", std::int64_t(opt.shuffle_buffer)},
+            {"data_crc32", std::int64_t(crc)}};
+}
+
+namespace {
+
+// "epoch_loss_0", "epoch_loss_1", ...
+std::string epoch_key(std::string what, std::size_t e) {
+    what.append(std::to_string(e));
+    return what;
+}
+
+// One metadata entry of --resume, checked: present, of type T, and (integers) not negative.
+template <class T>
+T entry(const Options& opt, const nn::Metadata& meta, const std::string& key) {
+    const auto it = meta.find(key);
+    if (it == meta.end())
+        throw FormatError("checkpoint '" + opt.resume + "': metadata '" + key +
+                          "' is missing (not a checkpoint of this trainer?)");
+    const T* value = std::get_if<T>(&it->second);
+    if (!value)
+        throw FormatError("checkpoint '" + opt.resume + "': metadata '" + key + "' is " +
+                          (std::holds_alternative<double>(it->second) ? "a double" : "an integer") +
+                          ", expected " + (std::is_same_v<T, double> ? "a double" : "an integer"));
+    if constexpr (std::is_same_v<T, std::int64_t>)
+        if (*value < 0)
+            throw FormatError("checkpoint '" + opt.resume + "': metadata '" + key + "' is " +
+                              std::to_string(*value) + ", expected a count >= 0");
+    return *value;
+}
+
+}  // namespace
+
+void save_run(const Options& opt, nn::Sequential& model, const nn::Optimizer& adam,
+              const RunKey& key, const History& h) {
+    nn::Metadata meta(key.begin(), key.end());
+    meta["epoch"] = std::int64_t(h.epoch_loss.size());
+    meta["no_positive_batches"] = std::int64_t(h.no_positive_batches);
+    for (std::size_t e = 0; e < h.epoch_loss.size(); ++e) {
+        meta[epoch_key("epoch_loss_", e)] = h.epoch_loss[e];
+        meta[epoch_key("epoch_seconds_", e)] = h.epoch_seconds[e];
+        meta[epoch_key("epoch_active_", e)] = h.epoch_active[e];
+    }
+    nn::save_checkpoint(opt.checkpoint, model, adam, meta);
+}
+
+History resume_run(const Options& opt, nn::Sequential& model, nn::Optimizer& adam,
+                   const RunKey& key) {
+    const nn::Metadata meta = nn::load_checkpoint(opt.resume, model, adam);
+    const std::map<std::string, std::string> flag_of = {
+        {"seed", "--seed"}, {"batch_size", "--batch-size"}, {"train_samples", "--limit-train"},
+        {"shuffle_buffer", "--shuffle-buffer"}, {"data_crc32", "--data"}};
+    for (const auto& [name, value] : key) {
+        const std::int64_t saved = entry<std::int64_t>(opt, meta, name);
+        if (saved == value) continue;
+        std::string here = std::to_string(value);
+        if (name == "data_crc32") here = opt.data;
+        if (name == "train_samples") here = "(" + here + " training images)";
+        throw UsageError(flag_of.at(name) + " " + here + " does not match " + opt.resume +
+                         ", made with " + name + " " + std::to_string(saved) +
+                         " (resume with the settings and data it was made with)");
+    }
+    const auto epochs_done = std::size_t(entry<std::int64_t>(opt, meta, "epoch"));
+    if (epochs_done > std::size_t(opt.epochs))
+        throw UsageError("--epochs " + std::to_string(opt.epochs) + " is less than the " +
+                         std::to_string(epochs_done) + " epochs already done in " + opt.resume);
+    History h;
+    h.no_positive_batches = std::size_t(entry<std::int64_t>(opt, meta, "no_positive_batches"));
+    for (std::size_t e = 0; e < epochs_done; ++e) {
+        h.epoch_loss.push_back(entry<double>(opt, meta, epoch_key("epoch_loss_", e)));
+        h.epoch_seconds.push_back(entry<double>(opt, meta, epoch_key("epoch_seconds_", e)));
+        h.epoch_active.push_back(entry<double>(opt, meta, epoch_key("epoch_active_", e)));
+    }
+    return h;
+}
+
+void check_output_paths(const Options& opt) {
+    std::error_code ec;
+    if (fs::exists(opt.out, ec) && !fs::is_directory(opt.out, ec))
+        throw IoError("--out " + opt.out + ": exists and is not a folder");
+    if (opt.checkpoint.empty()) return;
+    if (fs::is_directory(opt.checkpoint, ec))
+        throw IoError("--checkpoint " + opt.checkpoint + ": is a folder, not a file");
+    const fs::path parent = fs::absolute(opt.checkpoint, ec).parent_path();
+    if (!fs::is_directory(parent, ec))
+        throw IoError("--checkpoint " + opt.checkpoint + ": folder " + parent.string() +
+                      " does not exist");
+}
+
+}  // namespace semigrad::examples
