@@ -32,13 +32,13 @@ static Var apply_mask(const Var& x, Tensor mask, const char* op) {
     });
 }
 
-Var dropout(const Var& x, float rate, bool training, Rng& rng) {
+Var dropout(const Var& x, float rate, bool training, Rng& rng, std::size_t sample_offset) {
     // Checked in evaluation too, so that a bad rate fails on the first call, not the first
     // training step. Written so that NaN is rejected.
     if (!(rate >= 0.0f && rate < 1.0f))
         throw ValueError("dropout: rate must be in [0, 1), got " + std::to_string(rate));
     if (!training || rate == 0.0f) return x;
-    return apply_mask(x, dropout_mask(x.shape(), rate, rng), "dropout");
+    return apply_mask(x, dropout_mask(x.shape(), rate, rng, sample_offset), "dropout");
 }
 
 Var dropout_with_mask(const Var& x, const Tensor& mask) {

@@ -6,10 +6,12 @@
 //   autograd/activation.cpp  relu, l2_normalize
 //   autograd/conv.cpp        conv2d, max_pool2d
 //   autograd/dropout.cpp     dropout
+//   autograd/conv_block.cpp  conv2d_relu_pool_dropout (the three layers as one node)
 #pragma once
 
 #include "autograd/var.hpp"
 #include "tensor/conv2d.hpp"
+#include "tensor/conv_block.hpp"
 #include "tensor/pool2d.hpp"
 #include "tensor/random.hpp"
 
@@ -47,9 +49,16 @@ Var conv2d(const Var& x, const Var& weight, const Conv2dSpec& spec);
 Var max_pool2d(const Var& x, const Pool2dSpec& spec);
 
 // Inverted dropout: in training, x * mask with a fresh mask from `rng`; in evaluation (or with
-// rate 0) x itself.
-Var dropout(const Var& x, float rate, bool training, Rng& rng);
+// rate 0) x itself. x [N,...] is the slice of a global batch starting at sample `sample_offset`
+// (tensor/dropout.hpp: the mask is keyed by global sample index).
+Var dropout(const Var& x, float rate, bool training, Rng& rng, std::size_t sample_offset = 0);
 // x * mask with a given mask (gradient checks use a fixed mask).
 Var dropout_with_mask(const Var& x, const Tensor& mask);
+
+// Conv2D(relu) -> MaxPool2D -> Dropout as one node (tensor/conv_block.hpp): x [N,C,H,W], weight
+// [OC,C,KH,KW], bias [OC] or an empty Var() -> [N,OC,OH,OW]. The node keeps one byte per output
+// (and x, weight), not the three intermediate activations.
+Var conv2d_relu_pool_dropout(const Var& x, const Var& weight, const Var& bias,
+                             const ConvBlockSpec& spec);
 
 }  // namespace semigrad

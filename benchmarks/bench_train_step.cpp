@@ -67,16 +67,19 @@ void check_step_learns() {
                  double(first), double(last));
 }
 
+// Argument: 1 runs the conv blocks fused (the default), 0 as separate layers (--no-fuse).
 void BM_TrainStep(benchmark::State& state) {
     Setup s;
+    s.model.set_fuse(state.range(0) != 0);
     for (auto _ : state) benchmark::DoNotOptimize(s.step());
     state.counters["images/s"] =
         benchmark::Counter(double(state.iterations() * kBatch), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_TrainStep)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_TrainStep)->ArgName("fused")->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 void BM_EvalForward(benchmark::State& state) {
     Setup s;
+    s.model.set_fuse(state.range(1) != 0);
     s.model.train(false);
     NoGradGuard no_grad;
     const std::size_t n = std::size_t(state.range(0));
@@ -85,7 +88,7 @@ void BM_EvalForward(benchmark::State& state) {
     state.counters["images/s"] =
         benchmark::Counter(double(state.iterations() * n), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_EvalForward)->Arg(500)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_EvalForward)->ArgNames({"images", "fused"})->Args({500, 1})->Args({500, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 }  // namespace
 

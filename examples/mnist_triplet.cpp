@@ -187,6 +187,7 @@ int run(const Options& opt) {
     examples::add_tutorial_layers(model);
     Rng init_rng(opt.seed);
     model.build({1, split.train.rows, split.train.cols}, init_rng);
+    model.set_fuse(!opt.no_fuse);  // same values either way (nn/sequential.hpp)
     nn::Adam adam(model.parameters(), {.learning_rate = float(opt.lr)});
     History history;
     if (!opt.resume.empty()) history = resume_run(opt, model, adam, key);
@@ -247,6 +248,7 @@ int run(const Options& opt) {
         {"threads", threads},
         {"openblas_core", openblas_core()},
         {"isa", isa_name(active_isa())},
+        {"fused_blocks", model.fuse()},
         {"seed", opt.seed},
         {"epoch_seconds", history.epoch_seconds},
         {"epoch_loss", history.epoch_loss},

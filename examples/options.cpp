@@ -60,6 +60,8 @@ std::optional<int> parse_options(int argc, char** argv, Options& opt) {
         ->check(CLI::ExistingFile);
     app.add_flag("--summary", opt.summary, "Print the Keras-like model summary and exit");
     app.add_flag("--quiet", opt.quiet, "Print only errors");
+    app.add_flag("--no-fuse", opt.no_fuse,
+                 "Run each Conv2D(relu) -> MaxPool2D -> Dropout as three layers, not one fused node");
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

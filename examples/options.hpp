@@ -35,6 +35,7 @@ struct Options {
     std::string out = "out";
     std::string checkpoint, resume;
     bool summary = false, quiet = false;
+    bool no_fuse = false;  // run Conv2D(relu) -> MaxPool2D -> Dropout as three layers
 };
 
 // Parses argv into `opt`. Returns an exit code when the program should stop here: 0 after

@@ -120,7 +120,7 @@ Shape Dropout::build(const Shape& input_shape, Rng& init_rng) {
 
 Var Dropout::forward(const Var& x) {
     check_built();
-    return dropout(x, options_.rate, training(), rng_);
+    return dropout(x, options_.rate, training(), rng_, sample_offset_);
 }
 
 std::vector<NamedRng> Dropout::generators() { return {{name() + "/rng", &rng_}}; }

@@ -41,9 +41,12 @@ class Conv2D : public Module {
     Shape build(const Shape& input_shape, Rng& init_rng) override;
     std::string type() const override { return "Conv2D"; }
     const Conv2DOptions& options() const { return options_; }
+    // For Sequential's fused block (conv_block): the weights and the spec for an input shape.
+    const Var& kernel() const { return kernel_; }
+    const Var& bias() const { return bias_; }
+    Conv2dSpec spec_for(const Shape& x) const;
 
   private:
-    Conv2dSpec spec_for(const Shape& x) const;
 
     Conv2DOptions options_;
     Var kernel_, bias_;
@@ -62,9 +65,9 @@ class MaxPool2D : public Module {
     Var forward(const Var& x) override;
     Shape build(const Shape& input_shape, Rng& init_rng) override;
     std::string type() const override { return "MaxPool2D"; }
+    Pool2dSpec spec_for(const Shape& x) const;
 
   private:
-    Pool2dSpec spec_for(const Shape& x) const;
 
     MaxPool2DOptions options_;
 };
@@ -85,11 +88,16 @@ class Dropout : public Module {
     std::vector<NamedRng> generators() override;
     Shape build(const Shape& input_shape, Rng& init_rng) override;
     std::string type() const override { return "Dropout"; }
+    void set_sample_offset(std::size_t offset) override { sample_offset_ = offset; }
     float rate() const { return options_.rate; }
+    std::size_t sample_offset() const { return sample_offset_; }
+    // The generator the masks' keys come from (Sequential's fused block draws from it too).
+    Rng& rng() { return rng_; }
 
   private:
     DropoutOptions options_;
     Rng rng_;
+    std::size_t sample_offset_ = 0;
 };
 
 // [N, C, H, W] -> [N, C*H*W] in our row-major NCHW order: element (c, h, w) lands at

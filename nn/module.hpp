@@ -47,6 +47,11 @@ class Module {
     virtual std::vector<NamedRng> generators() { return {}; }
 
     virtual void train(bool on) { training_ = on; }
+
+    // The global index of the current batch's first sample, when the batch is a slice of a larger
+    // one (data-parallel training): layers that draw per-sample randomness (Dropout) key it by
+    // global sample index, so every slicing of a batch draws the same masks. Default 0.
+    virtual void set_sample_offset(std::size_t) {}
     bool training() const { return training_; }
 
     // Creates and initialises the weights for inputs of `input_shape` (without N), drawing from

@@ -5,6 +5,9 @@
 #include <map>
 #include <sstream>
 
+#include "autograd/functions.hpp"
+#include "nn/layers.hpp"
+#include "tensor/dropout.hpp"
 #include "tensor/error.hpp"
 
 namespace semigrad::nn {
@@ -67,8 +70,39 @@ Shape Sequential::build(const Shape& input_shape, Rng& init_rng) {
 Var Sequential::forward(const Var& x) {
     check_built();
     Var y = x;
-    for (auto& layer : layers_) y = layer->forward(y);
+    for (std::size_t i = 0; i < layers_.size();) {
+        if (fuse_ && forward_fused_block(i, y)) {
+            i += 3;
+            continue;
+        }
+        y = layers_[i++]->forward(y);
+    }
     return y;
+}
+
+bool Sequential::forward_fused_block(std::size_t i, Var& y) {
+    if (i + 2 >= layers_.size()) return false;
+    auto* conv = dynamic_cast<Conv2D*>(layers_[i].get());
+    auto* pool = dynamic_cast<MaxPool2D*>(layers_[i + 1].get());
+    auto* drop = dynamic_cast<Dropout*>(layers_[i + 2].get());
+    if (!conv || !pool || !drop || conv->options().activation != Activation::ReLU) return false;
+    const Shape& x = y.shape();
+    if (x.size() != 4) return false;  // the layers' own forward reports the wrong rank
+    ConvBlockSpec spec;
+    spec.conv = conv->spec_for(x);
+    const Shape conv_out = conv2d_output_shape(x, conv->kernel().shape(), spec.conv);
+    spec.pool = pool->spec_for(conv_out);
+    if (spec.pool.pool_h * spec.pool.pool_w > kConvBlockMaxWindow) return false;
+    // The key is drawn exactly when the Dropout layer would draw it, so fused and unfused runs
+    // consume the same generator stream and draw the same masks.
+    if (drop->training() && drop->rate() > 0.0f) {
+        spec.rate = drop->rate();
+        spec.dropout_key = draw_dropout_key(drop->rng());
+    }
+    spec.sample_offset = drop->sample_offset();
+    y = conv2d_relu_pool_dropout(y, conv->kernel(), conv->options().use_bias ? conv->bias() : Var(),
+                                 spec);
+    return true;
 }
 
 std::vector<Parameter> Sequential::parameters() {
@@ -88,6 +122,10 @@ std::vector<NamedRng> Sequential::generators() {
 void Sequential::train(bool on) {
     Module::train(on);
     for (auto& layer : layers_) layer->train(on);
+}
+
+void Sequential::set_sample_offset(std::size_t offset) {
+    for (auto& layer : layers_) layer->set_sample_offset(offset);
 }
 
 void Sequential::check_built_for(const char* what) const {

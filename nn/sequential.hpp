@@ -9,6 +9,12 @@
 //   model.build({1, 28, 28}, init);   // creates the weights; shapes without N, NCHW
 //   std::cout << model.summary();
 //
+// Fusion: where a Conv2D with ReLU is followed by a MaxPool2D and a Dropout, forward() runs the
+// three as one autograd node (conv2d_relu_pool_dropout, tensor/conv_block.hpp) that computes the
+// same values and gradients without materialising the conv output. The layers, their names,
+// parameters, generators and summary stay the same; set_fuse(false) runs them one by one (the
+// reference the fused node is tested against, and the trainer's --no-fuse).
+//
 // build() names the layers as Keras does (the first Conv2D is "conv2d", the second "conv2d_1"),
 // so parameter names ("conv2d_1/kernel") are unique in the model and stable between runs,
 // which is what checkpoints key on.
@@ -43,7 +49,11 @@ class Sequential : public Module {
     std::vector<Parameter> parameters() override;
     std::vector<NamedRng> generators() override;
     void train(bool on) override;
+    void set_sample_offset(std::size_t offset) override;
     std::string type() const override { return "Sequential"; }
+
+    void set_fuse(bool on) { fuse_ = on; }
+    bool fuse() const { return fuse_; }
 
     std::size_t size() const { return layers_.size(); }
     Module& layer(std::size_t i) { return *layers_.at(i); }
@@ -60,12 +70,16 @@ class Sequential : public Module {
   private:
     Module& append(std::unique_ptr<Module> layer);
     void check_built_for(const char* what) const;
+    // Runs layers i, i+1, i+2 as one fused block if they form Conv2D(relu) -> MaxPool2D ->
+    // Dropout; returns false (and leaves y alone) otherwise.
+    bool forward_fused_block(std::size_t i, Var& y);
 
     std::vector<std::unique_ptr<Module>> layers_;
     std::vector<std::string> base_names_;  // each layer's name when added ("conv2d")
     std::vector<Shape> output_shapes_;
     std::vector<std::size_t> layer_params_;
     Shape input_shape_;
+    bool fuse_ = true;
 };
 
 }  // namespace semigrad::nn

@@ -78,22 +78,17 @@ Shape conv2d_output_shape(const Shape& x, const Shape& weight, const Conv2dSpec&
             std::size_t((WP - KW) / spec.stride_w + 1)};
 }
 
-namespace {
-
-// Every size of one convolution, as ints for BLAS and index arithmetic.
-struct Geometry {
-    int N, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl;
-    int K() const { return C * KH * KW; }
-    int P() const { return OH * OW; }
-};
-
-Geometry geometry(const Tensor& x, const Tensor& weight, const Conv2dSpec& spec) {
+Conv2dGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Conv2dSpec& spec) {
     const Shape out = conv2d_output_shape(x.shape(), weight.shape(), spec);
     return {int(x.dim(0)),      int(x.dim(1)),      int(x.dim(2)),      int(x.dim(3)),
             int(weight.dim(0)), int(weight.dim(2)), int(weight.dim(3)), int(out[2]),
             int(out[3]),        spec.stride_h,      spec.stride_w,      spec.pad.top,
             spec.pad.left};
 }
+
+namespace {
+
+using Geometry = Conv2dGeometry;
 
 void check_bias(const Tensor& bias, const Geometry& g, const Shape& weight) {
     if (!bias.empty() && (bias.ndim() != 1 || int(bias.dim(0)) != g.OC))
@@ -112,6 +107,8 @@ Span valid_span(int O, int stride, int offset, int size) {
     const int h = std::min(hi, O);
     return {std::min(lo, h), h};
 }
+
+}  // namespace
 
 // x [C,H,W] (one image) -> cols [K,P]; row (c*KH + kh)*KW + kw holds x shifted by (kh, kw),
 // matching the row-major flattening of weight [OC, C, KH, KW].
@@ -156,6 +153,17 @@ void col2im_add(const float* dcols, const Geometry& g, float* dx) {
             }
 }
 
+float sum_in_lanes(const float* x, int n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; ++l) acc[l] += x[i + l];
+    for (int l = 0; i < n; ++i, ++l) acc[l] += x[i];
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+namespace {
+
 // dweight is shared by all images. Each of up to kWeightChunks fixed chunks of images sums its
 // own partial dweight, and the partials are added in chunk order: the split depends on N only,
 // not on the thread count, so the result does not either. 16 chunks keep 2-16 threads busy.
@@ -168,7 +176,7 @@ constexpr int kWeightChunks = 16;
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                       const Conv2dSpec& spec) {
-    const Geometry g = geometry(x, weight, spec);
+    const Geometry g = conv2d_geometry(x, weight, spec);
     check_bias(bias, g, weight.shape());
     Tensor out({std::size_t(g.N), std::size_t(g.OC), std::size_t(g.OH), std::size_t(g.OW)});
     const int K = g.K(), P = g.P();
@@ -199,7 +207,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
 
 void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                      const Conv2dSpec& spec, Tensor* dx, Tensor* dweight, Tensor* dbias) {
-    const Geometry g = geometry(x, weight, spec);
+    const Geometry g = conv2d_geometry(x, weight, spec);
     const Shape out_shape = conv2d_output_shape(x.shape(), weight.shape(), spec);
     if (dout.shape() != out_shape)
         throw ShapeError("conv2d backward: dout " + to_string(dout.shape()) + " must be " +
@@ -236,11 +244,8 @@ void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                          n == n0 ? 0.0f : 1.0f, pweight.data() + chunk * wsize, K);
                 }
                 if (dbias)
-                    for (int oc = 0; oc < g.OC; ++oc) {
-                        float acc = 0.0f;
-                        for (int p = 0; p < P; ++p) acc += dn[std::size_t(oc) * P + p];
-                        pbias[std::size_t(chunk) * g.OC + oc] += acc;
-                    }
+                    for (int oc = 0; oc < g.OC; ++oc)
+                        pbias[std::size_t(chunk) * g.OC + oc] += sum_in_lanes(dn + std::size_t(oc) * P, P);
                 if (dx) {
                     gemm(true, false, K, P, g.OC, 1.0f, weight.data(), K, dn, P, 0.0f,
                          cols.data(), P);
@@ -267,7 +272,7 @@ void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
 
 Tensor conv2d_forward_naive(const Tensor& x, const Tensor& weight, const Tensor& bias,
                             const Conv2dSpec& spec) {
-    const Geometry g = geometry(x, weight, spec);
+    const Geometry g = conv2d_geometry(x, weight, spec);
     check_bias(bias, g, weight.shape());
     Tensor out({std::size_t(g.N), std::size_t(g.OC), std::size_t(g.OH), std::size_t(g.OW)});
     for (int n = 0; n < g.N; ++n)
@@ -293,7 +298,7 @@ Tensor conv2d_forward_naive(const Tensor& x, const Tensor& weight, const Tensor&
 
 void conv2d_backward_naive(const Tensor& dout, const Tensor& x, const Tensor& weight,
                            const Conv2dSpec& spec, Tensor* dx, Tensor* dweight, Tensor* dbias) {
-    const Geometry g = geometry(x, weight, spec);
+    const Geometry g = conv2d_geometry(x, weight, spec);
     const Shape out_shape = conv2d_output_shape(x.shape(), weight.shape(), spec);
     if (dout.shape() != out_shape)
         throw ShapeError("conv2d backward: dout " + to_string(dout.shape()) + " must be " +

@@ -39,6 +39,26 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
 void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                      const Conv2dSpec& spec, Tensor* dx, Tensor* dweight, Tensor* dbias);
 
+// The lowering's pieces, shared with the fused block (tensor/conv_block.cpp), which runs the
+// same per-image im2col + GEMM but keeps the result in a scratch buffer.
+// Every size of one convolution, as ints for BLAS and index arithmetic; K = C*KH*KW is the
+// GEMM inner dimension, P = OH*OW the pixels of one output plane.
+struct Conv2dGeometry {
+    int N, C, H, W, OC, KH, KW, OH, OW, sh, sw, pt, pl;
+    int K() const { return C * KH * KW; }
+    int P() const { return OH * OW; }
+};
+// Checks the operands (conv2d_output_shape) and returns their sizes.
+Conv2dGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Conv2dSpec& spec);
+// One image x [C,H,W] -> cols [K,P]: row (c*KH + kh)*KW + kw holds x shifted by (kh, kw).
+void im2col(const float* x, const Conv2dGeometry& g, float* cols);
+// Its adjoint: dx [C,H,W] += fold(dcols [K,P]).
+void col2im_add(const float* dcols, const Conv2dGeometry& g, float* dx);
+// x[0] + ... + x[n-1] in a fixed order: eight running sums (x[i] goes to sum i mod 8), added
+// pairwise at the end. One running sum would be a chain of n dependent additions; this order
+// is the same on every CPU, so dbias is too. Both conv backwards use it, so they agree bit for bit.
+float sum_in_lanes(const float* x, int n);
+
 // Direct seven-loop reference (tests and benchmarks only).
 Tensor conv2d_forward_naive(const Tensor& x, const Tensor& weight, const Tensor& bias,
                             const Conv2dSpec& spec);

@@ -5,7 +5,6 @@
 #include "tensor/dropout.hpp"
 
 #include <cmath>
-#include <cstdint>
 #include <string>
 
 #include "tensor/error.hpp"
@@ -13,31 +12,42 @@
 
 namespace semigrad {
 
-Tensor dropout_mask(const Shape& shape, float rate, Rng& rng) {
+std::uint64_t draw_dropout_key(Rng& rng) {
+    const std::uint64_t hi = rng.next_u32();
+    return (hi << 32) | rng.next_u32();
+}
+
+float dropout_scale(float rate) {
     // Written as !(rate >= 0 && rate < 1) so that NaN is rejected too.
     if (!(rate >= 0.0f && rate < 1.0f))
         throw ValueError("dropout_mask: rate must be in [0, 1), got " + std::to_string(rate));
+    return 1.0f / (1.0f - rate);
+}
+
+std::uint32_t dropout_threshold(float rate) {
+    dropout_scale(rate);  // throws unless rate is in [0, 1)
+    return std::uint32_t(std::ceil(double(rate) * 16777216.0));  // exact: rate has 24 bits
+}
+
+Tensor dropout_mask(const Shape& shape, float rate, std::uint64_t key, std::size_t sample_offset) {
+    const float keep_scale = dropout_scale(rate);
+    const std::uint32_t threshold = dropout_threshold(rate);
     Tensor mask = Tensor::uninitialised(shape);  // every entry written below
-    const float keep_scale = 1.0f / (1.0f - rate);
     float* m = mask.data();
     const std::size_t n = mask.size();
-    // Counter-based: one 64-bit key from `rng`, then element i's uniform is SplitMix64's output
-    // for state key + (i+1)·γ (Steele, Lea & Flood 2014, "Fast Splittable Pseudorandom Number
-    // Generators"). Every element is a pure function of (key, i), so the loop runs in parallel
-    // and the mask is the same for any thread count; drawing 1.6M uniforms one after another
-    // from one generator was a serial tenth of a training step. The top 24 bits give the same
-    // k / 2^24 grid as Rng::uniform, so P(drop) = rate up to 2^-24.
-    const std::uint64_t key = (std::uint64_t(rng.next_u32()) << 32) | rng.next_u32();
+    // Every element is a pure function of (key, global index), so the loop runs in parallel and
+    // the mask is the same for any thread count; drawing 1.6M uniforms one after another from
+    // one generator was a serial tenth of a training step.
+    const std::size_t per_sample = shape.empty() || shape[0] == 0 ? 0 : n / shape[0];
+    const std::uint64_t first = std::uint64_t(sample_offset) * per_sample;
     SEMIGRAD_PARALLEL_FOR(n)
-    for (std::size_t i = 0; i < n; ++i) {
-        std::uint64_t z = key + (i + 1) * 0x9E3779B97F4A7C15ULL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-        z ^= z >> 31;
-        const float u = float(z >> 40) * (1.0f / 16777216.0f);
-        m[i] = u < rate ? 0.0f : keep_scale;
-    }
+    for (std::size_t i = 0; i < n; ++i) m[i] = dropout_keeps(key, first + i, threshold) ? keep_scale : 0.0f;
     return mask;
+}
+
+Tensor dropout_mask(const Shape& shape, float rate, Rng& rng, std::size_t sample_offset) {
+    dropout_scale(rate);  // a bad rate fails before the generator advances
+    return dropout_mask(shape, rate, draw_dropout_key(rng), sample_offset);
 }
 
 }  // namespace semigrad

@@ -144,3 +144,96 @@ TEST(Sequential, UsageErrors) {
     EXPECT_EQ(model.build({4}, init), (Shape{3}));
     EXPECT_EQ(model.type(), "Sequential");
 }
+
+namespace {
+
+// Two training steps' forward and backward of `fused` and `unfused` (same seed, same layers):
+// embeddings equal to 1e-6, every parameter's gradient to 1e-5, and the dropout generators in
+// the same state after each step (the fused block draws its key exactly when Dropout would).
+void expect_same_training(Sequential& fused, Sequential& unfused, const Tensor& x) {
+    ASSERT_TRUE(fused.fuse());
+    unfused.set_fuse(false);
+    Rng rng(1);
+    for (int step = 0; step < 2; ++step) {
+        SCOPED_TRACE("step " + std::to_string(step));
+        const Var a = fused.forward(Var(x)), b = unfused.forward(Var(x));
+        ASSERT_EQ(a.shape(), b.shape());
+        for (std::size_t i = 0; i < a.value().size(); ++i)
+            ASSERT_NEAR(a.value()[i], b.value()[i], 1e-6f) << i;
+        Tensor seed(a.shape());
+        for (std::size_t i = 0; i < seed.size(); ++i) seed[i] = rng.uniform(-1.0f, 1.0f);
+        for (Parameter& p : fused.parameters()) p.var.zero_grad();
+        for (Parameter& p : unfused.parameters()) p.var.zero_grad();
+        backward(a, seed);
+        backward(b, seed);
+        const auto pa = fused.parameters(), pb = unfused.parameters();
+        for (std::size_t k = 0; k < pa.size(); ++k) {
+            SCOPED_TRACE(pa[k].name);
+            ASSERT_TRUE(pa[k].var.has_grad() && pb[k].var.has_grad());
+            const Tensor &ga = pa[k].var.grad(), &gb = pb[k].var.grad();
+            for (std::size_t i = 0; i < ga.size(); ++i)
+                ASSERT_NEAR(ga[i], gb[i], 1e-5f * std::max(1.0f, std::fabs(gb[i]))) << i;
+        }
+        const auto ra = fused.generators(), rb = unfused.generators();
+        for (std::size_t k = 0; k < ra.size(); ++k) EXPECT_EQ(ra[k].rng->state().state, rb[k].rng->state().state);
+    }
+}
+
+}  // namespace
+
+TEST(Sequential, FusedBlocksTrainAsTheUnfusedLayers) {
+    auto fused = tutorial_model(42), unfused = tutorial_model(42);
+    expect_same_training(*fused, *unfused, images(5, 3));
+    // Evaluation: no dropout, same embeddings.
+    fused->train(false);
+    unfused->train(false);
+    const Tensor x = images(3, 4);
+    EXPECT_LE(max_abs_diff(fused->forward(Var(x)).value(), unfused->forward(Var(x)).value()), 1e-6f);
+}
+
+// Odd sizes, a padded pool, a 3x3 kernel, no bias, and a Conv2D without ReLU (not fused).
+TEST(Sequential, FusedBlocksOnOddShapes) {
+    const auto build = [] {
+        auto m = std::make_unique<Sequential>();
+        m->add(Conv2D({.filters = 5, .kernel_size = 3, .padding = Padding::Same,
+                       .activation = Activation::ReLU, .use_bias = false}));
+        m->add(MaxPool2D({.pool_size = 2, .padding = Padding::Same}));
+        m->add(Dropout({.rate = 0.5f}));
+        m->add(Conv2D({.filters = 4, .kernel_size = 2, .padding = Padding::Same,
+                       .activation = Activation::ReLU}));
+        m->add(MaxPool2D({.pool_size = 3, .strides = 2}));
+        m->add(Dropout({.rate = 0.2f}));
+        m->add(Conv2D({.filters = 3, .kernel_size = 1}));  // no activation: stays a plain layer
+        m->add(MaxPool2D({.pool_size = 2, .padding = Padding::Same}));
+        m->add(Dropout({.rate = 0.1f}));
+        m->add(Flatten());
+        Rng init(5);
+        m->build({3, 13, 11}, init);
+        return m;
+    };
+    auto fused = build(), unfused = build();
+    Rng rng(8);
+    Tensor x({3, 3, 13, 11});
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1.0f, 1.0f);
+    expect_same_training(*fused, *unfused, x);
+}
+
+// Which chains fuse: the output node of a Conv2D(relu) -> MaxPool2D -> Dropout model is the
+// fused node; without ReLU, or with fusion off, it is the Dropout's own.
+TEST(Sequential, FusionFindsConvReluPoolDropoutOnly) {
+    const auto model = [](Activation a) {
+        auto m = std::make_unique<Sequential>();
+        m->add(Conv2D({.filters = 2, .kernel_size = 2, .activation = a}));
+        m->add(MaxPool2D());
+        m->add(Dropout({.rate = 0.5f}));
+        Rng init(1);
+        m->build({1, 6, 6}, init);
+        return m;
+    };
+    const Var x(Tensor({2, 1, 6, 6}, 0.5f));
+    EXPECT_EQ(model(Activation::ReLU)->forward(x).op(), "conv_block");
+    EXPECT_EQ(model(Activation::None)->forward(x).op(), "dropout");
+    auto off = model(Activation::ReLU);
+    off->set_fuse(false);
+    EXPECT_EQ(off->forward(x).op(), "dropout");
+}

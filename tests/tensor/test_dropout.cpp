@@ -79,3 +79,34 @@ TEST(DropoutMask, SameMaskForAnyThreadCount) {
     EXPECT_EQ(max_abs_diff(one, two), 0.0f);
     EXPECT_EQ(a.next_u32(), b.next_u32());
 }
+
+// The mask of a batch slice that starts at global sample `offset` is that slice of the whole
+// batch's mask (data-parallel processes draw one global mask between them); offset 0 and a key
+// give what the generator overload gives when the generator yields that key.
+TEST(DropoutMask, SliceWithSampleOffsetIsTheSliceOfTheWholeMask) {
+    const std::uint64_t key = 0x0123456789abcdefULL;
+    const Tensor whole = dropout_mask({6, 3, 5}, 0.4f, key);
+    const Tensor slice = dropout_mask({2, 3, 5}, 0.4f, key, 4);
+    for (std::size_t i = 0; i < slice.size(); ++i) ASSERT_EQ(slice[i], whole[4 * 15 + i]) << i;
+    const Tensor at_zero = dropout_mask({2, 3, 5}, 0.4f, key, 0);
+    EXPECT_GT(max_abs_diff(at_zero, slice), 0.0f);
+    Rng a(5), b(5);
+    const Tensor from_rng = dropout_mask({6, 3, 5}, 0.4f, a);
+    EXPECT_EQ(max_abs_diff(from_rng, dropout_mask({6, 3, 5}, 0.4f, draw_dropout_key(b))), 0.0f);
+}
+
+// The integer drop test k >= ceil(rate * 2^24) is the float rule !(k / 2^24 < rate), checked at
+// the threshold and its neighbours for many rates, including ones that are not multiples of 2^-24.
+TEST(DropoutMask, IntegerThresholdIsTheFloatRule) {
+    Rng rng(77);
+    for (int t = 0; t < 2000; ++t) {
+        const float rate = t == 0 ? 0.0f : t == 1 ? 0.3f : rng.uniform(0.0f, 0.999f);
+        const std::uint32_t T = dropout_threshold(rate);
+        for (std::int64_t k = std::int64_t(T) - 2; k <= std::int64_t(T) + 2; ++k) {
+            if (k < 0 || k >= (1 << 24)) continue;
+            const bool float_keeps = !(float(k) * (1.0f / 16777216.0f) < rate);
+            ASSERT_EQ(std::uint64_t(k) >= T, float_keeps) << "rate " << rate << " k " << k;
+        }
+    }
+    EXPECT_THROW(dropout_threshold(1.0f), ValueError);
+}

@@ -106,12 +106,18 @@ case_determinism() {
   run a "${common[@]}" --seed 5 --out a
   run b "${common[@]}" --seed 5 --out b
   run c "${common[@]}" --seed 6 --out c
-  for r in a b c; do [ -s $r/vecs.tsv ] || { fail "run $r left no vecs.tsv: $(cat $r.err)"; return; }; done
+  run d "${common[@]}" --seed 5 --out d --no-fuse
+  for r in a b c d; do [ -s $r/vecs.tsv ] || { fail "run $r left no vecs.tsv: $(cat $r.err)"; return; }; done
   if cmp -s a/vecs.tsv b/vecs.tsv; then pass "same seed: byte-identical vecs.tsv"
   else fail "same seed and threads, different vecs.tsv: $(cmp a/vecs.tsv b/vecs.tsv)"; fi
   if cmp -s a/vecs.tsv c/vecs.tsv; then fail "--seed 5 and --seed 6 gave identical vecs.tsv"
   else pass "another seed: different vecs.tsv"; fi
   cmp -s a/meta.tsv c/meta.tsv || fail "meta.tsv depends on the seed"
+  # The fused conv blocks compute the unfused layers' own bits (tensor/conv_block.cpp).
+  if cmp -s a/vecs.tsv d/vecs.tsv; then pass "--no-fuse: byte-identical vecs.tsv"
+  else fail "--no-fuse changed vecs.tsv: $(cmp a/vecs.tsv d/vecs.tsv)"; fi
+  grep -q '"fused_blocks": *true' a/metrics.json || fail "metrics.json of a fused run lacks fused_blocks: true"
+  grep -q '"fused_blocks": *false' d/metrics.json || fail "metrics.json of a --no-fuse run lacks fused_blocks: false"
 }
 
 case_resume() {
@@ -271,7 +277,7 @@ case_cli() {
   if ((rc != 0)); then fail "--help: exit $rc"; else
     local flag missing=""
     for flag in --help --version --data --epochs --batch-size --lr --margin --seed --threads \
-                --limit-train --shuffle-buffer --out --checkpoint --resume --summary --quiet; do
+                --limit-train --shuffle-buffer --out --checkpoint --resume --summary --quiet --no-fuse; do
       grep -qF -- "$flag" help.out || missing+=" $flag"
     done
     if [ -z "$missing" ]; then pass "--help mentions every flag"

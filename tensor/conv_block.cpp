@@ -1,0 +1,320 @@
+// conv_block: Conv2D(relu) -> MaxPool2D -> Dropout as one kernel pair (see conv_block.hpp), and
+// the four-layer reference it is tested against.
+//
+// Per image, the forward runs conv2d.cpp's lowering (im2col, one GEMM) into a scratch plane set
+// [OC, CH*CW] that stays in cache, then one epilogue pass adds the bias, finds each window's
+// maximum, applies ReLU and the dropout decision, and writes the output and its record byte.
+// The backward turns one image's record and dout back into the conv's gradient dconv (zero
+// except at each passing window's winner), and then runs conv2d.cpp's backward for that image:
+// dweight += dconv @ cols^T, dbias += row sums of dconv, dx += col2im(weight^T @ dconv).
+//
+// Letters as in conv2d.hpp; CH CW CP: the conv output's height, width and plane size (the pool's
+// input); OH OW: the block's output.
+//
+// Threads: as conv2d.cpp: images over threads, each BLAS call single-threaded, dweight and dbias
+// summed per fixed chunk of images and the chunks added in order; the dropout decision is a pure
+// function of (key, global element index). Bit-identical for any thread count; and, since each
+// image's arithmetic is the unfused kernels' own (same GEMMs, same additions in the same order),
+// the same bits as the four layers run one after another.
+#include "tensor/conv_block.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "tensor/conv_block_kernels.hpp"
+#include "tensor/dropout.hpp"
+#include "tensor/error.hpp"
+#include "tensor/gemm.hpp"
+
+namespace semigrad {
+
+namespace {
+
+// Sizes of one block: the conv's geometry, the pool over its output, and the dropout.
+struct Block {
+    Conv2dGeometry g;  // g.OH, g.OW are the conv output's CH, CW
+    Pool2dSpec pool;
+    int OH, OW;
+    float rate, scale;
+    std::uint32_t threshold;  // dropout_threshold(rate)
+    std::uint64_t key;
+    std::size_t sample_offset;
+    int CP() const { return g.OH * g.OW; }
+    std::size_t out_image() const { return std::size_t(g.OC) * OH * OW; }
+};
+
+Block block_of(const Tensor& x, const Tensor& weight, const Tensor& bias, const ConvBlockSpec& spec) {
+    const Shape out = conv_block_output_shape(x.shape(), weight.shape(), bias, spec);
+    return {conv2d_geometry(x, weight, spec.conv), spec.pool, int(out[2]), int(out[3]), spec.rate,
+            dropout_scale(spec.rate), dropout_threshold(spec.rate), spec.dropout_key,
+            spec.sample_offset};
+}
+
+// One image's epilogue, for any pool: conv [OC, CP] (before the bias) -> out [OC, OH*OW] and its
+// record. The window is clipped to the conv output (padded places never win, as in pool2d.cpp);
+// the comparison is on conv + bias, the values the unfused chain's pool compares. (Without a
+// bias, adding 0.0f changes only a -0 into +0, which neither wins a comparison nor passes ReLU.)
+void pool_relu_dropout(const float* conv, const float* bias, const Block& b, int n, float* out,
+                       std::uint8_t* record) {
+    const int CH = b.g.OH, CW = b.g.OW;
+    const Pool2dSpec& p = b.pool;
+    const std::uint64_t first = std::uint64_t(b.sample_offset + std::size_t(n)) * b.out_image();
+    for (int oc = 0; oc < b.g.OC; ++oc) {
+        const float* plane = conv + std::size_t(oc) * b.CP();
+        const float bo = bias ? bias[oc] : 0.0f;
+        for (int oh = 0; oh < b.OH; ++oh) {
+            const int top = oh * p.stride_h - p.pad.top;
+            const int h0 = std::max(top, 0), h1 = std::min(top + p.pool_h, CH);
+            for (int ow = 0; ow < b.OW; ++ow) {
+                const int left = ow * p.stride_w - p.pad.left;
+                const int w0 = std::max(left, 0), w1 = std::min(left + p.pool_w, CW);
+                int best_h = h0, best_w = w0;
+                float best = plane[h0 * CW + w0] + bo;
+                for (int ih = h0; ih < h1; ++ih)
+                    for (int iw = w0; iw < w1; ++iw)
+                        if (plane[ih * CW + iw] + bo > best)
+                            best = plane[ih * CW + iw] + bo, best_h = ih, best_w = iw;
+                const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW + ow;
+                const bool kept = b.rate == 0.0f || dropout_keeps(b.key, first + o, b.threshold);
+                const bool passes = kept && best > 0.0f;
+                out[o] = passes ? best * b.scale : 0.0f;
+                if (record)
+                    record[o] = std::uint8_t((best_h - top) * p.pool_w + (best_w - left)) |
+                                (passes ? kConvBlockPasses : 0);
+            }
+        }
+    }
+}
+
+// The adjoint of the epilogue for one image: dconv [OC, CP] = dout * scale at each passing
+// output's winner, 0 elsewhere (+= because overlapping windows may share a winner).
+void unpool(const float* dout, const std::uint8_t* record, const Block& b, float* dconv) {
+    const int CW = b.g.OW;
+    const Pool2dSpec& p = b.pool;
+    std::fill(dconv, dconv + std::size_t(b.g.OC) * b.CP(), 0.0f);
+    for (int oc = 0; oc < b.g.OC; ++oc) {
+        float* plane = dconv + std::size_t(oc) * b.CP();
+        for (int oh = 0; oh < b.OH; ++oh)
+            for (int ow = 0; ow < b.OW; ++ow) {
+                const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW + ow;
+                if (!(record[o] & kConvBlockPasses)) continue;
+                const int place = record[o] & ~kConvBlockPasses;
+                const int ih = oh * p.stride_h - p.pad.top + place / p.pool_w;
+                const int iw = ow * p.stride_w - p.pad.left + place % p.pool_w;
+                plane[ih * CW + iw] += dout[o] * b.scale;
+            }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the common case: a 2x2 pool, stride 2, no padding, row by row through the per-ISA kernels
+
+namespace k = conv_block_kernels;
+
+bool is_pool2x2(const Pool2dSpec& p) {
+    return p.pool_h == 2 && p.pool_w == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad.top == 0 &&
+           p.pad.bottom == 0 && p.pad.left == 0 && p.pad.right == 0;
+}
+
+void pool2x2_image(const float* conv, const float* bias, const Block& b, int n, float* out,
+                   std::uint8_t* record, std::uint8_t* row_scratch, Isa isa) {
+    const auto pool_row = k::row_kernels(isa).pool;
+    const int CW = b.g.OW;
+    const std::uint64_t first = std::uint64_t(b.sample_offset + std::size_t(n)) * b.out_image();
+    for (int oc = 0; oc < b.g.OC; ++oc)
+        for (int oh = 0; oh < b.OH; ++oh) {
+            const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW;
+            const float* r0 = conv + std::size_t(oc) * b.CP() + std::size_t(2 * oh) * CW;
+            pool_row({r0, r0 + CW, bias ? bias[oc] : 0.0f, b.OW, b.rate > 0.0f, b.key, first + o,
+                      b.threshold, b.scale, out + o, record ? record + o : row_scratch});
+        }
+}
+
+// unpool for the 2x2 case: the row kernels write every covered place; an odd last row or
+// column of the conv output, which no window covers, gets its zeros here.
+void unpool2x2_image(const float* dout, const std::uint8_t* record, const Block& b, float* dconv,
+                     Isa isa) {
+    const auto unpool_row = k::row_kernels(isa).unpool;
+    const int CH = b.g.OH, CW = b.g.OW;
+    for (int oc = 0; oc < b.g.OC; ++oc) {
+        float* plane = dconv + std::size_t(oc) * b.CP();
+        for (int oh = 0; oh < b.OH; ++oh) {
+            const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW;
+            float* d0 = plane + std::size_t(2 * oh) * CW;
+            unpool_row({dout + o, record + o, b.scale, b.OW, d0, d0 + CW});
+            std::fill(d0 + 2 * b.OW, d0 + CW, 0.0f);
+            std::fill(d0 + CW + 2 * b.OW, d0 + 2 * CW, 0.0f);
+        }
+        std::fill(plane + std::size_t(2 * b.OH) * CW, plane + std::size_t(CH) * CW, 0.0f);
+    }
+}
+
+// As conv2d.cpp: dweight and dbias are summed per fixed chunk of images (the split depends on N
+// only), and the chunks added in order.
+constexpr int kWeightChunks = 16;
+
+}  // namespace
+
+Shape conv_block_output_shape(const Shape& x, const Shape& weight, const Tensor& bias,
+                              const ConvBlockSpec& spec) {
+    const Shape conv = conv2d_output_shape(x, weight, spec.conv);
+    if (!bias.empty() && (bias.ndim() != 1 || bias.dim(0) != weight[0]))
+        throw ShapeError("conv_block: bias " + to_string(bias.shape()) + " must be empty or [" +
+                         std::to_string(weight[0]) + "] for weight " + to_string(weight));
+    if (spec.pool.pool_h * spec.pool.pool_w > kConvBlockMaxWindow)
+        throw ValueError("conv_block: pool window " + std::to_string(spec.pool.pool_h) + "x" +
+                         std::to_string(spec.pool.pool_w) + " has more than " +
+                         std::to_string(kConvBlockMaxWindow) + " elements");
+    dropout_scale(spec.rate);  // throws for a rate outside [0, 1)
+    return max_pool2d_output_shape(conv, spec.pool);
+}
+
+// ---------------------------------------------------------------------------------------------
+// fast kernels
+
+Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                          const ConvBlockSpec& spec, std::vector<std::uint8_t>* record, Isa isa) {
+    const Block b = block_of(x, weight, bias, spec);
+    const Conv2dGeometry& g = b.g;
+    Tensor out = Tensor::uninitialised(
+        {std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)});
+    if (record) record->resize(out.size());
+    const int K = g.K(), CP = b.CP();
+    const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
+    const float* pb = bias.empty() ? nullptr : bias.data();
+    const bool pool2x2 = is_pool2x2(b.pool);
+#pragma omp parallel
+    {
+        std::vector<float> cols(std::size_t(K) * CP), conv(std::size_t(g.OC) * CP);
+        std::vector<std::uint8_t> row_scratch(std::size_t(b.OW));  // records nobody keeps
+#pragma omp for schedule(static)
+        for (int n = 0; n < g.N; ++n) {
+            im2col(x.data() + n * x_image, g, cols.data());
+            gemm(false, false, g.OC, CP, K, 1.0f, weight.data(), K, cols.data(), CP, 0.0f,
+                 conv.data(), CP);
+            float* on = out.data() + n * b.out_image();
+            std::uint8_t* rn = record ? record->data() + n * b.out_image() : nullptr;
+            if (pool2x2)
+                pool2x2_image(conv.data(), pb, b, n, on, rn, row_scratch.data(), isa);
+            else
+                pool_relu_dropout(conv.data(), pb, b, n, on, rn);
+        }
+    }
+    return out;
+}
+
+void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
+                         const ConvBlockSpec& spec, const std::vector<std::uint8_t>& record,
+                         Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa) {
+    const Block b = block_of(x, weight, Tensor(), spec);
+    const Conv2dGeometry& g = b.g;
+    const Shape out_shape{std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)};
+    if (dout.shape() != out_shape || record.size() != dout.size())
+        throw ShapeError("conv_block backward: dout " + to_string(dout.shape()) + " with " +
+                         std::to_string(record.size()) + " record bytes must be " +
+                         to_string(out_shape) + " for input " + to_string(x.shape()) +
+                         " and weight " + to_string(weight.shape()));
+    if (dx) check_same_shape("conv_block backward: dx vs x", *dx, x);
+    if (dweight) check_same_shape("conv_block backward: dweight vs weight", *dweight, weight);
+    if (dbias && (dbias->ndim() != 1 || int(dbias->dim(0)) != g.OC))
+        throw ShapeError("conv_block backward: dbias " + to_string(dbias->shape()) + " must be [" +
+                         std::to_string(g.OC) + "] for weight " + to_string(weight.shape()));
+    const int K = g.K(), CP = b.CP();
+    const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
+    const int chunks = std::min(g.N, kWeightChunks);
+    const std::size_t wsize = std::size_t(g.OC) * K;
+    const bool pool2x2 = is_pool2x2(b.pool);
+    std::vector<float> pweight(dweight ? std::size_t(chunks) * wsize : 0);
+    std::vector<float> pbias(dbias ? std::size_t(chunks) * g.OC : 0, 0.0f);
+#pragma omp parallel
+    {
+        std::vector<float> cols(dx || dweight ? std::size_t(K) * CP : 0);
+        std::vector<float> dconv(std::size_t(g.OC) * CP);
+#pragma omp for schedule(static)
+        for (int chunk = 0; chunk < chunks; ++chunk) {
+            const int n0 = int(long(g.N) * chunk / chunks);
+            const int n1 = int(long(g.N) * (chunk + 1) / chunks);
+            for (int n = n0; n < n1; ++n) {
+                const float* dn = dout.data() + n * b.out_image();
+                const std::uint8_t* rn = record.data() + n * b.out_image();
+                if (pool2x2)
+                    unpool2x2_image(dn, rn, b, dconv.data(), isa);
+                else
+                    unpool(dn, rn, b, dconv.data());
+                if (dweight) {
+                    im2col(x.data() + n * x_image, g, cols.data());
+                    gemm(false, true, g.OC, K, CP, 1.0f, dconv.data(), CP, cols.data(), CP,
+                         n == n0 ? 0.0f : 1.0f, pweight.data() + chunk * wsize, K);
+                }
+                if (dbias)
+                    for (int oc = 0; oc < g.OC; ++oc)
+                        pbias[std::size_t(chunk) * g.OC + oc] +=
+                            sum_in_lanes(dconv.data() + std::size_t(oc) * CP, CP);
+                if (dx) {
+                    gemm(true, false, K, CP, g.OC, 1.0f, weight.data(), K, dconv.data(), CP, 0.0f,
+                         cols.data(), CP);
+                    col2im_add(cols.data(), g, dx->data() + n * x_image);
+                }
+            }
+        }
+    }
+    const auto reduce = [chunks](const std::vector<float>& partial, std::size_t size, float* d) {
+#pragma omp parallel for schedule(static)
+        for (std::size_t i = 0; i < size; ++i) {
+            float acc = 0.0f;
+            for (int chunk = 0; chunk < chunks; ++chunk) acc += partial[chunk * size + i];
+            d[i] += acc;
+        }
+    };
+    if (dweight) reduce(pweight, wsize, dweight->data());
+    if (dbias) reduce(pbias, std::size_t(g.OC), dbias->data());
+}
+
+// ---------------------------------------------------------------------------------------------
+// reference: the four layers one after another, every intermediate a tensor
+
+namespace {
+
+Tensor relu_of(const Tensor& t) {
+    Tensor r = t;
+    for (std::size_t i = 0; i < r.size(); ++i) r[i] = r[i] > 0.0f ? r[i] : 0.0f;
+    return r;
+}
+
+Tensor mask_of(const Shape& shape, const ConvBlockSpec& spec) {
+    return spec.rate > 0.0f ? dropout_mask(shape, spec.rate, spec.dropout_key, spec.sample_offset)
+                            : Tensor::ones(shape);
+}
+
+}  // namespace
+
+Tensor conv_block_forward_reference(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                    const ConvBlockSpec& spec) {
+    conv_block_output_shape(x.shape(), weight.shape(), bias, spec);
+    const Tensor pooled =
+        max_pool2d_forward_naive(relu_of(conv2d_forward_naive(x, weight, bias, spec.conv)), spec.pool);
+    const Tensor mask = mask_of(pooled.shape(), spec);
+    Tensor out = pooled;
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = pooled[i] * mask[i];
+    return out;
+}
+
+void conv_block_backward_reference(const Tensor& dout, const Tensor& x, const Tensor& weight,
+                                   const Tensor& bias, const ConvBlockSpec& spec, Tensor* dx,
+                                   Tensor* dweight, Tensor* dbias) {
+    conv_block_output_shape(x.shape(), weight.shape(), bias, spec);
+    const Tensor conv = conv2d_forward_naive(x, weight, bias, spec.conv);
+    std::vector<std::int64_t> argmax;
+    const Tensor pooled = max_pool2d_forward(relu_of(conv), spec.pool, argmax);
+    check_same_shape("conv_block backward reference: dout vs output", dout, pooled);
+    const Tensor mask = mask_of(pooled.shape(), spec);
+    Tensor dpooled = dout;  // dropout: d * mask
+    for (std::size_t i = 0; i < dpooled.size(); ++i) dpooled[i] *= mask[i];
+    Tensor dconv(conv.shape());  // pool: scatter to the argmax; relu: pass where conv > 0
+    max_pool2d_backward(dpooled, argmax, dconv);
+    for (std::size_t i = 0; i < dconv.size(); ++i)
+        if (!(conv[i] > 0.0f)) dconv[i] = 0.0f;
+    conv2d_backward_naive(dconv, x, weight, spec.conv, dx, dweight, dbias);
+}
+
+}  // namespace semigrad

@@ -1,0 +1,142 @@
+// The 2x2 conv block's row kernels in AVX2 + FMA: eight outputs per step, the tail by masked
+// loads and stores. Lane for lane what conv_block_kernels.cpp computes (see
+// conv_block_kernels.hpp). AVX2 has no 64-bit multiply, so the SplitMix64 dropout hash builds its
+// low 64 bits from three 32x32 -> 64-bit products (the high x high one only reaches bit 64).
+#include "tensor/conv_block_kernels.hpp"
+
+#if SEMIGRAD_X86
+#include <algorithm>
+#include <cstring>
+
+#include <immintrin.h>
+
+#include "tensor/conv_block.hpp"
+
+
+SEMIGRAD_KERNELS_BEGIN
+namespace semigrad::conv_block_kernels {
+
+namespace {
+
+// The low 64 bits of a * c in each lane: lo(a)lo(c) + ((hi(a)lo(c) + lo(a)hi(c)) << 32).
+SEMIGRAD_AVX2 inline __m256i mullo64(__m256i a, std::uint64_t c) {
+    const __m256i cl = _mm256_set1_epi64x(std::int64_t(c & 0xffffffffu));
+    const __m256i ch = _mm256_set1_epi64x(std::int64_t(c >> 32));
+    const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), cl),
+                                           _mm256_mul_epu32(a, ch));
+    return _mm256_add_epi64(_mm256_mul_epu32(a, cl), _mm256_slli_epi64(cross, 32));
+}
+
+// dropout_hash (tensor/dropout.hpp) of four indices.
+SEMIGRAD_AVX2 inline __m256i hash4(__m256i key, __m256i index) {
+    __m256i z = _mm256_add_epi64(
+        key, mullo64(_mm256_add_epi64(index, _mm256_set1_epi64x(1)), 0x9E3779B97F4A7C15ULL));
+    z = mullo64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), 0xBF58476D1CE4E5B9ULL);
+    z = mullo64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), 0x94D049BB133111EBULL);
+    return _mm256_srli_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 31)), 40);
+}
+
+// Lanes i < count set (a mask for maskload/maskstore).
+SEMIGRAD_AVX2 inline __m256i first(int count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// 8 floats from p, the lanes past count as 0 (and not read).
+SEMIGRAD_AVX2 inline __m256 load(const float* p, int count) {
+    return count >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first(count));
+}
+SEMIGRAD_AVX2 inline void store(float* p, int count, __m256 v) {
+    if (count >= 8)
+        _mm256_storeu_ps(p, v);
+    else if (count > 0)
+        _mm256_maskstore_ps(p, first(count), v);
+}
+
+// The even and the odd elements of the 16 floats lo:hi, in order.
+SEMIGRAD_AVX2 inline __m256 evens(__m256 lo, __m256 hi) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
+}
+SEMIGRAD_AVX2 inline __m256 odds(__m256 lo, __m256 hi) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+}
+
+}  // namespace
+
+SEMIGRAD_AVX2 void pool_row_avx2(const PoolRow& a) {
+    const __m256 bias = _mm256_set1_ps(a.bias), scale = _mm256_set1_ps(a.scale);
+    const __m256i key = _mm256_set1_epi64x(std::int64_t(a.key));
+    const __m256i threshold = _mm256_set1_epi64x(a.threshold);
+    const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    for (int j = 0; j < a.OW; j += 8) {
+        const int m = std::min(8, a.OW - j);
+        const int lo = std::min(2 * m, 8), hi = std::max(2 * m - 8, 0);
+        const __m256 a0 = load(a.r0 + 2 * j, lo), a1 = load(a.r0 + 2 * j + 8, hi);
+        const __m256 b0 = load(a.r1 + 2 * j, lo), b1 = load(a.r1 + 2 * j + 8, hi);
+        const __m256 v[4] = {_mm256_add_ps(evens(a0, a1), bias), _mm256_add_ps(odds(a0, a1), bias),
+                             _mm256_add_ps(evens(b0, b1), bias), _mm256_add_ps(odds(b0, b1), bias)};
+        __m256 best = v[0];
+        __m256i place = _mm256_setzero_si256();
+        for (int k = 1; k < 4; ++k) {
+            const __m256 gt = _mm256_cmp_ps(v[k], best, _CMP_GT_OQ);
+            best = _mm256_blendv_ps(best, v[k], gt);
+            place = _mm256_blendv_epi8(place, _mm256_set1_epi32(k), _mm256_castps_si256(gt));
+        }
+        __m256i kept = _mm256_set1_epi32(-1);
+        if (a.dropout) {
+            const __m256i index = _mm256_add_epi64(_mm256_set1_epi64x(std::int64_t(a.first + j)),
+                                                   _mm256_setr_epi64x(0, 1, 2, 3));
+            // threshold > hash: dropped (both below 2^25, so the signed comparison is exact)
+            const __m256i drop0 = _mm256_cmpgt_epi64(threshold, hash4(key, index));
+            const __m256i drop1 = _mm256_cmpgt_epi64(
+                threshold, hash4(key, _mm256_add_epi64(index, _mm256_set1_epi64x(4))));
+            const __m256i drop = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(drop0, low_halves),
+                                                    _mm256_permutevar8x32_epi32(drop1, low_halves), 0xF0);
+            kept = _mm256_xor_si256(drop, _mm256_set1_epi32(-1));
+        }
+        const __m256 passes = _mm256_and_ps(_mm256_castsi256_ps(kept),
+                                            _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ));
+        store(a.out + j, m, _mm256_and_ps(_mm256_mul_ps(best, scale), passes));
+        const __m256i record = _mm256_or_si256(
+            place, _mm256_and_si256(_mm256_castps_si256(passes), _mm256_set1_epi32(kConvBlockPasses)));
+        const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(record),
+                                               _mm256_extracti128_si256(record, 1));
+        const __m128i bytes = _mm_packus_epi16(words, words);
+        if (m == 8) {
+            _mm_storel_epi64(reinterpret_cast<__m128i*>(a.record + j), bytes);
+        } else {
+            alignas(16) std::uint8_t tmp[16];
+            _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+            std::memcpy(a.record + j, tmp, std::size_t(m));
+        }
+    }
+}
+
+SEMIGRAD_AVX2 void unpool_row_avx2(const UnpoolRow& a) {
+    const __m256 scale = _mm256_set1_ps(a.scale);
+    for (int j = 0; j < a.OW; j += 8) {
+        const int m = std::min(8, a.OW - j);
+        std::uint64_t packed = 0;
+        std::memcpy(&packed, a.record + j, std::size_t(m));
+        const __m256i r = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(std::int64_t(packed)));
+        const __m256i flag = _mm256_set1_epi32(kConvBlockPasses);
+        const __m256 passes = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(r, flag), flag));
+        const __m256 g = _mm256_and_ps(_mm256_mul_ps(load(a.dout + j, m), scale), passes);
+        const __m256i place = _mm256_and_si256(r, _mm256_set1_epi32(3));
+        __m256 at[4];
+        for (int k = 0; k < 4; ++k)
+            at[k] = _mm256_and_ps(g, _mm256_castsi256_ps(_mm256_cmpeq_epi32(place, _mm256_set1_epi32(k))));
+        // Interleave places 0,1 into row d0 and 2,3 into row d1 (unpack works per 128-bit half).
+        const int lo = std::min(2 * m, 8), hi = std::max(2 * m - 8, 0);
+        for (int row = 0; row < 2; ++row) {
+            const __m256 l = _mm256_unpacklo_ps(at[2 * row], at[2 * row + 1]);
+            const __m256 h = _mm256_unpackhi_ps(at[2 * row], at[2 * row + 1]);
+            float* d = (row == 0 ? a.d0 : a.d1) + 2 * j;
+            store(d, lo, _mm256_permute2f128_ps(l, h, 0x20));
+            store(d + 8, hi, _mm256_permute2f128_ps(l, h, 0x31));
+        }
+    }
+}
+
+}  // namespace semigrad::conv_block_kernels
+SEMIGRAD_KERNELS_END
+#endif

@@ -1,0 +1,103 @@
+// The 2x2 conv block's row kernels in AVX-512 (F, BW, DQ, VL): sixteen outputs per step, the tail
+// by masks. Lane for lane what conv_block_kernels.cpp computes (see conv_block_kernels.hpp); the
+// SplitMix64 dropout hash runs in 64-bit lanes (vpmullq, AVX-512 DQ).
+#include "tensor/conv_block_kernels.hpp"
+
+#if SEMIGRAD_X86
+#include <algorithm>
+
+#include <immintrin.h>
+
+#include "tensor/conv_block.hpp"
+
+
+SEMIGRAD_KERNELS_BEGIN
+namespace semigrad::conv_block_kernels {
+
+namespace {
+
+// dropout_hash (tensor/dropout.hpp) of eight indices.
+SEMIGRAD_AVX512 inline __m512i hash8(__m512i key, __m512i index) {
+    const __m512i one = _mm512_set1_epi64(1);
+    __m512i z = _mm512_add_epi64(
+        key, _mm512_mullo_epi64(_mm512_add_epi64(index, one), _mm512_set1_epi64(0x9E3779B97F4A7C15LL)));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+                           _mm512_set1_epi64(std::int64_t(0xBF58476D1CE4E5B9ULL)));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+                           _mm512_set1_epi64(std::int64_t(0x94D049BB133111EBULL)));
+    return _mm512_srli_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 31)), 40);
+}
+
+SEMIGRAD_AVX512 inline __mmask16 first(int count) {
+    return count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1u);
+}
+
+}  // namespace
+
+SEMIGRAD_AVX512 void pool_row_avx512(const PoolRow& a) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m512 bias = _mm512_set1_ps(a.bias), scale = _mm512_set1_ps(a.scale);
+    const __m512i key = _mm512_set1_epi64(std::int64_t(a.key));
+    const __m512i threshold = _mm512_set1_epi64(a.threshold);
+    for (int j = 0; j < a.OW; j += 16) {
+        const int m = std::min(16, a.OW - j);
+        const __mmask16 lo = first(2 * m), hi = first(std::max(2 * m - 16, 0));
+        // Window places 0..3 of sixteen outputs: even and odd columns of the two rows.
+        const __m512 a0 = _mm512_maskz_loadu_ps(lo, a.r0 + 2 * j);
+        const __m512 a1 = _mm512_maskz_loadu_ps(hi, a.r0 + 2 * j + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(lo, a.r1 + 2 * j);
+        const __m512 b1 = _mm512_maskz_loadu_ps(hi, a.r1 + 2 * j + 16);
+        const __m512 v[4] = {_mm512_add_ps(_mm512_permutex2var_ps(a0, even, a1), bias),
+                             _mm512_add_ps(_mm512_permutex2var_ps(a0, odd, a1), bias),
+                             _mm512_add_ps(_mm512_permutex2var_ps(b0, even, b1), bias),
+                             _mm512_add_ps(_mm512_permutex2var_ps(b0, odd, b1), bias)};
+        __m512 best = v[0];
+        __m512i place = _mm512_setzero_si512();
+        for (int k = 1; k < 4; ++k) {
+            const __mmask16 gt = _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ);
+            best = _mm512_mask_mov_ps(best, gt, v[k]);
+            place = _mm512_mask_mov_epi32(place, gt, _mm512_set1_epi32(k));
+        }
+        __mmask16 kept = 0xffff;
+        if (a.dropout) {
+            const __m512i index = _mm512_add_epi64(_mm512_set1_epi64(std::int64_t(a.first + j)), lane);
+            const __mmask8 k0 = _mm512_cmpge_epu64_mask(hash8(key, index), threshold);
+            const __mmask8 k1 = _mm512_cmpge_epu64_mask(
+                hash8(key, _mm512_add_epi64(index, _mm512_set1_epi64(8))), threshold);
+            kept = __mmask16(k0 | (unsigned(k1) << 8));
+        }
+        const __mmask16 passes = kept & _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
+        _mm512_mask_storeu_ps(a.out + j, first(m), _mm512_maskz_mul_ps(passes, best, scale));
+        const __m512i record = _mm512_mask_or_epi32(place, passes, place, _mm512_set1_epi32(kConvBlockPasses));
+        _mm_mask_storeu_epi8(a.record + j, first(m), _mm512_cvtepi32_epi8(record));
+    }
+}
+
+SEMIGRAD_AVX512 void unpool_row_avx512(const UnpoolRow& a) {
+    // Output j's places 0 and 1 go to d0[2j], d0[2j+1]: interleave two vectors of sixteen.
+    const __m512i low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512 scale = _mm512_set1_ps(a.scale);
+    for (int j = 0; j < a.OW; j += 16) {
+        const int m = std::min(16, a.OW - j);
+        const __m512 d = _mm512_maskz_loadu_ps(first(m), a.dout + j);
+        const __m512i r = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(first(m), a.record + j));
+        const __mmask16 passes = _mm512_test_epi32_mask(r, _mm512_set1_epi32(kConvBlockPasses));
+        const __m512 g = _mm512_maskz_mul_ps(passes, d, scale);
+        const __m512i place = _mm512_and_si512(r, _mm512_set1_epi32(3));
+        __m512 at[4];
+        for (int k = 0; k < 4; ++k)
+            at[k] = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(place, _mm512_set1_epi32(k)), g);
+        const __mmask16 lo = first(2 * m), hi = first(std::max(2 * m - 16, 0));
+        _mm512_mask_storeu_ps(a.d0 + 2 * j, lo, _mm512_permutex2var_ps(at[0], low, at[1]));
+        _mm512_mask_storeu_ps(a.d0 + 2 * j + 16, hi, _mm512_permutex2var_ps(at[0], high, at[1]));
+        _mm512_mask_storeu_ps(a.d1 + 2 * j, lo, _mm512_permutex2var_ps(at[2], low, at[3]));
+        _mm512_mask_storeu_ps(a.d1 + 2 * j + 16, hi, _mm512_permutex2var_ps(at[2], high, at[3]));
+    }
+}
+
+}  // namespace semigrad::conv_block_kernels
+SEMIGRAD_KERNELS_END
+#endif

@@ -1,0 +1,63 @@
+// The inner loops of tensor/conv_block.cpp for its common case — a 2x2 pool with stride 2 and no
+// padding, the tutorial's — one output row at a time, in three instruction sets: portable C++
+// (conv_block_kernels.cpp), AVX2 + FMA (conv_block_avx2.cpp) and AVX-512 (conv_block_avx512.cpp).
+// All three compute the same bits: the same float additions and comparisons, lane by lane, and
+// the dropout decision as integers (tensor/dropout.hpp). conv_block.cpp's general epilogue, for
+// any pool, is the readable reference the tests hold them to.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tensor/simd.hpp"
+
+namespace semigrad::conv_block_kernels {
+
+// One output row of the forward epilogue. Inputs: two rows r0, r1 of the conv output (before
+// the bias), at least 2*OW floats each. Output j reads r0[2j], r0[2j+1], r1[2j], r1[2j+1] (places
+// 0..3 of its window), adds `bias`, keeps the first maximum, and writes
+//   out[j]    = max > 0 and kept ? max * scale : 0
+//   record[j] = place | (max > 0 and kept ? 0x80 : 0)
+// where kept = !dropout or dropout_hash(key, first + j) >= threshold.
+struct PoolRow {
+    const float* r0;
+    const float* r1;
+    float bias;
+    int OW;
+    bool dropout;
+    std::uint64_t key, first;
+    std::uint32_t threshold;
+    float scale;
+    float* out;
+    std::uint8_t* record;
+};
+
+// The backward's adjoint of one such row: the two conv-gradient rows d0, d1 (2*OW floats each)
+// get dout[j] * scale at output j's winner if its gradient passes, and 0 at its other three
+// places. Every element of the 2*OW columns is written (no zero fill first).
+struct UnpoolRow {
+    const float* dout;
+    const std::uint8_t* record;
+    float scale;
+    int OW;
+    float* d0;
+    float* d1;
+};
+
+void pool_row_portable(const PoolRow& a);
+void unpool_row_portable(const UnpoolRow& a);
+#if SEMIGRAD_X86
+void pool_row_avx2(const PoolRow& a);
+void unpool_row_avx2(const UnpoolRow& a);
+void pool_row_avx512(const PoolRow& a);
+void unpool_row_avx512(const UnpoolRow& a);
+#endif
+
+// The pair for `isa` (tensor/simd.hpp; the caller has checked that the CPU runs it).
+struct RowKernels {
+    void (*pool)(const PoolRow&);
+    void (*unpool)(const UnpoolRow&);
+};
+RowKernels row_kernels(Isa isa);
+
+}  // namespace semigrad::conv_block_kernels
