@@ -2,9 +2,14 @@
 // claims is checked against the bytes that really follow it.
 #include "data/idx.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <array>
 #include <filesystem>
 
@@ -32,12 +37,46 @@ std::string hex_byte(unsigned b) {
     return std::string("0x") + digits[(b >> 4) & 15] + digits[b & 15];
 }
 
+// Opens `path` for reading if it is a regular file. O_NONBLOCK so that a FIFO without a writer
+// cannot block the open; it is cleared once fstat has shown a regular file.
+int open_regular_file(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) throw IoError(where(path) + "cannot open the file: " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw IoError(where(path) + "not a regular file");
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+// A gzip file ends with ISIZE, the decompressed length mod 2^32 (RFC 1952 §2.3.1). Read before
+// inflating anything, it lets a stream that would decompress to more than the header claims (a
+// "gzip bomb") be refused at once instead of after gigabytes. 0 when `fd` is not gzip.
+std::uint64_t gzip_isize(int fd) {
+    unsigned char head[2] = {}, tail[4] = {};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || st.st_size < 18) return 0;
+    if (::pread(fd, head, 2, 0) != 2 || head[0] != 0x1f || head[1] != 0x8b) return 0;
+    if (::pread(fd, tail, 4, st.st_size - 4) != 4) return 0;
+    return std::uint64_t{tail[0]} | std::uint64_t{tail[1]} << 8 | std::uint64_t{tail[2]} << 16 |
+           std::uint64_t{tail[3]} << 24;
+}
+
 // One open gzFile. gzread returns short counts at the end of the input; a stream that stops in
-// the middle (Z_BUF_ERROR) or fails its CRC/inflate (-1) is an error, not an end.
+// the middle (Z_BUF_ERROR) or fails its CRC/inflate (-1) is an error, not an end; a failing
+// read of the file itself (EIO) is reported as that, not as corrupt data.
 class GzFile {
   public:
-    explicit GzFile(const std::string& path) : path_(path), file_(gzopen(path.c_str(), "rb")) {
-        if (!file_) throw IoError(where(path) + "cannot open the file");
+    explicit GzFile(const std::string& path) : path_(path) {
+        const int fd = open_regular_file(path);
+        isize_ = gzip_isize(fd);
+        file_ = gzdopen(fd, "rb");
+        if (!file_) {
+            ::close(fd);
+            throw IoError(where(path) + "cannot open the file");
+        }
         gzbuffer(file_, 256 * 1024);
         const bool named_gz = path.size() >= 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
         if (named_gz && gzdirect(file_)) {
@@ -50,25 +89,34 @@ class GzFile {
     GzFile& operator=(const GzFile&) = delete;
 
     std::size_t read(void* dst, std::size_t n) {
+        errno = 0;
         const int got = gzread(file_, dst, static_cast<unsigned>(n));
+        const int read_errno = errno;
         int errnum = Z_OK;
         const char* message = gzerror(file_, &errnum);
+        if (errnum == Z_ERRNO)
+            throw IoError(where(path_) + "read error: " + std::strerror(read_errno));
         if (got < 0 || errnum == Z_DATA_ERROR || errnum == Z_STREAM_ERROR)
             throw FormatError(where(path_) + "corrupt gzip data (zlib: " + message + ")");
-        if (errnum == Z_ERRNO) throw IoError(where(path_) + "read error");
         if (errnum == Z_BUF_ERROR)
             throw FormatError(where(path_) + "the gzip stream ends early (truncated .gz file)");
         return static_cast<std::size_t>(got);
     }
 
+    // The gzip trailer's decompressed size mod 2^32; 0 for a plain file.
+    std::uint64_t isize() const { return isize_; }
+
   private:
     std::string path_;
-    gzFile file_;
+    gzFile file_ = nullptr;
+    std::uint64_t isize_ = 0;
 };
 
-// Reads an unsigned-byte IDX file of the given rank; returns its sizes and data.
+// Reads an unsigned-byte IDX file of the given rank; returns its sizes and data. With
+// `max_items` > 0 only the first max_items items (along the first size) are read, and the rest
+// of the file is not looked at.
 std::vector<std::uint8_t> read_idx(const std::string& path, std::size_t rank, const char* layout,
-                                   std::vector<std::uint32_t>& dims) {
+                                   std::vector<std::uint32_t>& dims, std::size_t max_items) {
     GzFile file(path);
     std::array<std::uint8_t, 4> magic{};
     const std::size_t got_magic = file.read(magic.data(), 4);
@@ -106,6 +154,18 @@ std::vector<std::uint8_t> read_idx(const std::string& path, std::size_t rank, co
     if (total > kMaxDataBytes)
         throw FormatError(where(path) + "header sizes " + dims_string(dims) +
                           " claim more than 4 GiB of data");
+    const std::uint64_t file_bytes = 4 + 4 * rank + total;
+    // A single-member gzip stream's ISIZE is its whole length (mod 2^32); a file of several
+    // members (legal, rare) ends with the last member's, which is smaller, so only "more" is
+    // refused.
+    if (file.isize() > (file_bytes & 0xffffffffu) && file_bytes < (std::uint64_t{1} << 32))
+        throw FormatError(where(path) + "trailing bytes after the " + std::to_string(total) +
+                          " bytes of data its header sizes " + dims_string(dims) +
+                          " claim: the gzip trailer says " + std::to_string(file.isize()) +
+                          " bytes decompressed, not " + std::to_string(file_bytes) +
+                          " (refused before inflating)");
+    const bool whole_file = max_items == 0 || max_items >= dims[0];
+    if (!whole_file) total = total / dims[0] * max_items;
 
     std::vector<std::uint8_t> data;
     std::size_t have = 0;
@@ -120,6 +180,7 @@ std::vector<std::uint8_t> read_idx(const std::string& path, std::size_t rank, co
         throw FormatError(where(path) + "truncated: header sizes " + dims_string(dims) + " claim " +
                           std::to_string(total) + " bytes of data, the file holds " +
                           std::to_string(have));
+    if (!whole_file) return data;
     std::uint8_t extra = 0;
     if (file.read(&extra, 1) != 0)
         throw FormatError(where(path) + "trailing bytes after the " + std::to_string(total) +
@@ -129,7 +190,8 @@ std::vector<std::uint8_t> read_idx(const std::string& path, std::size_t rank, co
 
 }  // namespace
 
-Dataset load_idx(const std::string& images_path, const std::string& labels_path, int num_classes) {
+Dataset load_idx(const std::string& images_path, const std::string& labels_path, int num_classes,
+                 std::size_t max_count) {
     if (num_classes < 1 || num_classes > 256)
         throw ValueError("load_idx: num_classes " + std::to_string(num_classes) +
                          " is outside [1, 256] (labels are unsigned bytes)");
@@ -138,14 +200,16 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path,
     d.labels_path = labels_path;
 
     std::vector<std::uint32_t> image_dims, label_dims;
-    d.images = read_idx(images_path, 3, "(images: [count, rows, cols])", image_dims);
+    // Labels first: they are small, and a bad label file fails before megabytes of images.
     const std::vector<std::uint8_t> labels =
-        read_idx(labels_path, 1, "(labels: [count])", label_dims);
+        read_idx(labels_path, 1, "(labels: [count])", label_dims, max_count);
+    d.images = read_idx(images_path, 3, "(images: [count, rows, cols])", image_dims, max_count);
     if (image_dims[0] != label_dims[0])
         throw FormatError("load_idx: " + images_path + " holds " + std::to_string(image_dims[0]) +
                           " images but " + labels_path + " holds " + std::to_string(label_dims[0]) +
                           " labels");
-    d.count = image_dims[0];
+    d.file_count = image_dims[0];
+    d.count = max_count > 0 ? std::min<std::size_t>(max_count, d.file_count) : d.file_count;
     d.rows = image_dims[1];
     d.cols = image_dims[2];
 
@@ -160,7 +224,7 @@ Dataset load_idx(const std::string& images_path, const std::string& labels_path,
     return d;
 }
 
-Split load_mnist_folder(const std::string& dir) {
+Split load_mnist_folder(const std::string& dir, std::size_t max_train) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::is_directory(dir, ec))
@@ -183,7 +247,7 @@ Split load_mnist_folder(const std::string& dir) {
     };
     Split s;
     s.train = load_idx(find("train-images", "idx3-ubyte", "training images"),
-                       find("train-labels", "idx1-ubyte", "training labels"));
+                       find("train-labels", "idx1-ubyte", "training labels"), 10, max_train);
     s.test = load_idx(find("t10k-images", "idx3-ubyte", "test images"),
                       find("t10k-labels", "idx1-ubyte", "test labels"));
     if (s.train.rows != s.test.rows || s.train.cols != s.test.cols)

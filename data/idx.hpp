@@ -25,15 +25,18 @@ namespace semigrad::data {
 struct Dataset {
     std::vector<std::uint8_t> images;  // count*rows*cols, row-major
     std::vector<int> labels;           // count
-    std::size_t count = 0, rows = 0, cols = 0;
+    std::size_t count = 0, rows = 0, cols = 0;  // count: images read
+    std::size_t file_count = 0;                 // images the file holds (its header's count)
     std::string images_path, labels_path;
 };
 
-// Reads an image file and its label file. Throws IoError (cannot open/read, corrupt gzip) or
-// FormatError (magic, type, rank, sizes vs the real length, count mismatch, label outside
-// [0, num_classes)), each naming the file and the problem.
+// Reads an image file and its label file. Throws IoError (cannot open or read, not a regular
+// file) or FormatError (magic, type, rank, sizes vs the real length, count mismatch, label
+// outside [0, num_classes), corrupt gzip), each naming the file and the problem. With
+// max_count > 0 only the first max_count images and labels are read (and checked); the rest
+// of each file is never inflated.
 Dataset load_idx(const std::string& images_path, const std::string& labels_path,
-                 int num_classes = 10);
+                 int num_classes = 10, std::size_t max_count = 0);
 
 // The training and test sets of one MNIST-style folder.
 struct Split {
@@ -43,7 +46,8 @@ struct Split {
 // Reads `dir`/{train,t10k}-{images-idx3,labels-idx1}-ubyte, each either gzip'd (.gz) or plain,
 // and also under the dotted names (train-images.idx3-ubyte) some mirrors use. Throws IoError
 // naming the folder and the names it looked for when a file is missing.
-Split load_mnist_folder(const std::string& dir);
+// max_train > 0: read only the first max_train training images (the trainer's --limit-train).
+Split load_mnist_folder(const std::string& dir, std::size_t max_train = 0);
 
 // The images at `indices` as float32 [N,1,rows,cols], pixel/255 (the tutorial's
 // `tf.cast(img, tf.float32) / 255.`). Throws ValueError on an index >= d.count.

@@ -1,6 +1,7 @@
 // IDX reading: tiny files written here, valid and broken (one per header field, truncated,
 // trailing bytes, count mismatch, label range, corrupt gzip), plain and gzip'd; folder lookup.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -304,4 +305,48 @@ TEST(IdxRealData, MnistFromGetDataLoadsWithItsSource) {
     std::vector<int> per_class(10);
     for (int l : s.test.labels) ++per_class[l];
     for (int c = 0; c < 10; ++c) EXPECT_GT(per_class[c], 100) << "class " << c;
+}
+
+// --limit-train reads only what it uses: the first N items, and nothing after them (a file
+// damaged past that point still loads).
+TEST_F(Idx, MaxCountReadsOnlyTheFirstItems) {
+    Bytes damaged = good_images();
+    damaged.resize(damaged.size() - 5);  // the third image is cut short
+    const std::string images = write("images", damaged), labels = write("labels", good_labels());
+    const data::Dataset d = data::load_idx(images, labels, 10, 2);
+    EXPECT_EQ(d.count, 2u);
+    EXPECT_EQ(d.file_count, 3u);
+    const Bytes pixels = image_pixels();
+    EXPECT_EQ(d.images, Bytes(pixels.begin(), pixels.begin() + 16));
+    EXPECT_EQ(d.labels, (std::vector<int>{0, 9}));
+    EXPECT_THROW(data::load_idx(images, labels, 10, 0), FormatError);  // all of it: truncated
+    const data::Dataset all = data::load_idx(write("ok", good_images()), labels, 10, 7);
+    EXPECT_EQ(all.count, 3u);  // more than the file holds: the whole file
+}
+
+// A gzip stream that inflates to far more than the header claims is refused from the gzip
+// trailer, before any of it is inflated.
+TEST_F(Idx, GzipBombIsRefusedBeforeInflating) {
+    Bytes bomb = good_images();
+    bomb.resize(bomb.size() + 64 * 1024 * 1024, 0);  // 64 MiB of zeros: a ~64 KiB .gz
+    const std::string labels = write("labels", good_labels());
+    const std::string gz = write_gz("bomb.gz", bomb);
+    ASSERT_LT(fs::file_size(gz), 1u << 20);
+    expect_error<FormatError>(gz, labels, gz, "the gzip trailer says 67108904 bytes decompressed");
+}
+
+// A read that fails in the file system (EIO) is an IoError saying so, not "corrupt gzip data".
+// /proc/self/mem is a regular file whose read at offset 0 (never mapped) fails with EIO.
+TEST_F(Idx, ReadErrorIsAnIoErrorNotCorruptData) {
+    const std::string labels = write("labels", good_labels());
+    expect_error<IoError>("/proc/self/mem", labels, "/proc/self/mem", "Input/output error");
+}
+
+// A FIFO is refused at once (opening one without a writer would block forever), as is a folder.
+TEST_F(Idx, NonRegularFilesAreRefusedWithoutBlocking) {
+    const std::string labels = write("labels", good_labels());
+    const std::string fifo = (dir_ / "fifo-idx3-ubyte").string();
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    expect_error<IoError>(fifo, labels, fifo, "not a regular file");
+    expect_error<IoError>(dir_.string(), labels, dir_.string(), "not a regular file");
 }
