@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "nn/checkpoint.hpp"
+#include "tensor/atomic_file.hpp"
 #include "tensor/error.hpp"
 
 using namespace semigrad;
@@ -365,7 +366,7 @@ TEST_F(Checkpoint, FailedSaveLeavesThePreviousCheckpointIntact) {
 
     // The temporary file cannot be created: a folder squats its name (this works as root too).
     advance(*model, opt, 1);
-    fs::create_directory(path + ".tmp." + std::to_string(::getpid()));
+    fs::create_directory(temporary_name(path));
     EXPECT_THROW(save_checkpoint(path, *model, opt, {{"epoch", 2}}), IoError);
     EXPECT_EQ(slurp(path), good);
 
