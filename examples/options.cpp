@@ -1,8 +1,14 @@
 #include "examples/options.hpp"
 
+#include <sched.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cfloat>
+#include <cstdlib>
 #include <cmath>
 #include <iostream>
+#include <thread>
 
 namespace semigrad::examples {
 
@@ -10,6 +16,8 @@ namespace {
 
 // Flag checks with plain messages (CLI11's PositiveNumber prints the whole double range).
 // Numbers must be finite; whole numbers must not be negative (CLI11 would wrap "-3" around).
+// A value is checked as the type it becomes: --lr and --margin go to the loss and Adam as
+// floats, so 1e39 (a finite double, infinity as a float) and 1e-50 (0 as a float) are refused.
 CLI::Validator number_check(bool (*ok)(double), const char* rule) {
     return CLI::Validator(
         [ok, rule](std::string& text) -> std::string {
@@ -24,9 +32,29 @@ CLI::Validator number_check(bool (*ok)(double), const char* rule) {
         rule);
 }
 const CLI::Validator positive = number_check([](double v) { return v > 0; }, "a number > 0");
-const CLI::Validator non_negative = number_check([](double v) { return v >= 0; }, "a number >= 0");
-const CLI::Validator whole = number_check(
-    [](double v) { return v >= 0 && v == std::floor(v); }, "a whole number >= 0");
+const CLI::Validator positive_float = number_check(
+    [](double v) { return v <= FLT_MAX && float(v) > 0; }, "a number > 0 that a float holds (1e-45 .. 3.4e38)");
+const CLI::Validator non_negative_float = number_check(
+    [](double v) { return v >= 0 && v <= FLT_MAX; }, "a number >= 0 that a float holds (<= 3.4e38)");
+// Whole numbers become std::uint64_t or std::size_t: digits only, and below 2^64 (as a
+// double, 18446744073709551616 would pass a "finite and whole" check and then wrap around).
+const CLI::Validator whole(
+    [](std::string& text) -> std::string {
+        const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+        errno = 0;
+        if (digits) std::strtoull(text.c_str(), nullptr, 10);
+        if (digits && errno != ERANGE) return {};
+        return "must be a whole number from 0 to 18446744073709551615, got '" + text + "'";
+    },
+    "a whole number >= 0");
+
+// CPUs this process may run on (its affinity mask: a container or taskset may allow fewer than
+// the machine has).
+int hardware_threads() {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+    return std::max(1, int(std::thread::hardware_concurrency()));
+}
 
 }  // namespace
 
@@ -42,9 +70,9 @@ std::optional<int> parse_options(int argc, char** argv, Options& opt) {
     app.add_option("--batch-size", opt.batch_size, "Images per training batch")
         ->check(positive)->capture_default_str();
     app.add_option("--lr", opt.lr, "Adam learning rate")
-        ->check(positive)->capture_default_str();
+        ->check(positive_float)->capture_default_str();
     app.add_option("--margin", opt.margin, "Triplet margin")
-        ->check(non_negative)->capture_default_str();
+        ->check(non_negative_float)->capture_default_str();
     app.add_option("--seed", opt.seed, "Seed for initialisation, shuffling and dropout")
         ->check(whole)->capture_default_str();
     app.add_option("--threads", opt.threads, "OpenMP/OpenBLAS threads (default: all cores)")
@@ -70,6 +98,13 @@ std::optional<int> parse_options(int argc, char** argv, Options& opt) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         std::cerr << "error: " << e.what() << " (see --help)\n";
+        return 2;
+    }
+    // More threads than the machine runs at once only slow OpenMP's barriers down (and 100000
+    // would be capped silently by the runtime): refuse, naming the number.
+    if (const int hw = hardware_threads(); opt.threads > hw) {
+        std::cerr << "error: --threads " << opt.threads << " is more than the " << hw
+                  << " hardware threads this process may use\n";
         return 2;
     }
     return std::nullopt;

@@ -1,10 +1,15 @@
 #include "examples/run_state.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "nn/checkpoint.hpp"
+#include "tensor/atomic_file.hpp"
 
 namespace fs = std::filesystem;
 
@@ -64,6 +69,11 @@ void save_run(const Options& opt, nn::Sequential& model, const nn::Optimizer& ad
         meta[epoch_key("epoch_seconds_", e)] = h.epoch_seconds[e];
         meta[epoch_key("epoch_active_", e)] = h.epoch_active[e];
     }
+    meta["partial_steps"] = std::int64_t(h.partial.steps);
+    meta["partial_seen"] = std::int64_t(h.partial.seen);
+    meta["partial_loss_sum"] = h.partial.loss_sum;
+    meta["partial_active_sum"] = h.partial.active_sum;
+    meta["partial_seconds"] = h.partial.seconds;
     nn::save_checkpoint(opt.checkpoint, model, adam, meta);
 }
 
@@ -94,20 +104,45 @@ History resume_run(const Options& opt, nn::Sequential& model, nn::Optimizer& ada
         h.epoch_seconds.push_back(entry<double>(opt, meta, epoch_key("epoch_seconds_", e)));
         h.epoch_active.push_back(entry<double>(opt, meta, epoch_key("epoch_active_", e)));
     }
+    h.partial.steps = std::size_t(entry<std::int64_t>(opt, meta, "partial_steps"));
+    h.partial.seen = std::size_t(entry<std::int64_t>(opt, meta, "partial_seen"));
+    h.partial.loss_sum = entry<double>(opt, meta, "partial_loss_sum");
+    h.partial.active_sum = entry<double>(opt, meta, "partial_active_sum");
+    h.partial.seconds = entry<double>(opt, meta, "partial_seconds");
+    if (h.partial.steps > 0 && epochs_done == std::size_t(opt.epochs))
+        throw UsageError("--epochs " + std::to_string(opt.epochs) + " ends before the " +
+                         std::to_string(h.partial.steps) + " steps of epoch " +
+                         std::to_string(epochs_done + 1) + " already done in " + opt.resume);
     return h;
 }
 
-void check_output_paths(const Options& opt) {
+void check_paths(const Options& opt) {
+    StagedFolder::check_replaceable(opt.out, "--out");
     std::error_code ec;
-    if (fs::exists(opt.out, ec) && !fs::is_directory(opt.out, ec))
-        throw IoError("--out " + opt.out + ": exists and is not a folder");
+    if (!opt.resume.empty() && !fs::is_regular_file(opt.resume, ec))
+        throw IoError("--resume " + opt.resume + ": not a regular file");
     if (opt.checkpoint.empty()) return;
-    if (fs::is_directory(opt.checkpoint, ec))
-        throw IoError("--checkpoint " + opt.checkpoint + ": is a folder, not a file");
-    const fs::path parent = fs::absolute(opt.checkpoint, ec).parent_path();
+    const std::string& ck = opt.checkpoint;
+    struct stat st {};
+    if (::lstat(ck.c_str(), &st) == 0) {
+        // rename() would replace a link by a file, a device node by a file: refuse them all.
+        if (S_ISLNK(st.st_mode))
+            throw IoError("--checkpoint " + ck + ": is a symbolic link (give the file's own path)");
+        if (S_ISDIR(st.st_mode))
+            throw IoError("--checkpoint " + ck + ": is a folder, not a file");
+        if (!S_ISREG(st.st_mode))
+            throw IoError("--checkpoint " + ck + ": exists and is not a regular file");
+        if (!nn::looks_like_checkpoint(ck))
+            throw IoError("--checkpoint " + ck +
+                          ": exists and is not a semigrad checkpoint (it would be overwritten)");
+    }
+    const fs::path parent = fs::absolute(ck, ec).parent_path();
     if (!fs::is_directory(parent, ec))
-        throw IoError("--checkpoint " + opt.checkpoint + ": folder " + parent.string() +
-                      " does not exist");
+        throw IoError("--checkpoint " + ck + ": folder " + parent.string() + " does not exist");
+    if (::access(parent.c_str(), W_OK | X_OK) != 0)
+        throw IoError("--checkpoint " + ck + ": cannot write in " + parent.string() + ": " +
+                      std::strerror(errno));
+    remove_stale_temporaries(ck);
 }
 
 }  // namespace semigrad::examples

@@ -16,10 +16,18 @@
 
 namespace semigrad::examples {
 
+// The steps done of an epoch that a signal cut short, with its running sums, so that a resumed
+// run continues that epoch at the next batch and reports it as if it had never stopped.
+struct PartialEpoch {
+    std::size_t steps = 0, seen = 0;
+    double loss_sum = 0, active_sum = 0, seconds = 0;
+};
+
 // Per-epoch results so far; saved in checkpoints so a resumed run reports every epoch.
 struct History {
     std::vector<double> epoch_loss, epoch_seconds, epoch_active;
     std::size_t no_positive_batches = 0;
+    PartialEpoch partial;  // of epoch number epoch_loss.size(); steps == 0: none
 };
 
 // The settings that decide the batches, and the data itself (a CRC-32 of the training images
@@ -38,8 +46,12 @@ void save_run(const Options& opt, nn::Sequential& model, const nn::Optimizer& ad
 History resume_run(const Options& opt, nn::Sequential& model, nn::Optimizer& adam,
                    const RunKey& key);
 
-// --out and --checkpoint are checked before any work, without creating anything yet: a typo
-// must not cost minutes of training, and a failed run must not leave folders behind.
-void check_output_paths(const Options& opt);
+// --out, --checkpoint and --resume are checked before any work, without creating anything yet:
+// a typo must not cost minutes of training, and a failed run must not leave folders behind.
+// --out must be a folder of regular files (it is replaced as a whole) or not exist, in a
+// writable place; --checkpoint must not be a symbolic link, and if it exists it must be a
+// checkpoint (nothing else is overwritten), in a writable folder; --resume must be a regular
+// file. Also removes the temporaries a killed run left beside --checkpoint.
+void check_paths(const Options& opt);
 
 }  // namespace semigrad::examples

@@ -295,6 +295,18 @@ void save_checkpoint(const std::string& path, Sequential& model, const Optimizer
     write_file_atomically(path, w.bytes);
 }
 
+bool looks_like_checkpoint(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st {};
+    char head[sizeof kMagic] = {};
+    const bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                    ::read(fd, head, sizeof head) == ssize_t(sizeof head) &&
+                    std::memcmp(head, kMagic, sizeof kMagic) == 0;
+    ::close(fd);
+    return ok;
+}
+
 Metadata load_checkpoint(const std::string& path, Sequential& model, Optimizer& opt) {
     if (!model.built()) throw Error("load_checkpoint: build the model before loading '" + path + "'");
     const Contents c = parse(read_file(path), path);

@@ -69,4 +69,8 @@ void save_checkpoint(const std::string& path, Sequential& model, const Optimizer
 // ValueError if `opt` does not hold the model's own parameter tensors.
 Metadata load_checkpoint(const std::string& path, Sequential& model, Optimizer& opt);
 
+// True when `path` is a regular file that starts with the checkpoint magic: a file a program may
+// overwrite with a new checkpoint without destroying something else.
+bool looks_like_checkpoint(const std::string& path);
+
 }  // namespace semigrad::nn

@@ -8,6 +8,10 @@
 #   bad_input    bad flags (exit 2), missing/corrupt data and checkpoints, --out on a file
 #                (exit 1): one `error:` line naming the culprit, existing outputs untouched
 #   cli          --help, --version, --summary (no data needed)
+#   robust       divergence (exit 1, nothing written), SIGTERM/SIGINT mid-run (exit 143/130, a
+#                mid-epoch checkpoint that resumes byte-identically), a killed run's leftovers
+#                cleaned, the output folder swapped whole, paths that must not be overwritten
+#                (symlink, FIFO, non-checkpoint), checkpoint metadata checked by key
 # Data: the first images of Debian's Fashion-MNIST, written as a small MNIST folder at test time
 # by make_idx.py. Exit 77 (meson: skipped) when that package is not installed.
 #
@@ -172,7 +176,7 @@ case_bad_input() {
   make_data data 256 100
   make_sentinel
   # Every flag at most once per run (CLI11 refuses repeats with exit 2, which would prove nothing).
-  local common=(--threads "$threads" --out sentinel)
+  local common=(--out sentinel)
 
   # Flags: exit 2, nothing on stdout, before any training. PATTERN is what the message must name.
   local -a flag_cases=(
@@ -184,7 +188,10 @@ case_bad_input() {
     "--seed|--data data --epochs 1 --seed -3"                      # no unsigned wrap-around
     "--shuffle-buffer|--data data --epochs 1 --shuffle-buffer -1"
     "--lr|--data data --epochs 1 --lr inf"                          # finite numbers only
-    "--margin|--data data --epochs 1 --margin nan")
+    "--margin|--data data --epochs 1 --margin nan"
+    "--lr|--data data --epochs 1 --lr 1e39"                         # finite as a double, inf as a float
+    "--seed|--data data --epochs 1 --seed 18446744073709551616"     # 2^64 would wrap around
+    "--threads 100000|--data data --epochs 1 --threads 100000")     # more than the machine has
   local entry args flag
   for entry in "${flag_cases[@]}"; do
     flag=${entry%%|*} args=${entry#*|}
@@ -194,7 +201,7 @@ case_bad_input() {
     [ -s flag.out ] && fail "$args: wrote to stdout: $(head -c 200 flag.out)"
   done
 
-  common+=(--epochs 1 --limit-train 64)
+  common+=(--threads "$threads" --epochs 1 --limit-train 64)
   run nodata "${common[@]}" --data "$tmp/no-such-folder"
   expect_error nodata 1 no-such-folder "missing --data folder"
 
@@ -209,8 +216,9 @@ raw = open(path, "rb").read()
 idx = gzip.decompress(raw)
 if kind == "truncated_gz":     # a download cut short
     out = raw[: len(raw) // 2]
-elif kind == "truncated_idx":  # valid gzip, but fewer images than the header claims
-    out = gzip.compress(idx[: len(idx) - 784 * 10 - 100], mtime=0)
+elif kind == "truncated_idx":  # valid gzip, but fewer images than the header claims (and
+    # than the run's --limit-train 64 uses: only what is used is read)
+    out = gzip.compress(idx[: 16 + 784 * 40 + 100], mtime=0)
 elif kind == "bad_magic":
     out = gzip.compress(b"\x01\x02" + idx[2:], mtime=0)
 elif kind == "corrupt_gzip":   # flip bits inside the deflate stream, header and size intact
@@ -272,6 +280,133 @@ EOF
   check_sentinel "failed runs"
 }
 
+# Everything left of a write that did not finish: temporaries of this scheme or the older one.
+leftovers() { find . -path ./data -prune -o \( -name '*semigrad-tmp*' -o -name '*.tmp.[0-9]*' \) -print; }
+
+# Rewrites a checkpoint with Python (edit), then fixes its trailing crc32 so the field checks
+# see the edit: fix_ckpt IN OUT PYTHON-EXPRESSION-ON-b
+edit_ckpt() {
+  "$python" -c '
+import struct, sys, zlib
+b = bytearray(open(sys.argv[1], "rb").read())
+exec(sys.argv[3])
+b[-4:] = struct.pack("<I", zlib.crc32(bytes(b[:-4])))
+open(sys.argv[2], "wb").write(b)' "$1" "$2" "$3"
+}
+
+case_robust() {
+  make_data data 256 200
+  local common=(--data data --limit-train 192 --seed 3 --threads "$threads")
+
+  # --- finite or stop: a learning rate that blows the weights up ------------------------------
+  mkdir ck
+  run good "${common[@]}" --epochs 1 --quiet --checkpoint ck/run.ckpt --out out
+  ((rc == 0)) || { fail "1-epoch run: exit $rc: $(cat good.err)"; return; }
+  printf 'my notes\n' >out/notes.txt   # the user's own file in the output folder
+  fingerprint ck >ck.fp
+  fingerprint out >out.fp
+  run diverge "${common[@]}" --epochs 2 --quiet --lr 1e30 --checkpoint ck/run.ckpt --out out
+  expect_error diverge 1 "--lr" "--lr 1e30 diverges"
+  grep -qE 'diverged at epoch 1, step [0-9]+' diverge.err || fail "no epoch/step named: $(cat diverge.err)"
+  fingerprint ck | cmp -s - ck.fp || fail "the diverged run changed the checkpoint"
+  fingerprint out | cmp -s - out.fp || fail "the diverged run changed --out"
+  [ -z "$(leftovers)" ] || fail "the diverged run left temporaries: $(leftovers)"
+
+  # --- a checkpoint holding NaN (CRC-valid) is refused on resume -------------------------------
+  # conv2d/kernel's first value follows its name, the rank (u32) and four u64 dims.
+  edit_ckpt ck/run.ckpt nan.ckpt \
+    'at = b.find(b"conv2d/kernel") + 13 + 4 + 32; b[at:at + 4] = struct.pack("<I", 0x7fc00000)'
+  run nanck "${common[@]}" --epochs 2 --quiet --resume nan.ckpt --out out
+  expect_error nanck 1 "'conv2d/kernel' holds NaN" "--resume of a checkpoint holding NaN"
+
+  # --- metadata checked by key: missing, negative ------------------------------------------------
+  edit_ckpt ck/run.ckpt nokey.ckpt 'b = bytearray(bytes(b).replace(b"no_positive_batches", b"no_positive_batchez"))'
+  run nokey "${common[@]}" --epochs 2 --quiet --resume nokey.ckpt --out out
+  expect_error nokey 1 "metadata 'no_positive_batches' is missing" "checkpoint without a metadata key"
+  edit_ckpt ck/run.ckpt negative.ckpt \
+    'at = b.find(b"partial_steps") + 13; assert b[at] == 0; b[at + 1:at + 9] = struct.pack("<q", -1)'
+  run negative "${common[@]}" --epochs 2 --quiet --resume negative.ckpt --out out
+  expect_error negative 1 "metadata 'partial_steps' is -1" "checkpoint with a negative count"
+
+  # --- SIGTERM mid-run: a checkpoint of the steps done, exit 143, nothing torn ---------------
+  # Stopped at whatever step the signal finds; resumed, the run must equal a straight one.
+  rm ck/run.ckpt
+  "$bin" "${common[@]}" --epochs 3 --checkpoint ck/run.ckpt --out term >term.out 2>term.err &
+  local pid=$! waited=0
+  while [ ! -e ck/run.ckpt ] && ((waited < 1200)); do sleep 0.1; waited=$((waited + 1)); done
+  sleep 0.3
+  kill -TERM "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  if ((rc != 143)); then fail "SIGTERM: exit $rc, expected 143: $(cat term.err)"
+  elif [ "$(wc -l <term.err)" -ne 1 ] || ! grep -q '^interrupted by SIGTERM .*ck/run.ckpt' term.err; then
+    fail "SIGTERM: expected one 'interrupted by SIGTERM' line naming the checkpoint: $(cat term.err)"
+  else pass "SIGTERM: exit 143, $(cat term.err)"; fi
+  [ -e term ] && fail "SIGTERM: --out was created: $(ls term)"
+  [ -z "$(leftovers)" ] || fail "SIGTERM left temporaries: $(leftovers)"
+  run resumed "${common[@]}" --epochs 3 --quiet --resume ck/run.ckpt --out resumed
+  ((rc == 0)) || fail "resuming the interrupted run: exit $rc: $(cat resumed.err)"
+  run straight "${common[@]}" --epochs 3 --quiet --out straight
+  if ((rc == 0)) && cmp -s resumed/vecs.tsv straight/vecs.tsv; then
+    pass "interrupted + resumed == straight, byte for byte"
+  else fail "interrupted + resumed differs from straight: $(cat straight.err)"; fi
+
+  # --- SIGINT without --checkpoint: exit 130, says there is no checkpoint ---------------------
+  "$bin" "${common[@]}" --epochs 50 --out int >int.out 2>int.err &
+  pid=$!
+  waited=0
+  while ! grep -q '^epoch 1/' int.out && ((waited < 1200)); do sleep 0.1; waited=$((waited + 1)); done
+  kill -INT "$pid"
+  rc=0
+  wait "$pid" || rc=$?
+  if ((rc == 130)) && grep -q '^interrupted by SIGINT .*no checkpoint' int.err; then
+    pass "SIGINT: exit 130, $(cat int.err)"
+  else fail "SIGINT: exit $rc: $(cat int.err)"; fi
+
+  # --- a killed run's temporaries are removed by the next run -------------------------------
+  local gone
+  gone=$(sh -c 'echo $$')   # a pid that has exited
+  printf torn >"ck/run.ckpt.semigrad-tmp.$gone"
+  mkdir "out.semigrad-tmp.$gone" && printf torn >"out.semigrad-tmp.$gone/vecs.tsv"
+  printf torn >"out/vecs.tsv.tmp.$gone"   # an earlier version's naming
+  run clean "${common[@]}" --epochs 1 --quiet --checkpoint ck/run.ckpt --out out
+  ((rc == 0)) || fail "run after a killed one: exit $rc: $(cat clean.err)"
+  [ -z "$(leftovers)" ] || fail "a killed run's temporaries were not removed: $(leftovers)"
+  # The output folder was replaced whole, and the user's own file kept.
+  [ "$(cat out/notes.txt 2>/dev/null)" = "my notes" ] || fail "the user's out/notes.txt was lost"
+  [ "$(ls out | LC_ALL=C sort | tr '\n' ' ')" = "embeddings.png meta.tsv metrics.json notes.txt vecs.tsv " ] ||
+    fail "out holds: $(ls out)"
+
+  # --- paths that must not be overwritten or read -----------------------------------------------
+  ln -s ck/run.ckpt link.ckpt
+  printf 'my thesis\n' >thesis.txt
+  mkfifo fifo.ckpt
+  mkdir -p nested/sub
+  local entry args pattern
+  for entry in "--checkpoint link.ckpt|symbolic link" \
+               "--checkpoint thesis.txt|not a semigrad checkpoint" \
+               "--checkpoint fifo.ckpt|not a regular file" \
+               "--resume fifo.ckpt|fifo.ckpt" \
+               "--out nested|holds 'sub'"; do
+    args=${entry%%|*} pattern=${entry#*|}
+    rc=0
+    # shellcheck disable=SC2086  # args are a flag and its value, split on purpose
+    timeout 60 "$bin" "${common[@]}" --epochs 1 $args >path.out 2>path.err || rc=$?
+    expect_error path 1 "$pattern" "$args"
+    [ -s path.out ] && fail "$args: started before refusing: $(cat path.out)"
+  done
+  [ "$(cat thesis.txt)" = "my thesis" ] || fail "--checkpoint thesis.txt changed the file"
+  [ -L link.ckpt ] || fail "--checkpoint link.ckpt replaced the link"
+  [ -p fifo.ckpt ] || fail "--checkpoint fifo.ckpt replaced the FIFO"
+  if [ "$(id -u)" != 0 ]; then
+    mkdir ro && chmod 555 ro
+    run ro "${common[@]}" --epochs 1 --out ro/out
+    expect_error ro 1 "cannot write in" "--out in a read-only folder"
+  else
+    echo "skip --out in a read-only folder: root may write anywhere"
+  fi
+}
+
 case_cli() {
   run help --help
   if ((rc != 0)); then fail "--help: exit $rc"; else
@@ -295,7 +430,7 @@ case_cli() {
 }
 
 case "$case_name" in
-  train | determinism | resume | bad_input | cli) "case_$case_name" ;;
+  train | determinism | resume | bad_input | cli | robust) "case_$case_name" ;;
   *) echo "trainer_test.sh: unknown case '$case_name'"; exit 2 ;;
 esac
 if ((failures > 0)); then
