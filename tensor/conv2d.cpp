@@ -112,13 +112,37 @@ Span valid_span(int O, int stride, int offset, int size) {
 
 // x [C,H,W] (one image) -> cols [K,P]; row (c*KH + kh)*KW + kw holds x shifted by (kh, kw),
 // matching the row-major flattening of weight [OC, C, KH, KW].
+//
+// At stride 1 with OW == W ("same" padding, the tutorial's convs) a cols row is the input plane
+// shifted by d = (kh - pt) * W + (kw - pl): one contiguous copy from the first to the last valid
+// element, then zeros where the shift ran over an edge (a padded row, or a column that wrapped
+// into the neighbouring row). Rows of 14 floats made the general per-row loop mostly overhead.
 void im2col(const float* x, const Geometry& g, float* cols) {
     const int P = g.P();
+    const bool shifted_planes = g.sh == 1 && g.sw == 1 && g.OW == g.W;
     for (int c = 0; c < g.C; ++c)
         for (int kh = 0; kh < g.KH; ++kh)
             for (int kw = 0; kw < g.KW; ++kw) {
                 float* row = cols + std::size_t((c * g.KH + kh) * g.KW + kw) * P;
                 const Span sw = valid_span(g.OW, g.sw, kw - g.pl, g.W);
+                if (shifted_planes) {
+                    const Span sh = valid_span(g.OH, 1, kh - g.pt, g.H);
+                    const float* plane = x + std::size_t(c) * g.H * g.W;
+                    const int d = (kh - g.pt) * g.W + (kw - g.pl);
+                    const int p0 = sh.lo * g.W + sw.lo, p1 = (sh.hi - 1) * g.W + sw.hi;
+                    if (sh.lo >= sh.hi || sw.lo >= sw.hi) {
+                        std::fill(row, row + P, 0.0f);
+                        continue;
+                    }
+                    std::fill(row, row + p0, 0.0f);
+                    std::copy(plane + p0 + d, plane + p1 + d, row + p0);
+                    std::fill(row + p1, row + P, 0.0f);
+                    for (int oh = sh.lo; oh < sh.hi; ++oh) {
+                        std::fill(row + oh * g.OW, row + oh * g.OW + sw.lo, 0.0f);
+                        std::fill(row + oh * g.OW + sw.hi, row + (oh + 1) * g.OW, 0.0f);
+                    }
+                    continue;
+                }
                 for (int oh = 0; oh < g.OH; ++oh) {
                     float* dst = row + oh * g.OW;
                     const int ih = oh * g.sh + kh - g.pt;
@@ -135,7 +159,8 @@ void im2col(const float* x, const Geometry& g, float* cols) {
 }
 
 // The adjoint of im2col: dx [C,H,W] += fold(dcols [K,P]). Overlapping windows add up here, in a
-// fixed order, so it runs on one image per thread.
+// fixed order, so it runs on one image per thread. (Unit stride gets its own inner loop, which
+// the compiler vectorises.)
 void col2im_add(const float* dcols, const Geometry& g, float* dx) {
     const int P = g.P();
     for (int c = 0; c < g.C; ++c)
@@ -148,7 +173,10 @@ void col2im_add(const float* dcols, const Geometry& g, float* dx) {
                     if (ih < 0 || ih >= g.H) continue;
                     const float* src = row + oh * g.OW;
                     float* dst = dx + (std::size_t(c) * g.H + ih) * g.W + (kw - g.pl);
-                    for (int ow = sw.lo; ow < sw.hi; ++ow) dst[ow * g.sw] += src[ow];
+                    if (g.sw == 1)
+                        for (int ow = sw.lo; ow < sw.hi; ++ow) dst[ow] += src[ow];
+                    else
+                        for (int ow = sw.lo; ow < sw.hi; ++ow) dst[ow * g.sw] += src[ow];
                 }
             }
 }
