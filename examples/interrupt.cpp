@@ -19,8 +19,13 @@ void install_stop_handlers() {
     // SA_RESTART: a read interrupted by the signal resumes instead of failing with EINTR (zlib
     // would report it as a read error). SA_RESETHAND: a second signal kills at once.
     action.sa_flags = SA_RESTART | SA_RESETHAND;
-    sigaction(SIGINT, &action, nullptr);
-    sigaction(SIGTERM, &action, nullptr);
+    for (int sig : {SIGINT, SIGTERM}) {
+        // A signal the parent chose to ignore stays ignored (a shell starts background jobs
+        // with SIGINT ignored, so that Ctrl-C reaches only the foreground).
+        struct sigaction before {};
+        if (sigaction(sig, nullptr, &before) == 0 && before.sa_handler == SIG_IGN) continue;
+        sigaction(sig, &action, nullptr);
+    }
 }
 
 int stop_signal() { return received; }

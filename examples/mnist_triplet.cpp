@@ -133,7 +133,6 @@ bool train_epoch(const Options& opt, nn::Sequential& model, nn::Adam& adam,
     return true;
 }
 
-
 // model.predict(): dropout off, no graph, in chunks.
 Tensor embed(nn::Sequential& model, const data::Dataset& d, std::size_t count) {
     NoGradGuard no_grad;

@@ -352,7 +352,9 @@ case_robust() {
   else fail "interrupted + resumed differs from straight: $(cat straight.err)"; fi
 
   # --- SIGINT without --checkpoint: exit 130, says there is no checkpoint ---------------------
-  "$bin" "${common[@]}" --epochs 50 --out int >int.out 2>int.err &
+  # A non-interactive shell starts background jobs with SIGINT ignored; the trainer keeps an
+  # ignored signal ignored, so give it the default disposition, as a terminal's foreground has.
+  env --default-signal=INT "$bin" "${common[@]}" --epochs 50 --out int >int.out 2>int.err &
   pid=$!
   waited=0
   while ! grep -q '^epoch 1/' int.out && ((waited < 1200)); do sleep 0.1; waited=$((waited + 1)); done
