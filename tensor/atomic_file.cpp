@@ -46,6 +46,14 @@ bool is_temporary_name(const std::string& name) {
 
 bool process_runs(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
+// "out/", "./out", "." as one absolute spelling without a trailing slash, so that the staged
+// folder lands beside the folder, never inside it.
+std::string folder_path(const std::string& path) {
+    fs::path p = fs::absolute(path).lexically_normal();
+    if (p.filename().empty() && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
+    return p.string();
+}
+
 fs::path parent_of(const std::string& path) {
     const fs::path parent = fs::path(path).parent_path();
     return parent.empty() ? fs::path(".") : parent;
@@ -114,16 +122,23 @@ void write_file_atomically(const std::string& path,
 
 // --- a folder swapped in whole ---------------------------------------------------------------
 
-void StagedFolder::check_replaceable(const std::string& path, const std::string& what) {
+void StagedFolder::check_replaceable(const std::string& given, const std::string& what) {
     std::error_code ec;
+    const std::string path = folder_path(given);
+    // Swapping out the current folder (or one holding it) would pull the ground from under the
+    // program and the shell that started it.
+    const std::string cwd = fs::current_path(ec).string();
+    if (!ec && (cwd == path || cwd.rfind(path + "/", 0) == 0 || path == "/"))
+        throw IoError(what + " " + given + ": is the current folder or holds it; the output "
+                      "folder is replaced as a whole, so give a folder of its own");
     const fs::file_status st = fs::status(path, ec);
     if (fs::exists(st)) {
-        if (!fs::is_directory(st)) throw IoError(what + " " + path + ": exists and is not a folder");
+        if (!fs::is_directory(st)) throw IoError(what + " " + given + ": exists and is not a folder");
         for (const auto& entry : fs::directory_iterator(path, ec)) {
             if (entry.is_regular_file(ec)) continue;
             const std::string name = entry.path().filename().string();
             if (is_temporary_name(name)) continue;
-            throw IoError(what + " " + path + ": holds '" + printable(name) +
+            throw IoError(what + " " + given + ": holds '" + printable(name) +
                           "', which is not a regular file; the output folder is replaced as a "
                           "whole, so give one that holds files only (or a new one)");
         }
@@ -133,13 +148,13 @@ void StagedFolder::check_replaceable(const std::string& path, const std::string&
     while (!fs::exists(folder, ec) && folder.has_parent_path() && folder != folder.parent_path())
         folder = folder.parent_path();
     if (!fs::is_directory(folder, ec))
-        throw IoError(what + " " + path + ": " + folder.string() + " is not a folder");
+        throw IoError(what + " " + given + ": " + folder.string() + " is not a folder");
     if (::access(folder.c_str(), W_OK | X_OK) != 0)
-        throw IoError(what + " " + path + ": cannot write in " + folder.string() + ": " +
+        throw IoError(what + " " + given + ": cannot write in " + folder.string() + ": " +
                       std::strerror(errno));
 }
 
-StagedFolder::StagedFolder(std::string path) : target_(std::move(path)) {
+StagedFolder::StagedFolder(std::string path) : target_(folder_path(path)) {
     std::error_code ec;
     // A symbolic link to a folder: the folder is replaced where it is, the link stays.
     if (fs::is_symlink(target_, ec) && fs::is_directory(target_, ec))

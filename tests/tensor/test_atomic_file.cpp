@@ -161,4 +161,26 @@ TEST_F(AtomicFile, CheckReplaceableRefusesWhatCannotBeReplacedWhole) {
     }
     put(dir / "file", "x");
     EXPECT_THROW(StagedFolder::check_replaceable((dir / "file").string(), "--out"), IoError);
+    // The current folder, or one holding it, would be swapped out from under the program.
+    const fs::path cwd = fs::current_path();
+    fs::current_path(out / "sub");
+    for (const std::string& p : std::vector<std::string>{".", "./", "..", (out / "sub").string() + "/"})
+        EXPECT_THROW(StagedFolder::check_replaceable(p, "--out"), IoError) << p;
+    fs::current_path(cwd);
+}
+
+// "out/" names the folder out: the staged folder goes beside it, not inside it.
+TEST_F(AtomicFile, StagedFolderTrailingSlashMeansTheFolder) {
+    const fs::path out = dir / "out";
+    fs::create_directories(out);
+    put(out / "vecs.tsv", "old");
+    {
+        StagedFolder staged(out.string() + "/");
+        EXPECT_EQ(fs::path(staged.path()).parent_path(), dir);
+        write_file_atomically((fs::path(staged.path()) / "vecs.tsv").string(), std::string_view("new"));
+        staged.publish();
+    }
+    EXPECT_EQ(slurp(out / "vecs.tsv"), "new");
+    EXPECT_EQ(names_in(out), std::vector<std::string>{"vecs.tsv"});
+    EXPECT_EQ(names_in(dir), std::vector<std::string>{"out"});
 }
