@@ -8,7 +8,7 @@
 // Beyond "no crash": bad bytes must throw a semigrad::Error naming a file; a file that loads
 // must satisfy everything load_idx promises. For plain files that is exact: the image file is
 // 16 header bytes plus count*rows*cols pixels, the label file 8 bytes plus count labels, and
-// the Dataset holds those very bytes.
+// the Dataset holds those very bytes. Each input is also read with max_count = 1.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -24,16 +24,24 @@ namespace {
 
 using namespace semigrad;
 
-void check_dataset(const data::Dataset& d, const std::uint8_t* images, std::size_t images_n,
-                   const std::uint8_t* labels, std::size_t labels_n) {
+// `max_count` as load_idx was given it (0: the whole file).
+void check_dataset(const data::Dataset& d, std::size_t max_count, const std::uint8_t* images,
+                   std::size_t images_n, const std::uint8_t* labels, std::size_t labels_n) {
     fuzz::check(d.count > 0 && d.rows > 0 && d.cols > 0, "a loaded dataset has an empty size");
+    fuzz::check(d.count == (max_count ? std::min(max_count, d.file_count) : d.file_count),
+                "count is neither the file's count nor max_count");
     fuzz::check(d.images.size() == d.count * d.rows * d.cols, "images.size() != count*rows*cols");
     fuzz::check(d.labels.size() == d.count, "labels.size() != count");
     for (int label : d.labels) fuzz::check(label >= 0 && label < 10, "a label outside [0, 10)");
 
     if (!SEMIGRAD_FUZZ_GZIP) {
-        fuzz::check(images_n == 16 + d.images.size(), "the image file has bytes the header does not claim");
-        fuzz::check(labels_n == 8 + d.count, "the label file has bytes the header does not claim");
+        // A whole read proves the files' exact sizes; a read of the first max_count items
+        // (which never looks past them) only that they are there.
+        const std::size_t image_bytes = 16 + d.file_count * d.rows * d.cols, label_bytes = 8 + d.file_count;
+        fuzz::check(max_count ? images_n >= 16 + d.images.size() : images_n == image_bytes,
+                    "the image file's size does not match its header");
+        fuzz::check(max_count ? labels_n >= 8 + d.count : labels_n == label_bytes,
+                    "the label file's size does not match its header");
         fuzz::check(std::memcmp(d.images.data(), images + 16, d.images.size()) == 0,
                     "the pixels differ from the file's");
         for (std::size_t i = 0; i < d.count; ++i)
@@ -65,10 +73,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         fuzz::write_scratch(std::string("labels-idx1-ubyte") + suffix, labels, labels_n);
     const std::string images_path =
         fuzz::write_scratch(std::string("images-idx3-ubyte") + suffix, images, images_n);
+    bool whole_loaded = false;
     try {
         const data::Dataset d = data::load_idx(images_path, labels_path);
-        check_dataset(d, images, images_n, labels, labels_n);
+        check_dataset(d, 0, images, images_n, labels, labels_n);
+        whole_loaded = true;
     } catch (const Error& e) {
+        fuzz::check_names_a_file(e, images_path, labels_path);
+    }
+    // The first item alone (--limit-train's path): it may load files whose later bytes are
+    // bad, but must load whenever the whole files do.
+    try {
+        const data::Dataset d = data::load_idx(images_path, labels_path, 10, /*max_count=*/1);
+        check_dataset(d, 1, images, images_n, labels, labels_n);
+    } catch (const Error& e) {
+        fuzz::check(!whole_loaded, std::string("the first item alone is refused: ") + e.what());
         fuzz::check_names_a_file(e, images_path, labels_path);
     }
     return 0;

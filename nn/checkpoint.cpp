@@ -110,13 +110,17 @@ class Reader {
         const std::uint32_t rank = u32("rank of tensor '" + name + "'");
         if (rank > kMaxRank) fail("tensor '" + name + "' has rank " + std::to_string(rank));
         Shape shape(rank);
-        std::size_t size = 1;
+        std::size_t size = 1, extent = 1;
         for (std::uint32_t d = 0; d < rank; ++d) {
             shape[d] = u64("shape of tensor '" + name + "'");
             // Check before multiplying so a corrupt dimension cannot overflow or allocate wildly.
-            if (shape[d] != 0 && size > (bytes_.size() - pos_) / 4 / shape[d])
+            // The bound is on the product with zeros counted as 1: a zero makes the tensor empty,
+            // but xtensor still multiplies every dimension into its strides (found by fuzzing).
+            const std::size_t dim = std::max<std::size_t>(shape[d], 1);
+            if (extent > (bytes_.size() - pos_) / 4 / dim)
                 fail("tensor '" + name + "' of shape " + to_string(shape) +
                      " does not fit in the rest of the file (truncated or corrupt)");
+            extent *= dim;
             size *= shape[d];
         }
         need(4 * size, "values of tensor '" + name + "'");

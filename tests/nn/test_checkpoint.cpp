@@ -259,6 +259,22 @@ TEST_F(Checkpoint, NonFiniteValuesAreRefusedOnLoad) {
     }
 }
 
+// Found by fuzz/checkpoint_target.cpp (fuzz/corpus/checkpoint/regress-zero-dim-huge-dims): a
+// zero dimension made the tensor empty, so the size check let any other dimension through,
+// and xtensor's stride computation multiplied 2^40 by 2^40 in a signed integer (UBSan).
+TEST_F(Checkpoint, ZeroDimensionDoesNotLetHugeDimensionsThrough) {
+    const std::string good = saved_bytes();
+    const std::string name = "toy/kernel";  // rank 2, dims [2,3]
+    const std::size_t rank_at = good.find(name) + name.size();
+    std::string dims;
+    for (std::uint64_t d : {std::uint64_t{0}, std::uint64_t{1} << 40, std::uint64_t{1} << 40})
+        for (int b = 0; b < 8; ++b) dims += static_cast<char>((d >> (8 * b)) & 0xffu);
+    std::string bad = good.substr(0, rank_at) + std::string("\x03\0\0\0", 4) + dims +
+                      good.substr(rank_at + 4 + 2 * 8);
+    fix_crc(bad);
+    expect_refused(bad, {"'toy/kernel'", "[0,1099511627776,", "does not fit"});
+}
+
 TEST_F(Checkpoint, NonFiniteValuesAreNeverSaved) {
     auto model = toy_model({{2, 3}, {3, 1}}, 1);
     Adam opt(model->parameters());
