@@ -31,6 +31,7 @@
 #include "examples/run_state.hpp"
 #include "examples/tutorial_model.hpp"
 #include "examples/tsne.hpp"
+#include "examples/umap_picture.hpp"
 #include "losses/triplet.hpp"
 #include "metrics/retrieval.hpp"
 #include "nn/layers.hpp"
@@ -297,16 +298,28 @@ int run(const Options& opt) {
     const float map_r = metrics::map_at_r(test_embeddings, split.test.labels);
 
     // --- the picture the tutorial gets from the Projector ------------------------------------
-    say("drawing a t-SNE of the test embeddings (exact, O(n^2): a few seconds)");
-    draw_embeddings(opt, dataset, test_embeddings, split.test.labels,
-                    (out / "embeddings.png").string());
+    nlohmann::ordered_json picture = {{"projection", opt.projection}};
+    if (opt.projection == "umap") {
+        say("mapping the " + std::to_string(test_count) + " test embeddings with UMAP");
+        const examples::UmapPicture map = examples::write_umap_picture(
+            out, "semigrad: " + dataset + " test embeddings, UMAP of " + std::to_string(test_count) + " points",
+            test_embeddings, split.test.labels, class_names(dataset),
+            {split.test.images, split.test.rows, split.test.cols}, opt.seed);
+        picture["projection_seconds"] = map.seconds;
+        picture["knn10_accuracy_2d"] = map.knn10_accuracy_2d;
+        picture["knn10_accuracy_embedding"] = map.knn10_accuracy_embedding;
+    } else if (opt.projection == "tsne") {
+        say("drawing a t-SNE of the test embeddings (exact, O(n^2): a few seconds)");
+        draw_embeddings(opt, dataset, test_embeddings, split.test.labels,
+                        (out / "embeddings.png").string());
+    }
 
     double total_seconds = 0;
     for (double s : history.epoch_seconds) total_seconds += s;
     const double samples_per_second =
         total_seconds > 0 ? double(train_count) * history.epoch_seconds.size() / total_seconds
                           : 0.0;
-    const nlohmann::ordered_json metrics_json = {
+    nlohmann::ordered_json metrics_json = {
         {"dataset", dataset},
         {"train_samples", train_count},
         {"test_samples", test_count},
@@ -330,6 +343,7 @@ int run(const Options& opt) {
         {"untrained_precision_at_1", untrained_p1},
         {"peak_rss_mib", peak_rss_mib()},
     };
+    metrics_json.update(picture);
     write_file_atomically((out / "metrics.json").string(), metrics_json.dump(2) + "\n");
     stop_if_asked("while writing the outputs", "--out unchanged");
     staged.publish();
@@ -340,8 +354,10 @@ int run(const Options& opt) {
                   "(untrained precision@1 %.4f)",
                   p1, knn, map_r, untrained_p1);
     say(line);
-    say("wrote " + (fs::path(opt.out) / "vecs.tsv").string() +
-        ", meta.tsv, metrics.json, embeddings.png");
+    say("wrote " + (fs::path(opt.out) / "vecs.tsv").string() + ", meta.tsv, metrics.json" +
+        (opt.projection == "umap"   ? ", projection.tsv, embeddings.png, embeddings.html"
+         : opt.projection == "tsne" ? ", embeddings.png"
+                                    : ""));
     return 0;
 }
 

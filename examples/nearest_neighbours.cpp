@@ -171,10 +171,14 @@ double trustworthiness(const Tensor& x, const Tensor& y, std::size_t k) {
     return 1.0 - 2.0 / (nd * kd * (2.0 * nd - 3.0 * kd - 1.0)) * penalty;
 }
 
-double knn_class_accuracy(const Neighbours& nb, std::span<const int> labels) {
+double knn_class_accuracy(const Neighbours& nb, std::span<const int> labels, std::size_t k) {
     if (labels.size() != nb.n)
         throw ShapeError("knn_class_accuracy: " + std::to_string(labels.size()) + " labels for " +
                          std::to_string(nb.n) + " points");
+    if (k > nb.k)
+        throw ValueError("knn_class_accuracy: k = " + std::to_string(k) + " but only " + std::to_string(nb.k) +
+                         " neighbours per point");
+    if (k == 0) k = nb.k;
     int classes = 0;
     for (int label : labels) {
         if (label < 0) throw ValueError("knn_class_accuracy: negative label " + std::to_string(label));
@@ -187,8 +191,8 @@ double knn_class_accuracy(const Neighbours& nb, std::span<const int> labels) {
         int best = -1;
         // Count, then walk the neighbours nearest first, switching only to a label with strictly
         // more votes: of tied labels, the one with the nearest neighbour wins.
-        for (std::size_t m = 0; m < nb.k; ++m) ++votes[std::size_t(labels[nb.index[i * nb.k + m]])];
-        for (std::size_t m = 0; m < nb.k; ++m) {
+        for (std::size_t m = 0; m < k; ++m) ++votes[std::size_t(labels[nb.index[i * nb.k + m]])];
+        for (std::size_t m = 0; m < k; ++m) {
             const int label = labels[nb.index[i * nb.k + m]];
             if (best < 0 || votes[std::size_t(label)] > votes[std::size_t(best)]) best = label;
         }

@@ -47,7 +47,8 @@ float squared_distance(const float* a, const float* b, std::size_t D);
 double trustworthiness(const Tensor& x, const Tensor& y, std::size_t k);
 
 // Leave-one-out k-NN class accuracy: the fraction of points whose k nearest others vote for
-// the point's own label; a tied vote goes to the tied label with the nearest neighbour.
-double knn_class_accuracy(const Neighbours& neighbours, std::span<const int> labels);
+// the point's own label; a tied vote goes to the tied label with the nearest neighbour. Uses the
+// first k of each row (all of them when k is 0).
+double knn_class_accuracy(const Neighbours& neighbours, std::span<const int> labels, std::size_t k = 0);
 
 }  // namespace semigrad::viz

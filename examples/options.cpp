@@ -60,7 +60,8 @@ int hardware_threads() {
 
 std::optional<int> parse_options(int argc, char** argv, Options& opt) {
     CLI::App app{"Train TensorFlow Addons' TripletSemiHardLoss tutorial model on MNIST-format data "
-                 "and write vecs.tsv/meta.tsv (Embedding Projector), metrics.json and embeddings.png.",
+                 "and write vecs.tsv/meta.tsv (Embedding Projector), metrics.json and the map of the test "
+                 "embeddings (embeddings.png, embeddings.html).",
                  "mnist_triplet"};
     app.set_version_flag("--version", std::string("mnist_triplet (semigrad) ") + SEMIGRAD_VERSION);
     app.add_option("--data", opt.data, "Folder with the four MNIST IDX files (.gz or plain)")
@@ -83,6 +84,10 @@ std::optional<int> parse_options(int argc, char** argv, Options& opt) {
                    "Keras-style shuffle buffer (the tutorial's shuffle(1024)); 0 = full shuffle")
         ->check(whole)->capture_default_str();
     app.add_option("--out", opt.out, "Output folder")->capture_default_str();
+    app.add_option("--projection", opt.projection,
+                   "Picture of the test embeddings: umap (every point; also projection.tsv and the page "
+                   "embeddings.html), tsne (at most 3,000 points) or none")
+        ->check(CLI::IsMember({"umap", "tsne", "none"}))->capture_default_str();
     app.add_option("--checkpoint", opt.checkpoint, "Save model+optimiser state here after every epoch");
     app.add_option("--resume", opt.resume, "Continue from this checkpoint up to --epochs")
         ->check(CLI::ExistingFile);

@@ -33,6 +33,7 @@ struct Options {
     std::size_t limit_train = 0;
     std::size_t shuffle_buffer = 0;
     std::string out = "out";
+    std::string projection = "umap";  // umap | tsne | none: the picture of the test embeddings
     std::string checkpoint, resume;
     bool summary = false, quiet = false;
     bool no_fuse = false;  // run Conv2D(relu) -> MaxPool2D -> Dropout as three layers

@@ -315,7 +315,9 @@ Tensor umap_layout(const FuzzyGraph& g, const Tensor& init, Curve curve, int epo
     std::vector<float> now(init.data(), init.data() + 2 * n), next(2 * n);
     for (int epoch = 0; epoch < epochs; ++epoch) {
         const float alpha = float(options.learning_rate * (1.0 - double(epoch) / epochs));
-#pragma omp parallel for schedule(static)
+        // An epoch of a small map is a fraction of a millisecond: there the fork/join of
+        // hundreds of parallel regions costs more than it saves (much more on a shared host).
+#pragma omp parallel for schedule(static) if (n >= 1024)
         for (std::ptrdiff_t si = 0; si < std::ptrdiff_t(n); ++si) {
             const std::size_t i = std::size_t(si);
             float y0 = now[2 * i], y1 = now[2 * i + 1];

@@ -145,5 +145,9 @@ TEST(KnnClassAccuracy, VotesAndBreaksTiesByTheNearest) {
     // right. 2 <- {1, 3} tie -> 1 (label 0), wrong. 3 <- {2, 4} tie -> 2 (label 1), right.
     // 4 <- {3, 2}: both 1, wrong. 5 <- {4, 3}: tie -> 4 (label 0), wrong.
     EXPECT_DOUBLE_EQ(knn_class_accuracy(nearest_neighbours(x, 2), labels), 3.0 / 6.0);
+    // The first 2 of 4 neighbours give the same; k = 1: 0, 1 right, 2 wrong, 3 right, 4, 5 wrong.
+    EXPECT_DOUBLE_EQ(knn_class_accuracy(nearest_neighbours(x, 4), labels, 2), 3.0 / 6.0);
+    EXPECT_DOUBLE_EQ(knn_class_accuracy(nearest_neighbours(x, 4), labels, 1), 3.0 / 6.0);
+    EXPECT_THROW(knn_class_accuracy(nearest_neighbours(x, 2), labels, 3), ValueError);
     EXPECT_THROW(knn_class_accuracy(nearest_neighbours(x, 2), std::vector<int>{0, 1}), ShapeError);
 }

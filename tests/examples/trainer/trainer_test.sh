@@ -122,6 +122,8 @@ case_determinism() {
   else fail "--no-fuse changed vecs.tsv: $(cmp a/vecs.tsv d/vecs.tsv)"; fi
   grep -q '"fused_blocks": *true' a/metrics.json || fail "metrics.json of a fused run lacks fused_blocks: true"
   grep -q '"fused_blocks": *false' d/metrics.json || fail "metrics.json of a --no-fuse run lacks fused_blocks: false"
+  if cmp -s a/projection.tsv b/projection.tsv; then pass "same seed: byte-identical projection.tsv (UMAP)"
+  else fail "same seed and threads, different projection.tsv: $(cmp a/projection.tsv b/projection.tsv)"; fi
 }
 
 case_resume() {
@@ -188,6 +190,7 @@ case_bad_input() {
     "--seed|--data data --epochs 1 --seed -3"                      # no unsigned wrap-around
     "--shuffle-buffer|--data data --epochs 1 --shuffle-buffer -1"
     "--lr|--data data --epochs 1 --lr inf"                          # finite numbers only
+    "--projection|--data data --epochs 1 --projection pca"          # umap, tsne or none
     "--margin|--data data --epochs 1 --margin nan"
     "--lr|--data data --epochs 1 --lr 1e39"                         # finite as a double, inf as a float
     "--seed|--data data --epochs 1 --seed 18446744073709551616"     # 2^64 would wrap around
@@ -414,7 +417,8 @@ case_cli() {
   if ((rc != 0)); then fail "--help: exit $rc"; else
     local flag missing=""
     for flag in --help --version --data --epochs --batch-size --lr --margin --seed --threads \
-                --limit-train --shuffle-buffer --out --checkpoint --resume --summary --quiet --no-fuse; do
+                --limit-train --shuffle-buffer --out --projection --checkpoint --resume --summary \
+                --quiet --no-fuse; do
       grep -qF -- "$flag" help.out || missing+=" $flag"
     done
     if [ -z "$missing" ]; then pass "--help mentions every flag"
