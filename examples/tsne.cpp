@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "examples/nearest_neighbours.hpp"  // squared_distance
 #include "tensor/error.hpp"
 #include "tensor/random.hpp"
 
@@ -54,22 +55,7 @@ Tensor squared_distances(const Tensor& x) {
 #pragma omp parallel for schedule(static)
     for (std::ptrdiff_t i = 0; i < std::ptrdiff_t(n); ++i) {
         const float* a = px + std::size_t(i) * D;
-        for (std::size_t j = 0; j < n; ++j) {
-            const float* b = px + j * D;
-            // Eight partial sums in a fixed order: the compiler may vectorise this loop without
-            // -ffast-math because the reassociation is written out here, not left to it.
-            float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            std::size_t d = 0;
-            for (; d + 8 <= D; d += 8)
-                for (std::size_t l = 0; l < 8; ++l) {
-                    const float t = a[d + l] - b[d + l];
-                    part[l] += t * t;
-                }
-            float s = ((part[0] + part[1]) + (part[2] + part[3])) +
-                      ((part[4] + part[5]) + (part[6] + part[7]));
-            for (; d < D; ++d) s += (a[d] - b[d]) * (a[d] - b[d]);
-            g[std::size_t(i) * n + j] = s;
-        }
+        for (std::size_t j = 0; j < n; ++j) g[std::size_t(i) * n + j] = squared_distance(a, px + j * D, D);
     }
     return dist;
 }

@@ -11,36 +11,15 @@
 
 #include "examples/nearest_neighbours.hpp"
 #include "examples/umap.hpp"
+#include "tests/examples/blobs.hpp"
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/random.hpp"
 
 using namespace semigrad;
 using namespace semigrad::viz;
-
-namespace {
-
-struct Blobs {
-    Tensor x;
-    std::vector<int> labels;
-};
-
-// `clusters` Gaussian blobs of unit variance in D dimensions, centres drawn from N(0, 16 I),
-// interleaved so that no structure hides in the order.
-Blobs make_blobs(std::size_t clusters, std::size_t per_cluster, std::size_t D, std::uint64_t seed) {
-    Rng rng(seed);
-    std::vector<float> centres(clusters * D);
-    for (float& c : centres) c = 4.0f * rng.normal();
-    Blobs b{Tensor({clusters * per_cluster, D}), {}};
-    for (std::size_t i = 0; i < clusters * per_cluster; ++i) {
-        const std::size_t k = i % clusters;
-        b.labels.push_back(int(k));
-        for (std::size_t d = 0; d < D; ++d) b.x[i * D + d] = centres[k * D + d] + rng.normal();
-    }
-    return b;
-}
-
-}  // namespace
+using semigrad::testing::Blobs;
+using semigrad::testing::make_blobs;
 
 TEST(UmapSmoothing, EachRowSumsToLog2K) {
     const Blobs b = make_blobs(3, 60, 8, 1);
