@@ -367,7 +367,11 @@ Tensor umap(const Tensor& x, const Neighbours& neighbours, const UmapOptions& op
         throw ValueError("umap: neighbours of " + std::to_string(neighbours.n) + " points, " +
                          std::to_string(neighbours.k) + " each, given for " + std::to_string(n) +
                          " points and n_neighbors " + std::to_string(options.n_neighbors));
-    const int epochs = options.epochs > 0 ? options.epochs : n <= 10000 ? 500 : 200;
+    const int epochs = options.epochs > 0 ? options.epochs
+                       : n <= 2500                 ? 500
+                       : n <= 5000                 ? 400
+                       : n <= 7500                 ? 300
+                                                   : 200;
     const FuzzyGraph graph = umap_fuzzy_graph(neighbours, options.n_neighbors);
     const Tensor init = umap_pca_init(x, options.seed);
     return umap_layout(graph, init, umap_fit_curve(options.min_dist, options.spread), epochs, options);

@@ -34,7 +34,9 @@ struct UmapOptions {
     // similarity falls as exp(-(d - min_dist) / spread).
     double min_dist = 0.1;
     double spread = 1.0;
-    // SGD epochs; 0 picks umap-learn's default: 500 up to 10,000 points, 200 above.
+    // SGD epochs; 0 picks umap-js's (the Projector's) default: 500 up to 2,500 points, 400 up
+    // to 5,000, 300 up to 7,500, 200 above. (umap-learn runs 500 up to 10,000 points: on 10,000
+    // Fashion-MNIST embeddings that measured trustworthiness@10 0.985 against 0.983, for 2.5x the time.)
     int epochs = 0;
     int negative_sample_rate = 5;  // negative samples per positive sample
     double learning_rate = 1.0;    // decays linearly to 0 over the epochs

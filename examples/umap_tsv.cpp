@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     app.add_option("--title", title, "Title of the --png picture")->capture_default_str();
     app.add_option("--threads", threads, "OpenMP/OpenBLAS threads (default: all cores)")->check(CLI::PositiveNumber);
     app.add_option("--seed", options.seed, "UMAP seed")->capture_default_str();
-    app.add_option("--epochs", options.epochs, "SGD epochs (0: 500 up to 10,000 points, else 200)")
+    app.add_option("--epochs", options.epochs, "SGD epochs (0: umap-js's default, 500 down to 200 as n grows)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
