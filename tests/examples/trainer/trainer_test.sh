@@ -2,7 +2,8 @@
 # End-to-end tests of the trainer examples/mnist_triplet, one concern per CASE:
 #   train        ~300 steps on 1,600 real images: the loss falls, retrieval beats chance, every
 #                output file is well formed (check_outputs.py)
-#   determinism  same seed and threads -> byte-identical vecs.tsv; another seed -> different
+#   determinism  same seed and threads -> byte-identical vecs.tsv; another seed -> different;
+#                --projection tsne / none write their files only
 #   resume       2 epochs + checkpoint, resumed to 3 == straight 3 epochs, byte for byte;
 #                mismatched --seed/--batch-size/--epochs are refused with exit 2
 #   bad_input    bad flags (exit 2), missing/corrupt data and checkpoints, --out on a file
@@ -124,6 +125,17 @@ case_determinism() {
   grep -q '"fused_blocks": *false' d/metrics.json || fail "metrics.json of a --no-fuse run lacks fused_blocks: false"
   if cmp -s a/projection.tsv b/projection.tsv; then pass "same seed: byte-identical projection.tsv (UMAP)"
   else fail "same seed and threads, different projection.tsv: $(cmp a/projection.tsv b/projection.tsv)"; fi
+  # The other pictures: t-SNE draws embeddings.png only; none draws nothing. Same embeddings.
+  run t "${common[@]}" --seed 5 --out t --projection tsne
+  run n "${common[@]}" --seed 5 --out n --projection none
+  [ "$(LC_ALL=C ls -A t | tr '\n' ' ')" = "embeddings.png meta.tsv metrics.json vecs.tsv " ] ||
+    fail "--projection tsne wrote: $(ls -A t | tr '\n' ' ') $(cat t.err)"
+  [ "$(LC_ALL=C ls -A n | tr '\n' ' ')" = "meta.tsv metrics.json vecs.tsv " ] ||
+    fail "--projection none wrote: $(ls -A n | tr '\n' ' ') $(cat n.err)"
+  grep -q '"projection": *"tsne"' t/metrics.json || fail "metrics.json of --projection tsne does not say so"
+  grep -q '"projection": *"none"' n/metrics.json || fail "metrics.json of --projection none does not say so"
+  if cmp -s a/vecs.tsv t/vecs.tsv && cmp -s a/vecs.tsv n/vecs.tsv; then pass "--projection tsne / none: their own files, the same vecs.tsv"
+  else fail "--projection changed vecs.tsv"; fi
 }
 
 case_resume() {
