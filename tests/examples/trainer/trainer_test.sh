@@ -391,7 +391,7 @@ case_robust() {
   [ -z "$(leftovers)" ] || fail "a killed run's temporaries were not removed: $(leftovers)"
   # The output folder was replaced whole, and the user's own file kept.
   [ "$(cat out/notes.txt 2>/dev/null)" = "my notes" ] || fail "the user's out/notes.txt was lost"
-  [ "$(ls out | LC_ALL=C sort | tr '\n' ' ')" = "embeddings.png meta.tsv metrics.json notes.txt vecs.tsv " ] ||
+  [ "$(ls out | LC_ALL=C sort | tr '\n' ' ')" = "embeddings.html embeddings.png meta.tsv metrics.json notes.txt projection.tsv vecs.tsv " ] ||
     fail "out holds: $(ls out)"
 
   # --- paths that must not be overwritten or read -----------------------------------------------
