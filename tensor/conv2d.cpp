@@ -190,14 +190,44 @@ float sum_in_lanes(const float* x, int n) {
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
-namespace {
-
-// dweight is shared by all images. Each of up to kWeightChunks fixed chunks of images sums its
-// own partial dweight, and the partials are added in chunk order: the split depends on N only,
-// not on the thread count, so the result does not either. 16 chunks keep 2-16 threads busy.
+// 16 chunks keep 2-16 threads busy.
 constexpr int kWeightChunks = 16;
 
-}  // namespace
+Conv2dPartials::Conv2dPartials(const Conv2dGeometry& g, bool dweight, bool dbias)
+    : chunks(std::min(g.N, kWeightChunks)), wsize(std::size_t(g.OC) * g.K()),
+      weight(dweight ? std::size_t(chunks) * wsize : 0),
+      bias(dbias ? std::size_t(chunks) * g.OC : 0, 0.0f), N(g.N), OC(g.OC) {}
+
+void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
+    const int n_chunks = chunks;
+    const auto reduce = [n_chunks](const std::vector<float>& partial, std::size_t size, float* d) {
+#pragma omp parallel for schedule(static)
+        for (std::size_t i = 0; i < size; ++i) {
+            float acc = 0.0f;
+            for (int chunk = 0; chunk < n_chunks; ++chunk) acc += partial[chunk * size + i];
+            d[i] += acc;
+        }
+    };
+    if (dweight) reduce(weight, wsize, dweight->data());
+    if (dbias) reduce(bias, std::size_t(OC), dbias->data());
+}
+
+void conv2d_backward_image(const float* dout_n, const float* x_n, const float* weight,
+                           const Conv2dGeometry& g, bool first, float* pweight, float* pbias,
+                           float* dx_n, float* cols) {
+    const int K = g.K(), P = g.P();
+    if (pweight) {
+        im2col(x_n, g, cols);
+        gemm(false, true, g.OC, K, P, 1.0f, dout_n, P, cols, P, first ? 0.0f : 1.0f, pweight, K);
+    }
+    // dout_n is still in cache from the GEMM when its rows are summed.
+    if (pbias)
+        for (int oc = 0; oc < g.OC; ++oc) pbias[oc] += sum_in_lanes(dout_n + std::size_t(oc) * P, P);
+    if (dx_n) {
+        gemm(true, false, K, P, g.OC, 1.0f, weight, K, dout_n, P, 0.0f, cols, P);
+        col2im_add(cols, g, dx_n);
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // fast kernels
@@ -249,54 +279,25 @@ void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
     const int K = g.K(), P = g.P();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W, out_image = std::size_t(g.OC) * P;
 
-    // Per chunk of images: dweight [OC,K] += dout_n [OC,P] @ cols_n^T [P,K] and
-    // dbias [OC] += row sums of dout_n, into the chunk's own partials (dout_n is still in cache
-    // from the GEMM when its rows are summed); dx_n += col2im(weight^T [K,OC] @ dout_n [OC,P]),
-    // disjoint per image.
-    const int chunks = std::min(g.N, kWeightChunks);
-    const std::size_t wsize = std::size_t(g.OC) * K;
-    std::vector<float> pweight(dweight ? std::size_t(chunks) * wsize : 0);
-    std::vector<float> pbias(dbias ? std::size_t(chunks) * g.OC : 0, 0.0f);
+    // Per chunk of images, each image's share into the chunk's partials (dx_n is disjoint per
+    // image); then the partials in chunk order.
+    Conv2dPartials partials(g, dweight != nullptr, dbias != nullptr);
 #pragma omp parallel
     {
         std::vector<float> cols(dx || dweight ? std::size_t(K) * P : 0);
 #pragma omp for schedule(static)
-        for (int chunk = 0; chunk < chunks; ++chunk) {
-            const int n0 = int(long(g.N) * chunk / chunks);
-            const int n1 = int(long(g.N) * (chunk + 1) / chunks);
-            for (int n = n0; n < n1; ++n) {
-                const float* dn = dout.data() + n * out_image;
-                if (dweight) {
-                    im2col(x.data() + n * x_image, g, cols.data());
-                    gemm(false, true, g.OC, K, P, 1.0f, dn, P, cols.data(), P,
-                         n == n0 ? 0.0f : 1.0f, pweight.data() + chunk * wsize, K);
-                }
-                if (dbias)
-                    for (int oc = 0; oc < g.OC; ++oc)
-                        pbias[std::size_t(chunk) * g.OC + oc] += sum_in_lanes(dn + std::size_t(oc) * P, P);
-                if (dx) {
-                    gemm(true, false, K, P, g.OC, 1.0f, weight.data(), K, dn, P, 0.0f,
-                         cols.data(), P);
-                    col2im_add(cols.data(), g, dx->data() + n * x_image);
-                }
-            }
+        for (int chunk = 0; chunk < partials.chunks; ++chunk) {
+            const int n0 = partials.first_image(chunk), n1 = partials.first_image(chunk + 1);
+            for (int n = n0; n < n1; ++n)
+                conv2d_backward_image(dout.data() + n * out_image, x.data() + n * x_image,
+                                      weight.data(), g, n == n0,
+                                      dweight ? partials.weight.data() + chunk * partials.wsize : nullptr,
+                                      dbias ? partials.bias.data() + std::size_t(chunk) * g.OC : nullptr,
+                                      dx ? dx->data() + n * x_image : nullptr, cols.data());
         }
     }
-    // Partials are added in chunk order, each output element by one thread.
-    const auto reduce = [chunks](const std::vector<float>& partial, std::size_t size, float* d) {
-#pragma omp parallel for schedule(static)
-        for (std::size_t i = 0; i < size; ++i) {
-            float acc = 0.0f;
-            for (int chunk = 0; chunk < chunks; ++chunk) acc += partial[chunk * size + i];
-            d[i] += acc;
-        }
-    };
-    if (dweight) reduce(pweight, wsize, dweight->data());
-    if (dbias) reduce(pbias, std::size_t(g.OC), dbias->data());
+    partials.add_to(dweight, dbias);
 }
-
-// ---------------------------------------------------------------------------------------------
-// references: the definition, one output (or one input gradient) at a time, in double
 
 Tensor conv2d_forward_naive(const Tensor& x, const Tensor& weight, const Tensor& bias,
                             const Conv2dSpec& spec) {

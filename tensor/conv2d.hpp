@@ -9,6 +9,8 @@
 //   out    [N, OC, OH, OW],  OH = (H + pad_top + pad_bottom - KH) / stride_h + 1
 #pragma once
 
+#include <vector>
+
 #include "tensor/tensor.hpp"
 
 namespace semigrad {
@@ -58,6 +60,29 @@ void col2im_add(const float* dcols, const Conv2dGeometry& g, float* dx);
 // pairwise at the end. One running sum would be a chain of n dependent additions; this order
 // is the same on every CPU, so dbias is too. Both conv backwards use it, so they agree bit for bit.
 float sum_in_lanes(const float* x, int n);
+
+// The backward's split over images: dweight and dbias are shared by all images, so each of up to
+// 16 fixed chunks of images sums its own partials and the partials are added in chunk order.
+// The split depends on N only, not on the thread count, so neither do the results.
+struct Conv2dPartials {
+    Conv2dPartials(const Conv2dGeometry& g, bool dweight, bool dbias);
+    int chunks;
+    std::size_t wsize;                // OC * K
+    std::vector<float> weight, bias;  // [chunks, OC*K] and [chunks, OC], or empty
+    int first_image(int chunk) const { return int(long(N) * chunk / chunks); }
+    // dweight += Σ chunks, dbias += Σ chunks (either may be null), in parallel over elements.
+    void add_to(Tensor* dweight, Tensor* dbias) const;
+
+  private:
+    int N, OC;
+};
+// One image's share of the backward, given its dout_n [OC,P] and input x_n [C,H,W]: its chunk's
+// pweight [OC,K] += dout_n @ cols^T (= when `first` in its chunk), pbias [OC] += row sums of
+// dout_n, and dx_n [C,H,W] += col2im(weight^T @ dout_n). Null outputs are skipped; `cols` is
+// scratch of K*P floats.
+void conv2d_backward_image(const float* dout_n, const float* x_n, const float* weight,
+                           const Conv2dGeometry& g, bool first, float* pweight, float* pbias,
+                           float* dx_n, float* cols);
 
 // Direct seven-loop reference (tests and benchmarks only).
 Tensor conv2d_forward_naive(const Tensor& x, const Tensor& weight, const Tensor& bias,

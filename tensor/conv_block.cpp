@@ -149,9 +149,6 @@ void unpool2x2_image(const float* dout, const std::uint8_t* record, const Block&
     }
 }
 
-// As conv2d.cpp: dweight and dbias are summed per fixed chunk of images (the split depends on N
-// only), and the chunks added in order.
-constexpr int kWeightChunks = 16;
 
 }  // namespace
 
@@ -221,19 +218,16 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                          std::to_string(g.OC) + "] for weight " + to_string(weight.shape()));
     const int K = g.K(), CP = b.CP();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
-    const int chunks = std::min(g.N, kWeightChunks);
-    const std::size_t wsize = std::size_t(g.OC) * K;
     const bool pool2x2 = is_pool2x2(b.pool);
-    std::vector<float> pweight(dweight ? std::size_t(chunks) * wsize : 0);
-    std::vector<float> pbias(dbias ? std::size_t(chunks) * g.OC : 0, 0.0f);
+    // As conv2d_backward, image by image into fixed chunks' partials, once dconv is rebuilt.
+    Conv2dPartials partials(g, dweight != nullptr, dbias != nullptr);
 #pragma omp parallel
     {
         std::vector<float> cols(dx || dweight ? std::size_t(K) * CP : 0);
         std::vector<float> dconv(std::size_t(g.OC) * CP);
 #pragma omp for schedule(static)
-        for (int chunk = 0; chunk < chunks; ++chunk) {
-            const int n0 = int(long(g.N) * chunk / chunks);
-            const int n1 = int(long(g.N) * (chunk + 1) / chunks);
+        for (int chunk = 0; chunk < partials.chunks; ++chunk) {
+            const int n0 = partials.first_image(chunk), n1 = partials.first_image(chunk + 1);
             for (int n = n0; n < n1; ++n) {
                 const float* dn = dout.data() + n * b.out_image();
                 const std::uint8_t* rn = record.data() + n * b.out_image();
@@ -241,33 +235,14 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                     unpool2x2_image(dn, rn, b, dconv.data(), isa);
                 else
                     unpool(dn, rn, b, dconv.data());
-                if (dweight) {
-                    im2col(x.data() + n * x_image, g, cols.data());
-                    gemm(false, true, g.OC, K, CP, 1.0f, dconv.data(), CP, cols.data(), CP,
-                         n == n0 ? 0.0f : 1.0f, pweight.data() + chunk * wsize, K);
-                }
-                if (dbias)
-                    for (int oc = 0; oc < g.OC; ++oc)
-                        pbias[std::size_t(chunk) * g.OC + oc] +=
-                            sum_in_lanes(dconv.data() + std::size_t(oc) * CP, CP);
-                if (dx) {
-                    gemm(true, false, K, CP, g.OC, 1.0f, weight.data(), K, dconv.data(), CP, 0.0f,
-                         cols.data(), CP);
-                    col2im_add(cols.data(), g, dx->data() + n * x_image);
-                }
+                conv2d_backward_image(dconv.data(), x.data() + n * x_image, weight.data(), g, n == n0,
+                                      dweight ? partials.weight.data() + chunk * partials.wsize : nullptr,
+                                      dbias ? partials.bias.data() + std::size_t(chunk) * g.OC : nullptr,
+                                      dx ? dx->data() + n * x_image : nullptr, cols.data());
             }
         }
     }
-    const auto reduce = [chunks](const std::vector<float>& partial, std::size_t size, float* d) {
-#pragma omp parallel for schedule(static)
-        for (std::size_t i = 0; i < size; ++i) {
-            float acc = 0.0f;
-            for (int chunk = 0; chunk < chunks; ++chunk) acc += partial[chunk * size + i];
-            d[i] += acc;
-        }
-    };
-    if (dweight) reduce(pweight, wsize, dweight->data());
-    if (dbias) reduce(pbias, std::size_t(g.OC), dbias->data());
+    partials.add_to(dweight, dbias);
 }
 
 // ---------------------------------------------------------------------------------------------
