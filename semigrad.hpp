@@ -18,7 +18,10 @@
 #include "data/batcher.hpp"
 #include "data/idx.hpp"
 #include "metrics/retrieval.hpp"
-// floor 3: modules and losses
+// floor 3: modules, losses, data-parallel training
+#include "distributed/agreement.hpp"
+#include "distributed/communicator.hpp"
+#include "distributed/data_parallel.hpp"
 #include "losses/losses.hpp"
 #include "nn/checkpoint.hpp"
 #include "nn/init.hpp"

@@ -1,0 +1,83 @@
+// The trainer's data-parallel pieces: a batch's shard, the triplet loss across ranks and the
+// sharded evaluation forward (data_parallel.hpp).
+#include "examples/data_parallel.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "distributed/data_parallel.hpp"
+
+namespace semigrad::examples {
+
+using distributed::Communicator;
+
+data::Batch shard_of_batch(const data::Batch& global, const Communicator& comm) {
+    const std::size_t n = global.labels.size();
+    const distributed::Shard s = distributed::shard_of(n, comm.rank(), comm.size());
+    data::Batch shard;
+    Shape shape = global.images.shape();
+    const std::size_t row = n ? global.images.size() / n : 0;
+    shape[0] = s.size();
+    shard.images = Tensor::uninitialised(shape);
+    std::copy_n(global.images.data() + s.begin * row, s.size() * row, shard.images.data());
+    shard.labels.assign(global.labels.begin() + long(s.begin), global.labels.begin() + long(s.end));
+    shard.indices.assign(global.indices.begin() + long(s.begin), global.indices.begin() + long(s.end));
+    return shard;
+}
+
+ShardLoss triplet_loss_across_ranks(const Var& embeddings, std::span<const int> labels,
+                                    std::size_t global_n, Mining mining, float margin,
+                                    const Communicator& comm) {
+    ShardLoss out;
+    losses::TripletStats stats;
+    if (mining == Mining::Local) {
+        out.loss = losses::triplet_semihard_loss(embeddings, labels, margin, losses::Distance::L2,
+                                                 &stats);
+        out.gradient_scale = 1.0f / float(comm.size());  // the global loss: mean of the ranks'
+        float logged[3] = {out.loss.value().item(), stats.fraction_active,
+                           float(stats.no_positive_pair)};
+        comm.allreduce_sum(logged);
+        out.global_loss = double(logged[0]) / comm.size();
+        out.global_fraction_active = double(logged[1]) / comm.size();
+        out.global_no_positive_pair = std::size_t(logged[2]);
+        return out;
+    }
+    const std::vector<std::size_t> rows = distributed::shard_sizes(global_n, comm.size());
+    const Var all = distributed::all_gather_rows(embeddings, comm, rows);
+    std::vector<int> all_labels(global_n);
+    comm.allgather(labels, std::span<int>(all_labels), std::span(rows));
+    out.loss = losses::triplet_semihard_loss(all, all_labels, margin, losses::Distance::L2,
+                                             &stats);
+    out.gradient_scale = 1.0f;  // each rank's rows' share of one loss: the sum is the gradient
+    out.global_loss = out.loss.value().item();
+    out.global_fraction_active = stats.fraction_active;
+    out.global_no_positive_pair = stats.no_positive_pair;
+    return out;
+}
+
+Tensor embed_sharded(nn::Sequential& model, const data::Dataset& d, std::size_t count,
+                     std::size_t chunk, const Communicator& comm) {
+    NoGradGuard no_grad;
+    model.train(false);
+    const distributed::Shard mine = distributed::shard_of(count, comm.rank(), comm.size());
+    Tensor local;
+    std::size_t D = 0;
+    for (std::size_t start = mine.begin; start < mine.end; start += chunk) {
+        std::vector<std::size_t> idx(std::min(chunk, mine.end - start));
+        for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = start + i;
+        const Var e = model.forward(Var(data::images_to_tensor(d, idx)));
+        D = e.value().dim(1);
+        if (local.empty()) local = Tensor({mine.size(), D});
+        std::copy_n(e.value().data(), idx.size() * D, local.data() + (start - mine.begin) * D);
+    }
+    // Every rank learns D (a rank with an empty shard has not run the model).
+    D = std::size_t(comm.allreduce_max(int(D)));
+    std::vector<std::size_t> counts = distributed::shard_sizes(count, comm.size());
+    for (std::size_t& c : counts) c *= D;
+    Tensor all({count, D});
+    comm.allgather(std::span<const float>(local.data(), mine.size() * D),
+                   std::span<float>(all.data(), all.size()), std::span(counts));
+    return all;
+}
+
+}  // namespace semigrad::examples
