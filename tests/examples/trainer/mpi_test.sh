@@ -4,7 +4,8 @@
 #   train    2 processes: rank 0 alone prints and writes, metrics.json says "processes": 2, the
 #            epoch losses equal one process's to 1e-4 relative, the same run twice is
 #            byte-identical
-#   errors   a global batch that does not divide by 2 is exit 2; bad data on one rank only, or
+#   errors   a global batch that does not divide by 2, or processes given different flags, is
+#            exit 2; bad data on one rank only, or
 #            a failure on one rank in mid-training, ends the whole job with one error line and
 #            a non-zero exit, no hang
 #   resume   a checkpoint written under 2 processes resumes under 2 (byte-identical to a straight
@@ -109,6 +110,14 @@ PY
     pass "bad data on rank 1 only: exit 1, $(grep '^error: ' onebad.err)"
   else fail "bad data on rank 1 only: exit $rc, $errors error lines: $(head -c 800 onebad.err)"; fi
   if grep -q '^epoch ' onebad.out; then fail "rank 0 trained although rank 1 failed"; fi
+
+  # Processes given different flags would train a mix of two runs: refused before training.
+  run mixed "$mpirun" --oversubscribe --allow-run-as-root --bind-to none \
+    -np 1 "$bin" --data data --epochs 1 --seed 1 --out mixed : -np 1 "$bin" --data data --epochs 1 --seed 2 --out mixed
+  errors=$(grep -c '^error: ' mixed.err || true)
+  if ((rc == 2)) && [ "$errors" = 1 ] && grep -q 'process 1 has other flags' mixed.err; then
+    pass "different --seed on the two processes: exit 2, $(grep '^error: ' mixed.err)"
+  else fail "different --seed on the two processes: exit $rc, $errors error lines: $(head -c 800 mixed.err)"; fi
 
   # A failure on rank 0 alone in the middle of training (its checkpoint cannot be written, after
   # epoch 1) while rank 1 waits for it in a collective: the job ends (MPI_Abort), one error line.
