@@ -9,6 +9,10 @@
 // be followed through the four floors: data/ -> nn/ (autograd/, tensor/) -> losses/ -> backward
 // -> nn/Adam. run() is the notebook's cells in order. The program around them lives apart: flags
 // in options.hpp, checkpoints and path checks in run_state.hpp, progress in progress.hpp.
+//
+// Under `mpirun -np N` the same program trains data-parallel (examples/data_parallel.hpp): each
+// process takes its share of every global batch, the triplet loss mines over the whole batch,
+// the gradients are summed across processes before Adam, and rank 0 alone prints and writes.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -19,10 +23,16 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <zlib.h>
 
 #include "autograd/var.hpp"
 #include "data/batcher.hpp"
 #include "data/idx.hpp"
+#include "distributed/agreement.hpp"
+#include "distributed/communicator.hpp"
+#include "distributed/data_parallel.hpp"
+#include "examples/data_parallel.hpp"
 #include "examples/interrupt.hpp"
 #include "examples/options.hpp"
 #include "examples/plot.hpp"
@@ -93,34 +103,45 @@ void check_finite(const Options& opt, nn::Sequential& model, std::size_t epoch, 
 // backward, update. Adds the epoch's means (Keras' running mean, weighted by batch size) to
 // `history`. Returns false if a signal stopped it after a step: then history.partial holds the
 // steps done, and the next call (in a resumed run) continues there.
+//
+// Under mpirun this process takes its share of each batch (one process: all of it), the loss
+// covers the whole batch and `gradients` sums the processes' gradients; a signal stops every
+// process after the same step.
 bool train_epoch(const Options& opt, nn::Sequential& model, nn::Adam& adam,
-                 const data::Batcher& batcher, std::size_t epoch, History& history, bool talk) {
+                 const data::Batcher& batcher, std::size_t epoch, History& history, bool talk,
+                 const distributed::Communicator& comm,
+                 distributed::GradientAllReduce& gradients) {
+    const Mining mining = opt.mining == "local" ? Mining::Local : Mining::Global;
     model.train(true);
     ProgressBar bar(epoch + 1, opt.epochs, batcher.num_batches(), talk && stderr_is_terminal());
     PartialEpoch& sums = history.partial;  // steps > 0: resumed in the middle of this epoch
     const std::vector<std::size_t> order = batcher.epoch_order(epoch);
     while (sums.steps < batcher.num_batches()) {
-        const data::Batch batch = batcher.batch(order, sums.steps);
+        const data::Batch global_batch = batcher.batch(order, sums.steps);
+        const std::size_t n = global_batch.labels.size();
+        const data::Batch batch = shard_of_batch(global_batch, comm);  // this process's rows
+        model.set_sample_offset(distributed::shard_of(n, comm.rank(), comm.size()).begin);
         const Var images(batch.images);                    // [N,1,28,28] in [0,1]
         const Var embeddings = model.forward(images);      // forward: [N,256], unit rows
-        losses::TripletStats stats;
-        const Var loss = losses::triplet_semihard_loss(embeddings, batch.labels,
-                                                       float(opt.margin),
-                                                       losses::Distance::L2, &stats);
-        if (!std::isfinite(loss.value().item()))  // before the update, which would spread it
-            throw Diverged(opt, epoch, sums.steps + 1, "the loss is " + word(loss.value().item()));
+        const ShardLoss loss = triplet_loss_across_ranks(embeddings, batch.labels, n, mining,
+                                                         float(opt.margin), comm);
+        if (!std::isfinite(loss.global_loss))  // before the update, which would spread it
+            throw Diverged(opt, epoch, sums.steps + 1,
+                           "the loss is " + word(float(loss.global_loss)));
         adam.zero_grad();
-        backward(loss);                                    // backward
+        backward(loss.loss);                               // backward
+        gradients.sum(comm, loss.gradient_scale);          // summed over processes
         adam.step();                                       // update
         check_finite(opt, model, epoch, sums.steps + 1);
 
-        const std::size_t n = batch.labels.size();
-        sums.loss_sum += double(loss.value().item()) * n;
-        sums.active_sum += double(stats.fraction_active) * n;
-        history.no_positive_batches += stats.no_positive_pair;
+        sums.loss_sum += loss.global_loss * n;
+        sums.active_sum += loss.global_fraction_active * n;
+        history.no_positive_batches += loss.global_no_positive_pair;
         sums.seen += n;
         bar.update(++sums.steps, sums.loss_sum / sums.seen, sums.seen);
-        if (stop_signal() && sums.steps < batcher.num_batches()) {
+        // Under mpirun the processes agree whether any saw a signal, so all stop after this step.
+        const bool stop = comm.size() > 1 ? comm.allreduce_max(stop_signal()) != 0 : stop_signal();
+        if (stop && sums.steps < batcher.num_batches()) {
             bar.finish();
             sums.seconds += bar.elapsed_seconds();
             return false;
@@ -134,21 +155,11 @@ bool train_epoch(const Options& opt, nn::Sequential& model, nn::Adam& adam,
     return true;
 }
 
-// model.predict(): dropout off, no graph, in chunks.
-Tensor embed(nn::Sequential& model, const data::Dataset& d, std::size_t count) {
-    NoGradGuard no_grad;
-    model.train(false);
-    Tensor out;
-    for (std::size_t start = 0; start < count; start += kEmbedChunk) {
-        stop_if_asked("while embedding", "nothing written to --out");
-        std::vector<std::size_t> idx(std::min(kEmbedChunk, count - start));
-        for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = start + i;
-        const Var e = model.forward(Var(data::images_to_tensor(d, idx)));
-        const std::size_t D = e.value().dim(1);
-        if (out.empty()) out = Tensor({count, D});
-        std::copy_n(e.value().data(), idx.size() * D, out.data() + start * D);
-    }
-    return out;
+// model.predict(): dropout off, no graph, in chunks; each process embeds its share.
+Tensor embed(nn::Sequential& model, const data::Dataset& d, std::size_t count,
+             const distributed::Communicator& comm) {
+    stop_if_asked("while embedding", "nothing written to --out");
+    return embed_sharded(model, d, count, kEmbedChunk, comm);
 }
 
 std::span<const int> first(const std::vector<int>& v, std::size_t n) { return {v.data(), n}; }
@@ -178,12 +189,14 @@ std::vector<std::string> class_names(const std::string& dataset) {
 
 // The untrained network's retrieval quality, for context: on MNIST even random convolutional
 // features retrieve well. Built apart so that resuming never mixes the two.
-float untrained_precision_at_1(const Options& opt, const data::Dataset& test) {
+float untrained_precision_at_1(const Options& opt, const data::Dataset& test,
+                               const distributed::Communicator& comm) {
     nn::Sequential fresh;
     examples::add_tutorial_layers(fresh);
     Rng init_rng(opt.seed);
     fresh.build({1, test.rows, test.cols}, init_rng);
-    return metrics::precision_at_1(embed(fresh, test, test.count), test.labels);
+    const Tensor embeddings = embed(fresh, test, test.count, comm);
+    return comm.is_root() ? metrics::precision_at_1(embeddings, test.labels) : 0.0f;
 }
 
 // t-SNE of a seeded sample of at most kTsnePoints test embeddings, drawn one colour per class.
@@ -206,10 +219,32 @@ void draw_embeddings(const Options& opt, const std::string& dataset, const Tenso
                                      std::to_string(sample.size()) + " points"});
 }
 
-int run(const Options& opt) {
+// Exit code 2 for a usage error, 1 for any other failure.
+int exit_code_of(const std::exception& e) { return dynamic_cast<const UsageError*>(&e) ? 2 : 1; }
+
+// Under mpirun every process must train the same run: the same settings and the same training
+// data (machines with different copies of it would otherwise train on a mix, silently).
+void check_same_run_everywhere(const Options& opt, const RunKey& key,
+                               const distributed::Communicator& comm) {
+    std::string settings = opt.mining + " " + std::to_string(opt.epochs) + " " +
+                           std::to_string(std::bit_cast<std::uint64_t>(opt.lr)) + " " +
+                           std::to_string(std::bit_cast<std::uint64_t>(opt.margin));
+    for (const auto& [name, value] : key) settings += " " + name + "=" + std::to_string(value);
+    const auto digest = std::uint32_t(crc32_z(0L, reinterpret_cast<const Bytef*>(settings.data()),
+                                              settings.size()));
+    const std::vector<std::uint32_t> digests = comm.allgather(digest);
+    distributed::run_agreed(comm, [&] {
+        if (digest != digests[0])
+            throw UsageError("process " + std::to_string(comm.rank()) +
+                             " has other flags or training data than process 0 (" + opt.data +
+                             "): every process of a job must train the same run");
+    }, exit_code_of);
+}
+
+int run(const Options& opt, const distributed::Communicator& comm) {
     if (opt.threads > 0) set_num_threads(opt.threads);
     const int threads = num_threads();
-    const bool talk = !opt.quiet;
+    const bool talk = !opt.quiet && comm.is_root();  // one process speaks for the job
     auto say = [&](const std::string& line) {
         if (talk) std::cout << line << std::endl;
     };
@@ -219,41 +254,61 @@ int run(const Options& opt) {
         examples::add_tutorial_layers(model);
         Rng init_rng(opt.seed);
         model.build({1, 28, 28}, init_rng);
-        std::cout << model.summary();
+        if (comm.is_root()) std::cout << model.summary();
         return 0;
     }
-    check_paths(opt);
 
-    // --- data ------------------------------------------------------------------------------
-    const data::Split split = data::load_mnist_folder(opt.data, opt.limit_train);
-    const std::string dataset = dataset_name(opt.data);
-    if (opt.limit_train > split.train.file_count)
-        throw UsageError("--limit-train " + std::to_string(opt.limit_train) + " exceeds the " +
-                         std::to_string(split.train.file_count) + " training images in " +
-                         opt.data);
-    const data::Batcher batcher(split.train, std::size_t(opt.batch_size), opt.seed,
-                                opt.shuffle_buffer, opt.limit_train);
-    const std::size_t train_count = batcher.num_samples(), test_count = split.test.count;
-    const auto key = run_key(opt, split.train, train_count);
-
-    // --- model and optimiser: the tutorial's model.compile(optimizer=Adam(0.001), ...) ------
+    // Every process reads the flags' files itself; one that fails ends them all, reported once
+    // (distributed/agreement.hpp).
+    data::Split split;
+    std::optional<data::Batcher> batcher;
+    RunKey key;
     nn::Sequential model;
-    examples::add_tutorial_layers(model);
-    Rng init_rng(opt.seed);
-    model.build({1, split.train.rows, split.train.cols}, init_rng);
-    model.set_fuse(!opt.no_fuse);  // same values either way (nn/sequential.hpp)
-    nn::Adam adam(model.parameters(), {.learning_rate = float(opt.lr)});
+    std::optional<nn::Adam> adam;
     History history;
-    if (!opt.resume.empty()) history = resume_run(opt, model, adam, key);
+    distributed::run_agreed(comm, [&] {
+        if (opt.batch_size % comm.size() != 0)
+            throw UsageError("--batch-size " + std::to_string(opt.batch_size) +
+                             " does not divide among " + std::to_string(comm.size()) +
+                             " processes (it is the global batch; each takes an equal share)");
+        check_paths(opt);
+
+        // --- data --------------------------------------------------------------------------
+        split = data::load_mnist_folder(opt.data, opt.limit_train);
+        if (opt.limit_train > split.train.file_count)
+            throw UsageError("--limit-train " + std::to_string(opt.limit_train) + " exceeds the " +
+                             std::to_string(split.train.file_count) + " training images in " +
+                             opt.data);
+        batcher.emplace(split.train, std::size_t(opt.batch_size), opt.seed, opt.shuffle_buffer,
+                        opt.limit_train);
+        key = run_key(opt, split.train, batcher->num_samples());
+
+        // --- model and optimiser: the tutorial's model.compile(optimizer=Adam(0.001), ...) --
+        examples::add_tutorial_layers(model);
+        Rng init_rng(opt.seed);
+        model.build({1, split.train.rows, split.train.cols}, init_rng);
+        model.set_fuse(!opt.no_fuse);  // same values either way (nn/sequential.hpp)
+        adam.emplace(model.parameters(), nn::AdamOptions{.learning_rate = float(opt.lr)});
+        if (!opt.resume.empty()) history = resume_run(opt, model, *adam, key);
+    }, exit_code_of);
+    check_same_run_everywhere(opt, key, comm);
+    // Every process starts from rank 0's weights and optimiser state.
+    distributed::broadcast_state(comm, *adam);
+    distributed::GradientAllReduce gradients(model.parameters());
+    const std::string dataset = dataset_name(opt.data);
+    const std::size_t train_count = batcher->num_samples(), test_count = split.test.count;
 
     say("semigrad mnist_triplet: " + dataset + ", " + std::to_string(train_count) + " train / " +
         std::to_string(test_count) + " test images, " + std::to_string(threads) +
-        " threads, OpenBLAS " + openblas_core() + " kernels, " + isa_name(active_isa()) + " path");
+        " threads, OpenBLAS " + openblas_core() + " kernels, " + isa_name(active_isa()) + " path" +
+        (comm.size() > 1 ? ", " + std::to_string(comm.size()) + " processes (" + opt.mining +
+                               " mining)"
+                         : ""));
     if (!opt.resume.empty())
         say("resumed from " + opt.resume + " after epoch " +
             std::to_string(history.epoch_loss.size()) +
             (history.partial.steps ? ", step " + std::to_string(history.partial.steps) : ""));
-    const float untrained_p1 = untrained_precision_at_1(opt, split.test);
+    const float untrained_p1 = untrained_precision_at_1(opt, split.test, comm);
 
     // --- training: the tutorial's model.fit(train_dataset, epochs=5) -------------------------
     for (std::size_t epoch = history.epoch_loss.size(); epoch < std::size_t(opt.epochs); ++epoch) {
@@ -262,10 +317,11 @@ int run(const Options& opt) {
                           ? "nothing written"
                           : "the checkpoint " + opt.checkpoint + " holds " +
                                 std::to_string(epoch) + " epochs; --out unchanged");
-        if (!train_epoch(opt, model, adam, batcher, epoch, history, talk)) {
+        if (!train_epoch(opt, model, *adam, *batcher, epoch, history, talk, comm, gradients)) {
             const std::string at = "at epoch " + std::to_string(epoch + 1) + ", step " +
                                    std::to_string(history.partial.steps);
-            if (!opt.checkpoint.empty()) save_run(opt, model, adam, key, history);
+            if (!opt.checkpoint.empty() && comm.is_root())
+                save_run(opt, model, *adam, key, history);
             stop_if_asked(at, opt.checkpoint.empty()
                                   ? "no checkpoint (no --checkpoint given); --out unchanged"
                                   : "wrote checkpoint " + opt.checkpoint + " (continue with "
@@ -276,22 +332,24 @@ int run(const Options& opt) {
                       "epoch %zu/%d  loss %.4f  active triplets %.1f%%  %.1fs  %.0f samples/s",
                       epoch + 1, opt.epochs, history.epoch_loss.back(),
                       100 * history.epoch_active.back(), history.epoch_seconds.back(),
-                      double(batcher.num_samples()) / history.epoch_seconds.back());
+                      double(batcher->num_samples()) / history.epoch_seconds.back());
         say(line);
-        if (!opt.checkpoint.empty()) save_run(opt, model, adam, key, history);
+        if (!opt.checkpoint.empty() && comm.is_root()) save_run(opt, model, *adam, key, history);
     }
 
     // --- the tutorial's last cells: embed the test set, save for the Projector ---------------
     // Every output goes into a staged folder beside --out, swapped in whole at the end: a reader
-    // (or a failure half-way) never sees new vecs.tsv beside an old metrics.json.
+    // (or a failure half-way) never sees new vecs.tsv beside an old metrics.json. Every process
+    // embeds its share; rank 0 writes.
+    const Tensor test_embeddings = embed(model, split.test, test_count, comm);
+    const Tensor train_embeddings = embed(model, split.train, train_count, comm);
+    if (!comm.is_root()) return 0;
     StagedFolder staged(opt.out);
     const fs::path out(staged.path());
-    const Tensor test_embeddings = embed(model, split.test, test_count);
     examples::write_vecs_tsv((out / "vecs.tsv").string(), test_embeddings);
     examples::write_meta_tsv((out / "meta.tsv").string(), split.test.labels);
 
     // --- evaluation: retrieval on the unit sphere --------------------------------------------
-    const Tensor train_embeddings = embed(model, split.train, train_count);
     const float p1 = metrics::precision_at_1(test_embeddings, split.test.labels);
     const float knn = metrics::knn_accuracy(test_embeddings, split.test.labels, train_embeddings,
                                             first(split.train.labels, train_count), 1);
@@ -328,6 +386,8 @@ int run(const Options& opt) {
         {"learning_rate", opt.lr},
         {"margin", opt.margin},
         {"threads", threads},
+        {"processes", comm.size()},
+        {"mining", opt.mining},
         {"openblas_core", openblas_core()},
         {"isa", isa_name(active_isa())},
         {"fused_blocks", model.fuse()},
@@ -367,22 +427,31 @@ int main(int argc, char** argv) {
     // Every step frees and re-allocates the same activation-sized blocks: keep them rather than
     // page-fault them back each step (tensor/memory.hpp; 19-22 -> 15 ms per step here).
     semigrad::keep_freed_memory();
+    // Under mpirun: this process's place in the job; otherwise a job of one.
+    const distributed::Communicator comm;
     Options opt;
-    if (const auto exit_code = parse_options(argc, argv, opt)) return *exit_code;
+    // Rank 0 prints help, version or a flag's error; every process stops if any must.
+    const std::optional<int> stop = parse_options(argc, argv, opt, comm.is_root());
+    if (const int code = comm.allreduce_max(stop ? *stop + 1 : 0)) return code - 1;
     install_stop_handlers();
+    // A failure on one process while the others wait for it in a collective: end them all.
+    const auto fail = [&](int code) {
+        if (comm.size() > 1) comm.abort(code);
+        return code;
+    };
     try {
-        return run(opt);
+        return run(opt, comm);
+    } catch (const distributed::JobFailure& e) {  // every process knows; one reports
+        if (e.report) std::cerr << "error: " << e.what() << '\n';
+        return e.exit_code;
+    } catch (const Diverged& e) {  // the processes hold the same weights: all stop at this step
+        if (comm.is_root()) std::cerr << "error: " << e.what() << '\n';
+        return 1;
     } catch (const Interrupted& e) {
         std::cerr << e.what() << '\n';
-        return 128 + e.signal;
-    } catch (const UsageError& e) {
+        return fail(128 + e.signal);
+    } catch (const std::exception& e) {  // semigrad::Error, std::bad_alloc, filesystem errors
         std::cerr << "error: " << e.what() << '\n';
-        return 2;
-    } catch (const Error& e) {
-        std::cerr << "error: " << e.what() << '\n';
-        return 1;
-    } catch (const std::exception& e) {  // std::bad_alloc, filesystem errors
-        std::cerr << "error: " << e.what() << '\n';
-        return 1;
+        return fail(exit_code_of(e));
     }
 }

@@ -58,7 +58,7 @@ int hardware_threads() {
 
 }  // namespace
 
-std::optional<int> parse_options(int argc, char** argv, Options& opt) {
+std::optional<int> parse_options(int argc, char** argv, Options& opt, bool speak) {
     CLI::App app{"Train TensorFlow Addons' TripletSemiHardLoss tutorial model on MNIST-format data "
                  "and write vecs.tsv/meta.tsv (Embedding Projector), metrics.json and the map of the test "
                  "embeddings (embeddings.png, embeddings.html).",
@@ -68,7 +68,8 @@ std::optional<int> parse_options(int argc, char** argv, Options& opt) {
         ->capture_default_str();
     app.add_option("--epochs", opt.epochs, "Total epochs (with --resume: including those done)")
         ->check(positive)->capture_default_str();
-    app.add_option("--batch-size", opt.batch_size, "Images per training batch")
+    app.add_option("--batch-size", opt.batch_size,
+                   "Images per training batch (under mpirun: the global batch, split evenly)")
         ->check(positive)->capture_default_str();
     app.add_option("--lr", opt.lr, "Adam learning rate")
         ->check(positive_float)->capture_default_str();
@@ -91,6 +92,9 @@ std::optional<int> parse_options(int argc, char** argv, Options& opt) {
     app.add_option("--checkpoint", opt.checkpoint, "Save model+optimiser state here after every epoch");
     app.add_option("--resume", opt.resume, "Continue from this checkpoint up to --epochs")
         ->check(CLI::ExistingFile);
+    app.add_option("--mining", opt.mining,
+                   "Under mpirun: mine triplets over the global batch or each process's share")
+        ->check(CLI::IsMember({"global", "local"}))->capture_default_str();
     app.add_flag("--summary", opt.summary, "Print the Keras-like model summary and exit");
     app.add_flag("--quiet", opt.quiet, "Print only errors");
     app.add_flag("--no-fuse", opt.no_fuse,
@@ -98,11 +102,11 @@ std::optional<int> parse_options(int argc, char** argv, Options& opt) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
+        return speak ? app.exit(e) : 0;
     } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
+        return speak ? app.exit(e) : 0;
     } catch (const CLI::ParseError& e) {
-        std::cerr << "error: " << e.what() << " (see --help)\n";
+        if (speak) std::cerr << "error: " << e.what() << " (see --help)\n";
         return 2;
     }
     // More threads than the machine runs at once only slow OpenMP's barriers down (and 100000

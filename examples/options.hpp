@@ -35,12 +35,14 @@ struct Options {
     std::string out = "out";
     std::string projection = "umap";  // umap | tsne | none: the picture of the test embeddings
     std::string checkpoint, resume;
+    std::string mining = "global";  // under mpirun: examples/data_parallel.hpp
     bool summary = false, quiet = false;
     bool no_fuse = false;  // run Conv2D(relu) -> MaxPool2D -> Dropout as three layers
 };
 
 // Parses argv into `opt`. Returns an exit code when the program should stop here: 0 after
-// --help or --version (printed), 2 after a bad flag (one `error:` line on stderr).
-std::optional<int> parse_options(int argc, char** argv, Options& opt);
+// --help or --version (printed), 2 after a bad flag (one `error:` line on stderr). With
+// `speak` false nothing is printed (the processes of an MPI job other than rank 0).
+std::optional<int> parse_options(int argc, char** argv, Options& opt, bool speak = true);
 
 }  // namespace semigrad::examples
