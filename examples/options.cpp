@@ -112,8 +112,9 @@ std::optional<int> parse_options(int argc, char** argv, Options& opt, bool speak
     // More threads than the machine runs at once only slow OpenMP's barriers down (and 100000
     // would be capped silently by the runtime): refuse, naming the number.
     if (const int hw = hardware_threads(); opt.threads > hw) {
-        std::cerr << "error: --threads " << opt.threads << " is more than the " << hw
-                  << " hardware threads this process may use\n";
+        if (speak)
+            std::cerr << "error: --threads " << opt.threads << " is more than the " << hw
+                      << " hardware threads this process may use\n";
         return 2;
     }
     return std::nullopt;
