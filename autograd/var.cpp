@@ -4,6 +4,7 @@
 
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
+#include "tensor/profile.hpp"
 
 namespace semigrad {
 
@@ -53,6 +54,7 @@ Var record(Tensor value, const std::vector<Var>& inputs, std::string op, Backwar
     if (!any) return out;
     Node& n = *out.node();
     n.requires_grad = true;
+    if (profile::enabled()) n.profile_scope = profile::current();
     n.backward_fn = std::move(fn);
     n.inputs.reserve(inputs.size());
     for (const Var& in : inputs) n.inputs.push_back(in.node());
@@ -86,11 +88,14 @@ void backward(const Var& root, const Tensor& seed) {
                     "') does not require a gradient; no parameter reached it");
     if (r->released)
         throw Error("backward: graph of '" + r->op + "' was already released");
+    profile::Scope scope("backward");
     r->accumulate_grad(seed);
     std::vector<Node*> order = topological_order(r);
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Node* n = *it;
-        if (n->backward_fn && !n->grad.empty()) n->backward_fn(n->grad);
+        if (!n->backward_fn || n->grad.empty()) continue;
+        profile::Scope layer(n->profile_scope), op(n->op);
+        n->backward_fn(n->grad);
     }
     // Release the graph: closures hold saved tensors, inputs hold whole sub-graphs, and the
     // intermediate gradients are no longer needed. Leaves keep their grads.

@@ -31,6 +31,9 @@ struct Node {
     std::vector<NodePtr> inputs;  // in argument order: deterministic traversal
     BackwardFn backward_fn;       // empty for leaves
     std::string op = "leaf";
+    // The profiler scope open when this node was recorded (the layer, the loss; empty unless
+    // profiling): backward() reports the node's time under it (tensor/profile.hpp).
+    std::string profile_scope;
     bool released = false;        // set once backward() has freed this node's graph
 
     // The gradient buffer, allocated as zeros of value's shape on first use.

@@ -16,6 +16,7 @@
 #include "losses/triplet.hpp"
 #include "nn/optimizer.hpp"
 #include "tensor/memory.hpp"
+#include "tensor/profile.hpp"
 
 using namespace semigrad;
 
@@ -44,9 +45,14 @@ struct Setup {
     }
 
     float step() {
+        profile::Scope scope("train step");
         model.train(true);
         const Var embeddings = model.forward(Var(images));
-        const Var loss = losses::triplet_semihard_loss(embeddings, labels);
+        Var loss;
+        {
+            profile::Scope scope("loss");
+            loss = losses::triplet_semihard_loss(embeddings, labels);
+        }
         adam->zero_grad();
         backward(loss);
         adam->step();
@@ -90,6 +96,19 @@ void BM_EvalForward(benchmark::State& state) {
 }
 BENCHMARK(BM_EvalForward)->ArgNames({"images", "fused"})->Args({500, 1})->Args({500, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
+// The trainer's --profile table for this step: 200 steps after 20 unprofiled ones.
+void print_profile() {
+    Setup s;
+    for (int i = 0; i < 20; ++i) s.step();
+    profile::reset();
+    profile::set_enabled(true);
+    constexpr std::size_t kSteps = 200;
+    for (std::size_t i = 0; i < kSteps; ++i) s.step();
+    profile::set_enabled(false);
+    std::printf("\nWhere a training step's time goes (%zu steps of %zu, tensor/profile.hpp):\n%s",
+                kSteps, kBatch, profile::table(kSteps).c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -99,5 +118,6 @@ int main(int argc, char** argv) {
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
+    print_profile();
     return 0;
 }

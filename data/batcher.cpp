@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "tensor/error.hpp"
+#include "tensor/profile.hpp"
 #include "tensor/random.hpp"
 
 namespace semigrad::data {
@@ -53,6 +54,7 @@ Batch Batcher::batch(std::span<const std::size_t> order, std::size_t i) const {
                          std::to_string(order.size()) + " samples; this batcher has " +
                          std::to_string(num_batches()) + " batches of " +
                          std::to_string(num_samples_) + " samples");
+    profile::Scope scope("batch");
     const std::size_t begin = i * batch_size_;
     const std::size_t end = std::min(begin + batch_size_, order.size());
     Batch b;

@@ -51,6 +51,7 @@
 #include "tensor/error.hpp"
 #include "tensor/memory.hpp"
 #include "tensor/parallel.hpp"
+#include "tensor/profile.hpp"
 #include "tensor/simd.hpp"
 
 namespace fs = std::filesystem;
@@ -117,14 +118,18 @@ bool train_epoch(const Options& opt, nn::Sequential& model, nn::Adam& adam,
     PartialEpoch& sums = history.partial;  // steps > 0: resumed in the middle of this epoch
     const std::vector<std::size_t> order = batcher.epoch_order(epoch);
     while (sums.steps < batcher.num_batches()) {
+        const profile::Scope step("train step");           // --profile's table
         const data::Batch global_batch = batcher.batch(order, sums.steps);
         const std::size_t n = global_batch.labels.size();
         const data::Batch batch = shard_of_batch(global_batch, comm);  // this process's rows
         model.set_sample_offset(distributed::shard_of(n, comm.rank(), comm.size()).begin);
         const Var images(batch.images);                    // [N,1,28,28] in [0,1]
         const Var embeddings = model.forward(images);      // forward: [N,256], unit rows
-        const ShardLoss loss = triplet_loss_across_ranks(embeddings, batch.labels, n, mining,
-                                                         float(opt.margin), comm);
+        const ShardLoss loss = [&] {
+            const profile::Scope scope("loss");
+            return triplet_loss_across_ranks(embeddings, batch.labels, n, mining,
+                                             float(opt.margin), comm);
+        }();
         if (!std::isfinite(loss.global_loss))  // before the update, which would spread it
             throw Diverged(opt, epoch, sums.steps + 1,
                            "the loss is " + word(float(loss.global_loss)));
@@ -311,6 +316,7 @@ int run(const Options& opt, const distributed::Communicator& comm) {
     const float untrained_p1 = untrained_precision_at_1(opt, split.test, comm);
 
     // --- training: the tutorial's model.fit(train_dataset, epochs=5) -------------------------
+    profile::set_enabled(opt.profile);
     for (std::size_t epoch = history.epoch_loss.size(); epoch < std::size_t(opt.epochs); ++epoch) {
         stop_if_asked("before epoch " + std::to_string(epoch + 1),
                       opt.checkpoint.empty() || epoch == 0
@@ -336,6 +342,11 @@ int run(const Options& opt, const distributed::Communicator& comm) {
         say(line);
         if (!opt.checkpoint.empty() && comm.is_root()) save_run(opt, model, *adam, key, history);
     }
+    profile::set_enabled(false);
+    for (const profile::Row& row : profile::rows())  // the top row counts the steps
+        if (opt.profile && row.name == "train step")
+            std::cout << "where a training step's time went (--profile, " << row.calls
+                      << " steps):\n" << profile::table(row.calls);
 
     // --- the tutorial's last cells: embed the test set, save for the Projector ---------------
     // Every output goes into a staged folder beside --out, swapped in whole at the end: a reader

@@ -97,6 +97,8 @@ std::optional<int> parse_options(int argc, char** argv, Options& opt, bool speak
         ->check(CLI::IsMember({"global", "local"}))->capture_default_str();
     app.add_flag("--summary", opt.summary, "Print the Keras-like model summary and exit");
     app.add_flag("--quiet", opt.quiet, "Print only errors");
+    app.add_flag("--profile", opt.profile,
+                 "After training, print a table of where a step's time went (ms per step)");
     app.add_flag("--no-fuse", opt.no_fuse,
                  "Run each Conv2D(relu) -> MaxPool2D -> Dropout as three layers, not one fused node");
     try {

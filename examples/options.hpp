@@ -37,6 +37,7 @@ struct Options {
     std::string checkpoint, resume;
     std::string mining = "global";  // under mpirun: examples/data_parallel.hpp
     bool summary = false, quiet = false;
+    bool profile = false;  // print where a training step's time went (tensor/profile.hpp)
     bool no_fuse = false;  // run Conv2D(relu) -> MaxPool2D -> Dropout as three layers
 };
 

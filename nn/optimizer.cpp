@@ -6,6 +6,7 @@
 
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
+#include "tensor/profile.hpp"
 
 namespace semigrad::nn {
 
@@ -51,6 +52,7 @@ Adam::Adam(std::vector<Parameter> params, AdamOptions o)
 }
 
 void Adam::step() {
+    profile::Scope scope("Adam");
     ++iterations_;
     // float32 throughout, as Keras computes in the variable's dtype.
     const float t = static_cast<float>(iterations_);
@@ -87,6 +89,7 @@ SGD::SGD(std::vector<Parameter> params, SGDOptions o)
 }
 
 void SGD::step() {
+    profile::Scope scope("SGD");
     ++iterations_;
     const float lr = learning_rate_, mu = options_.momentum;
     for (std::size_t i = 0; i < params_.size(); ++i) {

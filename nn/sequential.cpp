@@ -9,6 +9,7 @@
 #include "nn/layers.hpp"
 #include "tensor/dropout.hpp"
 #include "tensor/error.hpp"
+#include "tensor/profile.hpp"
 
 namespace semigrad::nn {
 
@@ -69,12 +70,14 @@ Shape Sequential::build(const Shape& input_shape, Rng& init_rng) {
 
 Var Sequential::forward(const Var& x) {
     check_built();
+    profile::Scope scope("forward");
     Var y = x;
     for (std::size_t i = 0; i < layers_.size();) {
         if (fuse_ && forward_fused_block(i, y)) {
             i += 3;
             continue;
         }
+        profile::Scope layer_scope(layers_[i]->name());
         y = layers_[i++]->forward(y);
     }
     return y;
@@ -100,6 +103,10 @@ bool Sequential::forward_fused_block(std::size_t i, Var& y) {
         spec.dropout_key = draw_dropout_key(drop->rng());
     }
     spec.sample_offset = drop->sample_offset();
+    // The fused node reports as its three layers, "conv2d+max_pooling2d+dropout".
+    profile::Scope scope(profile::enabled()
+                             ? conv->name() + "+" + pool->name() + "+" + drop->name()
+                             : std::string());
     y = conv2d_relu_pool_dropout(y, conv->kernel(), conv->options().use_bias ? conv->bias() : Var(),
                                  spec);
     return true;

@@ -3,12 +3,18 @@
 #include <cblas.h>
 
 #include "tensor/error.hpp"
+#include "tensor/profile.hpp"
 
 namespace semigrad {
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc) {
     if (M == 0 || N == 0) return;
+    // Named by shape, "sgemm 32x256x6272 NT" (M x N x K, A and B as stored), when profiling.
+    profile::Scope scope(profile::enabled() ? "sgemm " + std::to_string(M) + "x" +
+                                                  std::to_string(N) + "x" + std::to_string(K) +
+                                                  (trans_a ? " T" : " N") + (trans_b ? "T" : "N")
+                                            : std::string());
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

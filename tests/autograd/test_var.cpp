@@ -3,6 +3,7 @@
 
 #include "autograd/var.hpp"
 #include "tensor/error.hpp"
+#include "tensor/profile.hpp"
 
 using namespace semigrad;
 
@@ -103,4 +104,30 @@ TEST(NoGrad, RecordsNothingAndRestores) {
     }
     EXPECT_TRUE(grad_enabled());
     EXPECT_TRUE(times(x, x).requires_grad());
+}
+
+// With the profiler on, backward() reports each node's closure under the scope its forward
+// was recorded in, then the node's op: "backward" > "layer" > "times".
+TEST(Var, BackwardReportsNodesUnderTheirForwardScope) {
+    profile::reset();
+    profile::set_enabled(true);
+    Var x(Tensor({2}, {1.0f, -2.0f}), true);
+    const Var c(Tensor({2}, {3.0f, 4.0f}));
+    Var y;
+    {
+        profile::Scope layer("layer");
+        y = times(x, c);
+    }
+    const Var z = times(y, c);  // recorded outside any scope: its row is just its op
+    backward(z, Tensor({2}, {1.0f, 1.0f}));
+    profile::set_enabled(false);
+    std::vector<std::pair<std::string, int>> named;
+    for (const auto& r : profile::rows())
+        if (r.name != "(self)") named.push_back({r.name, r.depth});
+    profile::reset();
+    const std::vector<std::pair<std::string, int>> expected = {
+        {"layer", 0}, {"backward", 0}, {"times", 1}, {"layer", 1}, {"times", 2}};
+    EXPECT_EQ(named, expected);
+    EXPECT_EQ(x.grad().at({0}), 9.0f);
+    EXPECT_EQ(x.grad().at({1}), 16.0f);
 }
