@@ -94,7 +94,7 @@ void BM_EvalForward(benchmark::State& state) {
     state.counters["images/s"] =
         benchmark::Counter(double(state.iterations() * n), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_EvalForward)->ArgNames({"images", "fused"})->Args({500, 1})->Args({500, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_EvalForward)->ArgNames({"images", "fused"})->Args({32, 1})->Args({500, 1})->Args({500, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 // The trainer's --profile table for this step: 200 steps after 20 unprofiled ones.
 void print_profile() {

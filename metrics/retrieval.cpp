@@ -18,7 +18,7 @@ namespace {
 
 // A block of distance rows holds about this many floats (16 MB): big enough for an efficient
 // gemm, small enough to stay out of swap at 10,000 x 60,000.
-constexpr std::size_t kBlockFloats = std::size_t{4} << 20;
+constexpr std::size_t kBlockFloats = std::size_t{1} << 20;
 
 void check_embeddings(const char* op, const char* what, const Tensor& x, std::size_t num_labels) {
     check_rank(op, what, x, 2);
@@ -83,12 +83,12 @@ void for_each_distance_block(const Tensor& queries, const Tensor& references, st
 
 using Neighbours = std::vector<std::pair<float, std::size_t>>;  // (squared distance, index)
 
-// Shapes: queries [M,D], references [N,D]. Each query's k nearest references, ascending; with
-// leave_one_out (queries == references) reference q is not a candidate for query q. Scanning j
-// upwards and replacing only on a strictly smaller distance gives ties to the lower index.
-std::vector<Neighbours> k_nearest(const Tensor& queries, const Tensor& references, std::size_t k,
-                                  bool leave_one_out) {
-    std::vector<Neighbours> nearest(queries.dim(0));
+// Shapes: queries [M,D], references [N,D]. Merges references into each query's k nearest so
+// far (nearest[q], ascending), reference j counting as index offset + j; with leave_one_out
+// (queries == references) reference q is not a candidate for query q. Scanning j upwards and
+// replacing only on a strictly smaller distance gives ties to the lower index.
+void keep_k_nearest(const Tensor& queries, const Tensor& references, std::size_t k,
+                    bool leave_one_out, std::size_t offset, std::vector<Neighbours>& nearest) {
     const auto keep_nearest = [&](std::size_t q, std::size_t j0, const float* seg,
                                   std::size_t len) {
         Neighbours& best = nearest[q];
@@ -99,10 +99,16 @@ std::vector<Neighbours> k_nearest(const Tensor& queries, const Tensor& reference
             if (best.size() < k) best.emplace_back();
             std::size_t pos = best.size() - 1;
             for (; pos > 0 && d < best[pos - 1].first; --pos) best[pos] = best[pos - 1];
-            best[pos] = {d, j0 + j};
+            best[pos] = {d, offset + j0 + j};
         }
     };
     for_each_distance_block(queries, references, 4096, keep_nearest);
+}
+
+std::vector<Neighbours> k_nearest(const Tensor& queries, const Tensor& references, std::size_t k,
+                                  bool leave_one_out) {
+    std::vector<Neighbours> nearest(queries.dim(0));
+    keep_k_nearest(queries, references, k, leave_one_out, 0, nearest);
     return nearest;
 }
 
@@ -141,36 +147,69 @@ float precision_at_1(const Tensor& embeddings, std::span<const int> labels) {
     return mean_scored("precision_at_1", score);
 }
 
-float knn_accuracy(const Tensor& queries, std::span<const int> query_labels,
-                   const Tensor& references, std::span<const int> reference_labels, int k) {
+KnnAccuracy::KnnAccuracy(const Tensor& queries, std::span<const int> query_labels, int k)
+    : queries_(&queries), query_labels_(query_labels.begin(), query_labels.end()), k_(k) {
     check_embeddings("knn_accuracy", "queries", queries, query_labels.size());
+    if (queries.dim(0) == 0 || k < 1)
+        throw ValueError("knn_accuracy: k = " + std::to_string(k) + " with " +
+                         std::to_string(queries.dim(0)) + " queries (need M >= 1, k >= 1)");
+    nearest_.resize(queries.dim(0));
+}
+
+void KnnAccuracy::add(const Tensor& references, std::span<const int> reference_labels) {
     check_embeddings("knn_accuracy", "references", references, reference_labels.size());
-    if (queries.dim(1) != references.dim(1))
-        throw ShapeError("knn_accuracy: queries " + to_string(queries.shape()) +
+    if (queries_->dim(1) != references.dim(1))
+        throw ShapeError("knn_accuracy: queries " + to_string(queries_->shape()) +
                          " and references " + to_string(references.shape()) + " differ in width");
-    const std::size_t M = queries.dim(0), N = references.dim(0);
-    if (M == 0 || k < 1 || static_cast<std::size_t>(k) > N)
-        throw ValueError("knn_accuracy: k = " + std::to_string(k) + " with " + std::to_string(M) +
+    const std::size_t D = references.dim(1);
+    for (std::size_t i = 0; i < references.dim(0); ++i) {
+        pending_.insert(pending_.end(), references.data() + i * D, references.data() + (i + 1) * D);
+        reference_labels_.push_back(reference_labels[i]);
+        if (pending_.size() == kBlockRows * D) flush();
+    }
+}
+
+void KnnAccuracy::flush() {
+    if (pending_.empty()) return;
+    const std::size_t D = queries_->dim(1), rows = pending_.size() / D;
+    Tensor block = Tensor::uninitialised({rows, D});
+    std::copy(pending_.begin(), pending_.end(), block.data());
+    pending_.clear();
+    // Indices continue from the blocks before, so ties still go to the earliest reference.
+    keep_k_nearest(*queries_, block, static_cast<std::size_t>(k_), false,
+                   reference_labels_.size() - rows, nearest_);
+}
+
+float KnnAccuracy::result() {
+    flush();
+    const std::size_t M = nearest_.size(), N = reference_labels_.size();
+    if (static_cast<std::size_t>(k_) > N)
+        throw ValueError("knn_accuracy: k = " + std::to_string(k_) + " with " + std::to_string(M) +
                          " queries and " + std::to_string(N) +
                          " references (need M >= 1, 1 <= k <= N)");
-    const std::vector<Neighbours> nearest =
-        k_nearest(queries, references, static_cast<std::size_t>(k), false);
     std::vector<double> score(M);
     for (std::size_t q = 0; q < M; ++q) {
         // Majority vote; scanning neighbours nearest-first and replacing only on a strictly
         // larger count gives a tie to the label whose nearest neighbour comes first.
         int vote = 0;
         std::size_t vote_count = 0;
-        for (const auto& [d, j] : nearest[q]) {
-            const int label = reference_labels[j];
+        for (const auto& [d, j] : nearest_[q]) {
+            const int label = reference_labels_[j];
             const auto c = static_cast<std::size_t>(
-                std::count_if(nearest[q].begin(), nearest[q].end(),
-                              [&](const auto& b) { return reference_labels[b.second] == label; }));
+                std::count_if(nearest_[q].begin(), nearest_[q].end(),
+                              [&](const auto& b) { return reference_labels_[b.second] == label; }));
             if (c > vote_count) vote = label, vote_count = c;
         }
-        score[q] = vote == query_labels[q] ? 1.0 : 0.0;
+        score[q] = vote == query_labels_[q] ? 1.0 : 0.0;
     }
     return mean_scored("knn_accuracy", score);
+}
+
+float knn_accuracy(const Tensor& queries, std::span<const int> query_labels,
+                   const Tensor& references, std::span<const int> reference_labels, int k) {
+    KnnAccuracy accuracy(queries, query_labels, k);
+    accuracy.add(references, reference_labels);
+    return accuracy.result();
 }
 
 float map_at_r(const Tensor& embeddings, std::span<const int> labels) {

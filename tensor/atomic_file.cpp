@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <sstream>
+#include <fstream>
 
 #include "tensor/error.hpp"
 
@@ -115,9 +115,33 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
 
 void write_file_atomically(const std::string& path,
                            const std::function<void(std::ostream&)>& write) {
-    std::ostringstream buffer;
-    write(buffer);
-    write_file_atomically(path, buffer.view());
+    // Streamed straight into the temporary file: a 64 MB vecs.tsv must not be held in memory.
+    const std::string tmp = temporary_name(path);
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        if (!out) throw IoError("cannot write '" + path + "': " + std::strerror(errno));
+        try {
+            write(out);
+            out.flush();
+        } catch (...) {
+            out.close();
+            ::unlink(tmp.c_str());
+            throw;
+        }
+        if (!out) fail(path, tmp, "write failed", errno != 0 ? errno : EIO);
+        out.close();
+        if (out.fail()) fail(path, tmp, "close failed", errno != 0 ? errno : EIO);
+    }
+    // fsync before rename, as above (fsync reaches the file's data through any descriptor).
+    const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(path, tmp, "reopen failed", errno);
+    if (::fsync(fd) != 0) {
+        const int err = errno;
+        ::close(fd);
+        fail(path, tmp, "fsync failed", err);
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) fail(path, tmp, "rename failed", errno);
 }
 
 // --- a folder swapped in whole ---------------------------------------------------------------

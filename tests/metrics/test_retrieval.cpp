@@ -242,3 +242,41 @@ TEST(Retrieval, RejectsBadInput) {
             << e.what();
     }
 }
+
+// References fed in uneven chunks (as the trainer embeds the training set) give exactly the
+// whole set's result: integer points tie often, and ties must still go to the earliest reference
+// across chunk boundaries. k > the references seen so far is refused at result().
+TEST(Retrieval, KnnAccuracyOverChunksEqualsWholeSet) {
+    Rng rng(17);
+    const Tensor queries = integer_points(300, 2, rng);
+    const std::vector<int> qlabels = random_labels(300, 4, rng);
+    const Tensor refs = integer_points(1000, 2, rng);
+    const std::vector<int> rlabels = random_labels(1000, 4, rng);
+    for (int k : {1, 4}) {
+        metrics::KnnAccuracy acc(queries, qlabels, k);
+        EXPECT_THROW(acc.result(), ValueError);
+        const std::size_t bounds[] = {0, 1, 7, 400, 999, 1000};
+        for (std::size_t c = 0; c + 1 < std::size(bounds); ++c) {
+            const std::size_t b = bounds[c], e = bounds[c + 1];
+            Tensor chunk({e - b, 2});
+            std::copy_n(refs.data() + b * 2, (e - b) * 2, chunk.data());
+            acc.add(chunk, std::span<const int>(rlabels).subspan(b, e - b));
+        }
+        EXPECT_EQ(acc.result(), brute_knn_accuracy(queries, qlabels, refs, rlabels, k)) << "k " << k;
+    }
+    // Past one gathered block of references (kBlockRows), in chunks that straddle its end.
+    const Tensor many = integer_points(5000, 2, rng);
+    const std::vector<int> many_labels = random_labels(5000, 4, rng);
+    metrics::KnnAccuracy blocks(queries, qlabels, 2);
+    for (std::size_t b = 0; b < 5000; b += 333) {
+        const std::size_t e = std::min<std::size_t>(b + 333, 5000);
+        Tensor chunk({e - b, 2});
+        std::copy_n(many.data() + b * 2, (e - b) * 2, chunk.data());
+        blocks.add(chunk, std::span<const int>(many_labels).subspan(b, e - b));
+    }
+    EXPECT_EQ(blocks.result(), brute_knn_accuracy(queries, qlabels, many, many_labels, 2));
+
+    metrics::KnnAccuracy acc(queries, qlabels, 1);
+    EXPECT_THROW(acc.add(Tensor(Shape{3, 5}), std::vector<int>{0, 1, 2}), ShapeError);
+    EXPECT_THROW(acc.add(Tensor(Shape{3, 2}), std::vector<int>{0, 1}), ShapeError);
+}
