@@ -6,9 +6,10 @@
 //
 // Run: OMP_NUM_THREADS=2 build/benchmarks/bench_triplet --benchmark_min_time=1
 // Side by side with PyTorch: /usr/bin/python3 benchmarks/triplet_torch.py --cpp build/benchmarks/bench_triplet
-// Note: Debian's OpenBLAS 0.3.21 does not know recent Xeons (openblas_get_corename() says
-// "Prescott") and falls back to SSE3 kernels, 2.3x slower sgemm; OPENBLAS_CORETYPE=SkylakeX
-// selects its AVX-512 kernels. The two gemms dominate at large B.
+// Note: Debian's OpenBLAS 0.3.21 does not know recent Xeons and falls back to its SSE3
+// ("Prescott") kernels; scripts/openblas-env selects the AVX-512 ones (README, "OpenBLAS
+// kernels on new CPUs"). SEMIGRAD_ISA=avx2 with OPENBLAS_CORETYPE=Haswell runs what an
+// AVX2-only CPU runs. The GEMM/SYRK and its backward are about half the time at large B.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -50,9 +51,15 @@ const Batch& batch(std::size_t B) {
     return cache.emplace(B, std::move(b)).first->second;
 }
 
+// Kept across iterations, as a training loop keeps it (losses/triplet.hpp).
+TripletWorkspace& workspace() {
+    static TripletWorkspace w;
+    return w;
+}
+
 float fast_step(const Batch& b, Tensor* grad) {
     Var x(b.x, true);
-    Var loss = triplet_semihard_loss(x, b.labels);
+    Var loss = triplet_semihard_loss(x, b.labels, 1.0f, Distance::L2, nullptr, active_isa(), &workspace());
     backward(loss);
     if (grad) *grad = x.grad();
     return loss.value().item();
@@ -69,7 +76,7 @@ void BM_HardFast(benchmark::State& state) {
     const Batch& b = batch(std::size_t(state.range(0)));
     for (auto _ : state) {
         Var x(b.x, true);
-        Var loss = triplet_hard_loss(x, b.labels);
+        Var loss = triplet_hard_loss(x, b.labels, 1.0f, false, Distance::L2, nullptr, active_isa(), &workspace());
         backward(loss);
         benchmark::DoNotOptimize(loss.value().item());
     }

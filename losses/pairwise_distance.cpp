@@ -10,14 +10,11 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
-#if SEMIGRAD_X86
-#include <immintrin.h>
-#endif
 
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
 #include "tensor/memory.hpp"
-#include "tensor/simd.hpp"
+#include "losses/loss_kernels.hpp"
 
 namespace semigrad::losses {
 
@@ -68,57 +65,6 @@ static bool gram_matrix(const float* x, std::size_t B, std::size_t D, float* gra
     return true;
 }
 
-// One stretch of a distance row, in place over its Gram entries: d2 = (sq_i + sq_j) - 2 g (TF's order),
-// clamped at 0, then sqrt unless squared. Written with SSE because under GCC's default
-// -ftrapping-math the vectoriser leaves a float compare or a call to std::sqrt (errno) scalar,
-// which made this pass cost as much as the Gram matrix itself; sqrtps rounds as sqrtss does.
-static void distance_row_sse(float sq_i, const float* __restrict sq, bool squared, std::size_t n,
-                             float* __restrict row) {
-    std::size_t j = 0;
-#ifdef __SSE2__
-    const __m128 si = _mm_set1_ps(sq_i), two = _mm_set1_ps(2.0f), zero = _mm_setzero_ps();
-    for (; j + 4 <= n; j += 4) {
-        const __m128 d2 = _mm_sub_ps(_mm_add_ps(si, _mm_loadu_ps(sq + j)), _mm_mul_ps(two, _mm_loadu_ps(row + j)));
-        const __m128 clamped = _mm_and_ps(_mm_cmpgt_ps(d2, zero), d2);
-        _mm_storeu_ps(row + j, squared ? clamped : _mm_sqrt_ps(clamped));
-    }
-#endif
-    for (; j < n; ++j) {
-        const float d2 = (sq_i + sq[j]) - 2.0f * row[j];
-        row[j] = d2 > 0.0f ? (squared ? d2 : std::sqrt(d2)) : 0.0f;
-    }
-}
-
-#if SEMIGRAD_X86
-SEMIGRAD_KERNELS_BEGIN
-// The first `count` of 16 lanes (all of them when count >= 16), for the loop's tail.
-SEMIGRAD_AVX512 static inline __mmask16 first_lanes(std::size_t count) {
-    return count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1u);
-}
-
-// The same, 16 lanes at a time (the same operations, so the same bits).
-SEMIGRAD_AVX512 static void distance_row_avx512(float sq_i, const float* __restrict sq, bool squared, std::size_t n,
-                                                float* __restrict row) {
-    const __m512 si = _mm512_set1_ps(sq_i), two = _mm512_set1_ps(2.0f), zero = _mm512_setzero_ps();
-    for (std::size_t j = 0; j < n; j += 16) {
-        const __mmask16 live = first_lanes(n - j);
-        const __m512 d2 = _mm512_sub_ps(_mm512_add_ps(si, _mm512_maskz_loadu_ps(live, sq + j)),
-                                        _mm512_mul_ps(two, _mm512_maskz_loadu_ps(live, row + j)));
-        const __m512 clamped = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(d2, zero, _CMP_GT_OQ), d2);
-        _mm512_mask_storeu_ps(row + j, live, squared ? clamped : _mm512_sqrt_ps(clamped));
-    }
-}
-SEMIGRAD_KERNELS_END
-#endif
-
-static void distance_row(float sq_i, const float* __restrict sq, bool squared, std::size_t n, float* __restrict row,
-                         Isa isa) {
-#if SEMIGRAD_X86
-    if (isa == Isa::avx512) return distance_row_avx512(sq_i, sq, squared, n, row);
-#endif
-    distance_row_sse(sq_i, sq, squared, n, row);
-}
-
 // In place over the [B,B] Gram matrix: f(i, j0, j1, row_i) turns gram_ij into D_ij for j in
 // [j0, j1) (a contiguous stretch, so f vectorises). When only the upper triangle is filled, f
 // sees each pair i <= j once and the tile is then mirrored, so D comes out exactly symmetric;
@@ -156,51 +102,57 @@ static void map_gram(float* g, std::size_t B, bool upper_only, F f) {
     }
 }
 
-// The [B,B] buffer of this thread's last PairwiseDistance, handed back by its destructor: at
-// B = 4096 a fresh 64 MiB buffer is 16K page faults (and zero fills by the kernel) per step.
-static Tensor& spare_square() {
-    thread_local Tensor spare;
-    return spare;
+void DistanceScratch::release() { *this = DistanceScratch(); }
+
+std::size_t DistanceScratch::bytes() const {
+    return (spare.size() + s_size + g.capacity()) * sizeof(float) + tile_first.capacity() * sizeof(std::size_t);
 }
 
-static Tensor recycled_square(std::size_t B) {
-    Tensor& spare = spare_square();
-    if (spare.ndim() != 2 || spare.dim(0) != B || spare.dim(1) != B) {
-        Tensor fresh = Tensor::uninitialised({B, B});
-        advise_huge_pages(fresh.data(), B * B * sizeof(float));  // before its first write
-        return fresh;
+// A [B,B] buffer: the scratch's spare when it has the right shape, else a fresh one on huge
+// pages (advised before its first write).
+static Tensor square_buffer(DistanceScratch& scratch, std::size_t B) {
+    if (scratch.spare.ndim() == 2 && scratch.spare.dim(0) == B && scratch.spare.dim(1) == B) {
+        Tensor t = std::move(scratch.spare);
+        scratch.spare = Tensor();  // a moved-from xarray may keep its shape
+        return t;
     }
-    Tensor t = std::move(spare);
-    spare = Tensor();  // a moved-from xarray may keep its shape
-    return t;
+    scratch.spare = Tensor();  // a spare of another size is not kept beside the new buffer
+    Tensor fresh = Tensor::uninitialised({B, B});
+    advise_huge_pages(fresh.data(), B * B * sizeof(float));
+    return fresh;
 }
 
 PairwiseDistance::~PairwiseDistance() {
-    if (D_.ndim() == 2 && D_.size() > 0) spare_square() = std::move(D_);
+    if (D_.ndim() == 2 && D_.size() > 0) scratch_->spare = std::move(D_);
 }
 
-PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward, Isa isa)
-    : metric_(metric), keep_for_backward_(keep_for_backward) {
+DistanceScratch& PairwiseDistance::scratch() const { return *scratch_; }
+
+PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward, Isa isa,
+                                   std::shared_ptr<DistanceScratch> scratch)
+    : metric_(metric),
+      keep_for_backward_(keep_for_backward),
+      scratch_(scratch ? std::move(scratch) : std::make_shared<DistanceScratch>()) {
     check_rank("pairwise_distance", "embeddings", embeddings, 2);
-    if (!cpu_runs(isa))
-        throw ValueError(std::string("pairwise_distance: this CPU does not run the ") + isa_name(isa) + " path");
+    const detail::LossKernels& kernels = detail::loss_kernels(isa);  // throws for a path the CPU lacks
     const std::size_t B = embeddings.dim(0), D = embeddings.dim(1);
     const long nB = long(B);
     std::vector<float> sq = row_squared_norms(embeddings.data(), B, D);
     // Left uninitialised (every entry is written below): zero-filling 64 MiB at B = 4096 on one
     // thread cost more than the parallel pass that overwrites it.
-    D_ = recycled_square(B);
+    D_ = square_buffer(*scratch_, B);
     float* dist = D_.data();
 
     if (metric != Distance::Angular) {
         if (keep_for_backward) x_ = embeddings;
         const bool upper_only = gram_matrix(embeddings.data(), B, D, dist);
         const bool squared = metric == Distance::SquaredL2;
+        const auto distance_row = kernels.distance_row;
         // In TF's operation order: (sq_i + sq_j) - 2 g, clamp, exact zeros stay zero (TF's
         // sqrt(d2 + 1e-16) * 0), diagonal 0. (sq_j + sq_i) rounds as (sq_i + sq_j), so a mirrored
         // entry is the one TF computes from the same Gram entry.
         map_gram(dist, B, upper_only, [&](std::size_t i, std::size_t j0, std::size_t j1, float* row) {
-            distance_row(sq[i], sq.data() + j0, squared, j1 - j0, row + j0, isa);
+            distance_row(sq[i], sq.data() + j0, squared, j1 - j0, row + j0);
             if (i >= j0 && i < j1) row[i] = 0.0f;
         });
         return;
@@ -238,7 +190,8 @@ Tensor pairwise_distance(const Tensor& embeddings, Distance metric) {
 // One stretch of G = dL/d(inner value) as TF's autodiff gives it: the diagonal and clamped
 // entries pass nothing (L2: D * (1 - zero) * (1 - I); angular: max(raw, 0) passes where raw >= 0,
 // and the angular diagonal is a real entry). L2 divides unconditionally (by 1 where masked), and
-// the lanes are masked with SSE for the same reason as in distance_row.
+// the lanes are masked with SSE for the same reason as in the distance row kernels
+// (losses/kernels_portable.cpp).
 static void grad_row(Distance metric, const float* __restrict dist, const float* __restrict dd,
                      const float* __restrict raw, float scale, std::size_t n, float* __restrict g) {
     std::size_t j = 0;
@@ -278,27 +231,13 @@ static inline float grad_entry(Distance metric, float dist, float dd, float raw,
     return 0.0f;
 }
 
-// Scratch of the backward, kept per calling thread and grown, never shrunk: at B = 4096 a fresh
-// [B,B] buffer costs 64 MiB of page faults and zero fill on every training step.
-struct BackwardWorkspace {
-    HugeBuffer s;                        // [B,B] S = G + G^T, on huge pages (tensor/memory.hpp)
-    std::size_t s_size = 0;
-    std::vector<float> g;                // sparse path: G at each entry of dD
-    std::vector<std::size_t> tile_first;  // sparse path: see backward(SparseRows)
-};
-
-static BackwardWorkspace& backward_workspace() {
-    thread_local BackwardWorkspace w;
-    return w;
-}
-
 template <class T>
 static T* at_least(std::vector<T>& v, std::size_t n) {
     if (v.size() < n) v.resize(n);
     return v.data();
 }
 
-static float* square_workspace(BackwardWorkspace& w, std::size_t n) {
+static float* square_workspace(DistanceScratch& w, std::size_t n) {
     if (w.s_size < n) w.s = huge_buffer(n), w.s_size = n;
     return w.s.get();
 }
@@ -328,7 +267,7 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
     const float* dist = D_.data();
     const float* dd = dD.data();
     const float* raw = raw_.empty() ? nullptr : raw_.data();
-    float* s = square_workspace(backward_workspace(), B * B);
+    float* s = square_workspace(scratch(), B * B);
     // G row by row, then S = G + G^T in place, in 64x64 tile pairs (I, J >= I): a pair reads
     // G's tiles (I,J) and (J,I) and writes S's, nothing else, so threads never share an element;
     // the transposes go through a small buffer, so that s is only walked along its rows (they
@@ -390,7 +329,7 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
     const long nB = long(B);
     const float* dist = D_.data();
     const float* raw = raw_.empty() ? nullptr : raw_.data();
-    BackwardWorkspace& w = backward_workspace();
+    DistanceScratch& w = scratch();
     float* g = at_least(w.g, nnz);
     std::size_t* tile_first = at_least(w.tile_first, (nb + 1) * B);
     // G at every entry and each row's tile starts, row by row (the distances in row order),

@@ -13,6 +13,9 @@
 #include <cstdint>
 #include <vector>
 
+#include <memory>
+
+#include "tensor/memory.hpp"
 #include "tensor/simd.hpp"
 #include "tensor/tensor.hpp"
 
@@ -45,6 +48,22 @@ struct SparseRows {
     std::vector<float> value;
 };
 
+// Memory that PairwiseDistance instances made with it reuse, one after the other: a spare
+// [B,B] distance buffer (an instance hands its own back when destroyed) and the backward's
+// scratch. At B = 4096 each is 64 MiB, which a fresh allocation page-faults and zero-fills on
+// every training step. Owned by the caller (the triplet losses' TripletWorkspace) and shared
+// with the instances; one thread at a time. Holds the largest buffers it was asked for until
+// it is destroyed or release()d.
+struct DistanceScratch {
+    Tensor spare;                         // [B,B], or empty
+    HugeBuffer s;                         // the backward's S = G + G^T, on huge pages
+    std::size_t s_size = 0;
+    std::vector<float> g;                 // sparse backward: G at each entry of dD
+    std::vector<std::size_t> tile_first;  // sparse backward: see backward(SparseRows)
+    void release();
+    std::size_t bytes() const;
+};
+
 // The forward above plus what its backward needs. `backward(dD)` returns d(loss)/d(embeddings)
 // for an incoming d(loss)/d(D), with the gradient TF's autodiff gives: zero on the diagonal
 // and on entries that were clamped to 0 (no inf/NaN from sqrt'(0)), each entry D[i,j] sending
@@ -52,10 +71,11 @@ struct SparseRows {
 class PairwiseDistance {
   public:
     // With keep_for_backward = false only distances() is usable (no [B,B] angular buffer kept).
-    // `isa` picks the distance kernel (tensor/simd.hpp); every path gives the same bits.
+    // `isa` picks the distance kernel (tensor/simd.hpp); every path gives the same bits. With
+    // `scratch`, the [B,B] buffer and the backward's scratch come from it and the buffer goes
+    // back to it when this instance is destroyed; without, they are this instance's own.
     PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward = true,
-                     Isa isa = active_isa());
-    // Hands the [B,B] buffer to the next PairwiseDistance of this thread (no page faults per step).
+                     Isa isa = active_isa(), std::shared_ptr<DistanceScratch> scratch = nullptr);
     ~PairwiseDistance();
     PairwiseDistance(const PairwiseDistance&) = default;
     PairwiseDistance& operator=(const PairwiseDistance&) = default;
@@ -74,8 +94,11 @@ class PairwiseDistance {
     // dx from the symmetric S = G + G^T [B,B] (in `s`) and its row sums.
     Tensor embeddings_grad(const float* s, const std::vector<float>& rowsum) const;
 
+    DistanceScratch& scratch() const;
+
     Distance metric_;
     bool keep_for_backward_;
+    std::shared_ptr<DistanceScratch> scratch_;  // never null after construction
     Tensor x_;       // [B,D] the embeddings (L2, SquaredL2) or x_hat (Angular)
     Tensor D_;       // [B,B]
     // Angular only: 1 - x_hat.x_hat^T before the clamp (the clamp passes the gradient where it is

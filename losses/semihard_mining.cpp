@@ -6,21 +6,11 @@
 #include <string>
 #include <utility>
 
-#if SEMIGRAD_X86
-#include <immintrin.h>
-#endif
-
 #include "tensor/error.hpp"
-
-// The AVX-512 twins below are target-attribute functions (tensor/simd.hpp).
-SEMIGRAD_KERNELS_BEGIN
 
 namespace semigrad::losses::detail {
 
 namespace {
-
-// Every per-row array gets this much room past its end: the AVX-512 split stores whole vectors.
-constexpr std::size_t kSlack = 16;
 
 // The bits of a distance (>= 0) as an unsigned key with the same order; +0.0f folds -0 into +0.
 inline std::uint32_t order_key(float v) {
@@ -28,28 +18,21 @@ inline std::uint32_t order_key(float v) {
     return std::bit_cast<std::uint32_t>(v);
 }
 
-#if SEMIGRAD_X86
-// The first `count` of 16 lanes (all of them when count >= 16), for loop tails.
-SEMIGRAD_AVX512 inline __mmask16 first_lanes(std::size_t count) {
-    return count >= 16 ? __mmask16(0xffff) : __mmask16((1u << count) - 1u);
-}
-#endif
-
 }  // namespace
 
-SemihardMiner::SemihardMiner(std::size_t B, Isa isa) { prepare(B, isa); }
-
-SemihardMiner& SemihardMiner::for_this_thread(std::size_t B, Isa isa) {
-    thread_local SemihardMiner miner(0, Isa::portable);
-    miner.prepare(B, isa);
-    return miner;
+const LossKernels& loss_kernels(Isa isa) {
+    if (!cpu_runs(isa))
+        throw ValueError(std::string("triplet loss kernels: this CPU does not run the ") + isa_name(isa) + " path");
+    switch (isa) {
+#if SEMIGRAD_X86
+        case Isa::avx512: return kAvx512Kernels;
+        case Isa::avx2: return kAvx2Kernels;
+#endif
+        default: return kPortableKernels;
+    }
 }
 
-void SemihardMiner::prepare(std::size_t B, Isa isa) {
-    if (!cpu_runs(isa))
-        throw ValueError(std::string("semi-hard mining: this CPU does not run the ") + isa_name(isa) + " path");
-    B_ = B;
-    avx512_ = isa == Isa::avx512;
+SemihardMiner::SemihardMiner(std::size_t B, Isa isa) : B_(B), isa_(isa), kernels_(loss_kernels(isa)) {
     const std::size_t n = B + kSlack;
     r_.value.resize(n + 1);
     r_.positive.resize(n);
@@ -64,97 +47,38 @@ void SemihardMiner::prepare(std::size_t B, Isa isa) {
     cell_of_.resize(B);
     first_.resize(kCellsPerPositive * B + 3);
     cell_positive_.resize(kCellsPerPositive * B + 1);
+    several_.resize(n);
     bucket_key_.resize(B + 1);
+    choice_.resize(B + 1);
+    uses_.resize(B + 1);
 }
 
-void SemihardMiner::mine(const float* row, const int* labels, std::size_t a) {
-    split(row, labels, a);
-    sort_positives_into_cells();
-    fill_buckets();
-    find_farthest();
+std::size_t SemihardMiner::bytes() const {
+    const std::size_t floats = r_.value.size() + r_.negative_distance.size() + r_.bucket_min.size() +
+                               positive_distance_.size() + cell_positive_.size() + uses_.size();
+    const std::size_t words = r_.positive.size() + r_.negative.size() + r_.rank.size() + r_.bucket_ties.size() +
+                              r_.bucket_column.size() + positive_column_.size() + cell_of_.size() + first_.size() +
+                              several_.size() + choice_.size();
+    return (floats + words) * 4 + bucket_key_.size() * sizeof(std::uint64_t);
 }
 
 // Negatives (labels differ) keep their column order; positives are the other columns but a.
-// Also the row's max, min and sum (sixteen running sums, k mod 16, in both implementations,
-// so the sum is the same bits either way).
-void SemihardMiner::split(const float* row, const int* labels, std::size_t a) {
-    float lane_sum[16] = {};
-#if SEMIGRAD_X86
-    if (avx512_) {
-        split_avx512(row, labels, a, lane_sum);
-    } else
-#endif
-    {
-        const int label = labels[a];
-        float* nd = r_.negative_distance.data();
-        std::uint32_t* ncol = r_.negative.data();
-        float* pd = positive_distance_.data();
-        std::uint32_t* pcol = positive_column_.data();
-        std::size_t n = 0, m = 0;
-        float mx = -INFINITY, mn = INFINITY, positive_max = -INFINITY, positive_min = INFINITY;
-        // Without branches: the labels are in random order.
-        for (std::size_t k = 0; k < B_; ++k) {
-            const float d = row[k];
-            const bool is_negative = labels[k] != label, is_positive = !is_negative && k != a;
-            nd[n] = d, ncol[n] = std::uint32_t(k);
-            pd[m] = d, pcol[m] = std::uint32_t(k);
-            n += is_negative;
-            m += is_positive;
-            mx = d > mx ? d : mx;
-            mn = d < mn ? d : mn;
-            positive_max = is_positive && d > positive_max ? d : positive_max;
-            positive_min = is_positive && d < positive_min ? d : positive_min;
-            lane_sum[k % 16] += d;
-        }
-        r_.row_max = mx, r_.row_min = mn;
-        positive_max_ = positive_max, positive_min_ = positive_min;
-        r_.n = n, r_.m = m;
-    }
+// The row sum adds sixteen running sums (k mod 16) in lane order, on every path.
+void SemihardMiner::mine(const float* row, const int* labels, std::size_t a) {
+    const SplitRow s = kernels_.split(row, labels, B_, a, r_.negative_distance.data(), r_.negative.data(),
+                                      positive_distance_.data(), positive_column_.data());
+    r_.row_max = s.row_max, r_.row_min = s.row_min;
+    positive_max_ = s.positive_max, positive_min_ = s.positive_min;
+    r_.n = s.n, r_.m = s.m;
     r_.row_sum = 0.0;
-    for (const float s : lane_sum) r_.row_sum += s;
+    for (const float lane : s.lane_sum) r_.row_sum += lane;
+    sort_positives_into_cells();
+    fill_buckets();
+    const Farthest f = kernels_.farthest(r_.negative_distance.data(), r_.n);
+    r_.farthest = f.distance;
+    r_.farthest_ties = f.ties;
+    r_.farthest_column = r_.n ? r_.negative[f.first] : 0u;
 }
-
-#if SEMIGRAD_X86
-SEMIGRAD_AVX512 void SemihardMiner::split_avx512(const float* row, const int* labels, std::size_t a, float* lane_sum) {
-    float* nd = r_.negative_distance.data();
-    std::uint32_t* ncol = r_.negative.data();
-    float* pd = positive_distance_.data();
-    std::uint32_t* pcol = positive_column_.data();
-    std::size_t n = 0, m = 0;
-    const __m512i label = _mm512_set1_epi32(labels[a]), step = _mm512_set1_epi32(16);
-    __m512i column = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512 mx = _mm512_set1_ps(-INFINITY), mn = _mm512_set1_ps(INFINITY), sum = _mm512_setzero_ps();
-    __m512 positive_max = mx, positive_min = mn;
-    for (std::size_t k = 0; k < B_; k += 16) {
-        const __mmask16 live = first_lanes(B_ - k);
-        const __m512 d = _mm512_maskz_loadu_ps(live, row + k);
-        const __mmask16 negative =
-            _mm512_mask_cmpneq_epi32_mask(live, _mm512_maskz_loadu_epi32(live, labels + k), label);
-        __mmask16 positive = live & ~negative;
-        if (a >= k && a < k + 16) positive &= __mmask16(~(1u << (a - k)));
-        mx = _mm512_mask_max_ps(mx, live, mx, d);
-        mn = _mm512_mask_min_ps(mn, live, mn, d);
-        positive_max = _mm512_mask_max_ps(positive_max, positive, positive_max, d);
-        positive_min = _mm512_mask_min_ps(positive_min, positive, positive_min, d);
-        sum = _mm512_mask_add_ps(sum, live, sum, d);
-        // Compress in registers, then a plain store (the arrays have slack for it) rather than
-        // the compress-to-memory form, which is slow on some CPUs.
-        _mm512_storeu_ps(nd + n, _mm512_maskz_compress_ps(negative, d));
-        _mm512_storeu_si512(ncol + n, _mm512_maskz_compress_epi32(negative, column));
-        n += std::size_t(std::popcount(unsigned(negative)));
-        _mm512_storeu_ps(pd + m, _mm512_maskz_compress_ps(positive, d));
-        _mm512_storeu_si512(pcol + m, _mm512_maskz_compress_epi32(positive, column));
-        m += std::size_t(std::popcount(unsigned(positive)));
-        column = _mm512_add_epi32(column, step);
-    }
-    r_.row_max = _mm512_reduce_max_ps(mx);
-    r_.row_min = _mm512_reduce_min_ps(mn);
-    positive_max_ = _mm512_reduce_max_ps(positive_max);
-    positive_min_ = _mm512_reduce_min_ps(positive_min);
-    _mm512_storeu_ps(lane_sum, sum);
-    r_.n = n, r_.m = m;
-}
-#endif
 
 // The positives by increasing distance (ties in column order) and the rank table over them, in
 // one counting sort on the table's cells.
@@ -176,9 +100,12 @@ void SemihardMiner::sort_positives_into_cells() {
     const std::size_t m = r_.m;
     const float* pd = positive_distance_.data();
     cells_ = kCellsPerPositive * m + 1;
-    lo_ = m ? positive_min_ : 0.0f;
     const float range = m ? positive_max_ - positive_min_ : 0.0f;
-    scale_ = range > 0.0f && std::isfinite(range) ? float(cells_) / range : 0.0f;
+    table_.lo = m ? positive_min_ : 0.0f;
+    table_.scale = range > 0.0f && std::isfinite(range) ? float(cells_) / range : 0.0f;
+    table_.top = float(cells_ - 1);
+    table_.first = first_.data();
+    table_.cell_positive = cell_positive_.data();
     // Counts per cell (in first_[c + 2]) and each cell's positive; the prefix sum then leaves
     // the start of cell c in first_[c + 1], which the scatter advances to the start of cell
     // c + 1: first_[c] is then the start of cell c (the in-place counting sort; a second
@@ -186,10 +113,10 @@ void SemihardMiner::sort_positives_into_cells() {
     std::fill_n(first_.begin(), cells_ + 2, 0u);
     std::fill_n(cell_positive_.begin(), cells_, INFINITY);
     for (std::size_t q = 0; q < m; ++q) {
-        const std::uint32_t c = cell_of_[q] = cell(pd[q]);
+        const std::uint32_t c = cell_of_[q] = table_.cell(pd[q]);
         cell_positive_[c] = first_[c + 2]++ == 0 ? pd[q] : -1.0f;
     }
-    prefix_sum(first_.data() + 2, cells_);
+    kernels_.prefix_sum(first_.data() + 2, cells_);
     float* v = r_.value.data();
     std::uint32_t* column = r_.positive.data();
     for (std::size_t q = 0; q < m; ++q) {
@@ -220,35 +147,6 @@ void SemihardMiner::sort_positives_into_cells() {
     }
 }
 
-// x[i] = x[0] + ... + x[i], in a register (through memory, a chain of store-to-load forwards).
-void SemihardMiner::prefix_sum(std::uint32_t* x, std::size_t n) const {
-#if SEMIGRAD_X86
-    if (avx512_) return prefix_sum_avx512(x, n);
-#endif
-    std::uint32_t below = 0;
-    for (std::size_t i = 0; i < n; ++i) x[i] = below += x[i];
-}
-
-#if SEMIGRAD_X86
-// Sixteen at a time: the in-register scan (add the vector shifted up by 1, 2, 4, 8 lanes), plus
-// the running total.
-SEMIGRAD_AVX512 void SemihardMiner::prefix_sum_avx512(std::uint32_t* x, std::size_t n) const {
-    const __m512i zero = _mm512_setzero_si512();
-    __m512i carry = zero;
-    for (std::size_t i = 0; i < n; i += 16) {
-        const __mmask16 live = first_lanes(n - i);
-        __m512i v = _mm512_maskz_loadu_epi32(live, x + i);
-        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 15));
-        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 14));
-        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 12));
-        v = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 8));
-        v = _mm512_add_epi32(v, carry);
-        _mm512_mask_storeu_epi32(x + i, live, v);
-        carry = _mm512_permutexvar_epi32(_mm512_set1_epi32(15), v);
-    }
-}
-#endif
-
 // The exact k(d), for d in a cell holding several positives: the positives of lower cells are
 // < d and those of higher cells > d, so a binary search of the cell's own stretch finishes it.
 std::uint32_t SemihardMiner::rank_by_search(float d, std::uint32_t c) const {
@@ -261,17 +159,11 @@ void SemihardMiner::fill_buckets() {
     const std::size_t m = r_.m, n = r_.n;
     const float* nd = r_.negative_distance.data();
     std::uint32_t* rank = r_.rank.data();
-#if SEMIGRAD_X86
-    if (avx512_) {
-        rank_avx512();
-    } else
-#endif
-        for (std::size_t q = 0; q < n; ++q) {
-            const std::uint32_t c = cell(nd[q]);
-            const float positive = cell_positive_[c];
-            rank[q] = first_[c] + (nd[q] > positive);
-            if (positive < 0.0f) rank[q] = rank_by_search(nd[q], c);
-        }
+    const std::size_t several = kernels_.rank(nd, n, table_, rank, several_.data());
+    for (std::size_t i = 0; i < several; ++i) {
+        const std::uint32_t q = several_[i];
+        rank[q] = rank_by_search(nd[q], table_.cell(nd[q]));
+    }
     // Bucket minima over 64-bit keys (distance bits << 32 | q): for distances >= 0 the bits order
     // like the floats, so the smallest key is the smallest distance and, among equal ones, the
     // first negative. One read-modify-write per negative, without branches (the ranks are random).
@@ -292,105 +184,4 @@ void SemihardMiner::fill_buckets() {
     }
 }
 
-#if SEMIGRAD_X86
-SEMIGRAD_AVX512 void SemihardMiner::rank_avx512() {
-    const std::size_t n = r_.n;
-    const float* nd = r_.negative_distance.data();
-    std::uint32_t* rank = r_.rank.data();
-    const __m512 lo = _mm512_set1_ps(lo_), scale = _mm512_set1_ps(scale_), top = _mm512_set1_ps(float(cells_ - 1));
-    const __m512 zero = _mm512_setzero_ps();
-    const __m512i one = _mm512_set1_epi32(1);
-    for (std::size_t q = 0; q < n; q += 16) {
-        const __mmask16 live = first_lanes(n - q);
-        const __m512 d = _mm512_maskz_loadu_ps(live, nd + q);
-        // cell(): max(t, 0) gives 0 for NaN t, as the portable ?: does.
-        const __m512i c = _mm512_cvttps_epi32(
-            _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(d, lo), scale), zero), top));
-        // Two independent gathers (no chain of dependent lookups).
-        const __m512i first = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, c, first_.data(), 4);
-        const __m512 positive = _mm512_mask_i32gather_ps(zero, live, c, cell_positive_.data(), 4);
-        const __m512i k = _mm512_mask_add_epi32(first, _mm512_mask_cmp_ps_mask(live, d, positive, _CMP_GT_OQ), first, one);
-        _mm512_mask_storeu_epi32(rank + q, live, k);
-        for (unsigned several = _mm512_mask_cmp_ps_mask(live, positive, zero, _CMP_LT_OQ); several; several &= several - 1) {
-            const std::size_t i = q + std::size_t(std::countr_zero(several));
-            rank[i] = rank_by_search(nd[i], cell(nd[i]));
-        }
-    }
-}
-#endif
-
-void SemihardMiner::find_farthest() {
-    const std::size_t n = r_.n;
-    const float* nd = r_.negative_distance.data();
-    float far = -INFINITY;
-    std::uint32_t ties = 0;
-    std::size_t first = 0;
-#if SEMIGRAD_X86
-    if (avx512_) {
-        find_farthest_avx512(far, ties, first);
-    } else
-#endif
-    {
-        for (std::size_t q = 0; q < n; ++q) far = nd[q] > far ? nd[q] : far;
-        for (std::size_t q = n; q-- > 0;)
-            if (nd[q] == far) ++ties, first = q;
-    }
-    r_.farthest = far;
-    r_.farthest_ties = ties;
-    r_.farthest_column = n ? r_.negative[first] : 0u;
-}
-
-#if SEMIGRAD_X86
-SEMIGRAD_AVX512 void SemihardMiner::find_farthest_avx512(float& far, std::uint32_t& ties, std::size_t& first) const {
-    const std::size_t n = r_.n;
-    const float* nd = r_.negative_distance.data();
-    __m512 mx = _mm512_set1_ps(-INFINITY);
-    for (std::size_t q = 0; q < n; q += 16)
-        mx = _mm512_mask_max_ps(mx, first_lanes(n - q), mx, _mm512_maskz_loadu_ps(first_lanes(n - q), nd + q));
-    far = _mm512_reduce_max_ps(mx);
-    const __m512 target = _mm512_set1_ps(far);
-    for (std::size_t q = 0; q < n; q += 16) {
-        const __mmask16 live = first_lanes(n - q);
-        const unsigned equal = _mm512_mask_cmp_ps_mask(live, _mm512_maskz_loadu_ps(live, nd + q), target, _CMP_EQ_OQ);
-        if (equal && ties == 0) first = q + std::size_t(std::countr_zero(equal));
-        ties += std::uint32_t(std::popcount(equal));
-    }
-}
-#endif
-
-#if SEMIGRAD_X86
-SEMIGRAD_AVX512 static std::size_t take_nonzero_avx512(float* c, std::size_t B, std::uint32_t* columns, float* values) {
-    std::size_t count = 0;
-    const __m512i step = _mm512_set1_epi32(16);
-    __m512i column = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (std::size_t k = 0; k < B; k += 16) {
-        const __mmask16 live = first_lanes(B - k);
-        const __m512 v = _mm512_maskz_loadu_ps(live, c + k);
-        const __mmask16 nonzero = _mm512_mask_cmp_ps_mask(live, v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-        _mm512_storeu_si512(columns + count, _mm512_maskz_compress_epi32(nonzero, column));
-        _mm512_storeu_ps(values + count, _mm512_maskz_compress_ps(nonzero, v));
-        _mm512_mask_storeu_ps(c + k, live, _mm512_setzero_ps());
-        count += std::size_t(std::popcount(unsigned(nonzero)));
-        column = _mm512_add_epi32(column, step);
-    }
-    return count;
-}
-#endif
-
-std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* columns, float* values, Isa isa) {
-#if SEMIGRAD_X86
-    if (isa == Isa::avx512) return take_nonzero_avx512(c, B, columns, values);
-#endif
-    std::size_t count = 0;
-    for (std::size_t k = 0; k < B; ++k) {  // without a branch: a fifth of the entries are set
-        columns[count] = std::uint32_t(k);
-        values[count] = c[k];
-        count += c[k] != 0.0f;
-        c[k] = 0.0f;
-    }
-    return count;
-}
-
 }  // namespace semigrad::losses::detail
-
-SEMIGRAD_KERNELS_END

@@ -1,6 +1,7 @@
 // The per-anchor machinery of the fast semi-hard triplet loss (losses/triplet.cpp): split one
 // row of the distance matrix into positives and negatives, sort the positives, and drop every
 // negative into the bucket of the positives it exceeds. Internal to losses/ (not installed).
+// The short version of the same idea is losses/triplet_readable.cpp; read that first.
 //
 // Dimension letters: B batch size; per anchor, m positives and n negatives (m + n + 1 = B).
 //
@@ -12,16 +13,15 @@
 // minimum of the first non-empty bucket after q. That needs only each bucket's minimum: O(B) per
 // anchor after sorting the m ~ B/10 positives, instead of sorting every negative.
 //
-// Two implementations of the same steps, with identical results: portable C++, and AVX-512
-// (16 lanes: compress-stores for the split, gathers for the rank lookup) on CPUs that have it.
-// The caller names the path (tensor/simd.hpp); tests run each one the CPU has.
+// The vector work (split, rank lookup, scans) goes through the kernel table of the path the
+// caller names (losses/loss_kernels.hpp); every path gives the same bits.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-#include "tensor/simd.hpp"
+#include "losses/loss_kernels.hpp"
 
 namespace semigrad::losses::detail {
 
@@ -54,29 +54,23 @@ class SemihardMiner {
   public:
     // Throws ValueError for a path this CPU does not run.
     SemihardMiner(std::size_t B, Isa isa);
-    // This thread's miner, ready for rows of B entries. It persists across calls (OpenMP's
-    // threads do): at B = 2048 a fresh one is ~200 KB of page faults per thread per call.
-    static SemihardMiner& for_this_thread(std::size_t B, Isa isa);
     // Mines row a of the [B,B] distance matrix (labels [B]) into result().
     void mine(const float* row, const int* labels, std::size_t a);
     const MinedRow& result() const { return r_; }
+    // Room for the loss's per-anchor bookkeeping, B + 1 entries each.
+    std::uint32_t* choice() { return choice_.data(); }
+    float* uses() { return uses_.data(); }
+    std::size_t batch_size() const { return B_; }
+    Isa isa() const { return isa_; }
+    std::size_t bytes() const;  // scratch held
 
   private:
-    void prepare(std::size_t B, Isa isa);  // sizes the scratch for B (grows, never shrinks capacity)
-    void split(const float* row, const int* labels, std::size_t a);
     void sort_positives_into_cells();
-    void prefix_sum(std::uint32_t* x, std::size_t n) const;
     void fill_buckets();
-    void find_farthest();
-#if SEMIGRAD_X86
-    SEMIGRAD_AVX512 void split_avx512(const float* row, const int* labels, std::size_t a, float* lane_sum);
-    SEMIGRAD_AVX512 void rank_avx512();
-    SEMIGRAD_AVX512 void prefix_sum_avx512(std::uint32_t* x, std::size_t n) const;
-    SEMIGRAD_AVX512 void find_farthest_avx512(float& far, std::uint32_t& ties, std::size_t& first) const;
-#endif
 
-    std::size_t B_ = 0;
-    bool avx512_ = false;  // the path chosen when prepared
+    std::size_t B_;
+    Isa isa_;
+    const LossKernels& kernels_;
     MinedRow r_;
     // The split's positives, before sorting, their range, and each one's cell.
     float positive_min_ = 0, positive_max_ = 0;
@@ -86,22 +80,13 @@ class SemihardMiner {
     static constexpr std::size_t kCellsPerPositive = 8;
     std::vector<std::uint32_t> first_;
     std::vector<float> cell_positive_;
-    float lo_ = 0, scale_ = 0;
+    RankTable table_;
     std::size_t cells_ = 1;
+    std::vector<std::uint32_t> several_;     // negatives whose cell holds several positives
     std::vector<std::uint64_t> bucket_key_;  // fill_buckets' scratch
-    // The cell of distance d: monotone in d; NaN (scale 0 with d = inf) goes to cell 0.
-    std::uint32_t cell(float d) const {
-        float t = (d - lo_) * scale_;
-        t = t > 0.0f ? t : 0.0f;
-        const float top = float(cells_ - 1);
-        return std::uint32_t(std::int32_t(t < top ? t : top));  // via int32: no slow float -> uint64
-    }
+    std::vector<std::uint32_t> choice_;
+    std::vector<float> uses_;
     std::uint32_t rank_by_search(float d, std::uint32_t c) const;
 };
-
-// Moves the non-zero entries of c[0..B) to columns/values in increasing column order (room for
-// B + 16 entries each) and zeroes c; returns how many there were. One anchor's row of dD, built
-// densely, becomes a CSR row this way (the distance backward wants columns in order).
-std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* columns, float* values, Isa isa);
 
 }  // namespace semigrad::losses::detail

@@ -29,6 +29,7 @@
 
 #include "losses/semihard_mining.hpp"
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 
 namespace semigrad::losses {
 
@@ -98,13 +99,6 @@ struct AnchorSums {
     std::size_t positives = 0, negatives = 0, active = 0;
 };
 
-// Per-anchor sums for B anchors, all zero; the calling thread's buffer, reused across calls.
-std::vector<AnchorSums>& anchor_sums(std::size_t B) {
-    thread_local std::vector<AnchorSums> sums;
-    sums.assign(B, AnchorSums{});
-    return sums;
-}
-
 struct Totals {
     double loss = 0;
     std::size_t positives = 0, active = 0;
@@ -131,21 +125,71 @@ Totals reduce(const std::vector<AnchorSums>& rows, TripletStats* stats, std::siz
     return {t.loss, t.positives, t.active};
 }
 
+// One thread's lists of sparse gradient rows (see SparseRowsBuilder).
+struct ThreadLists {
+    std::vector<float> row;  // dense scratch row, all zero between anchors
+    std::vector<std::uint32_t> columns;
+    std::vector<float> values;
+};
+
+}  // namespace
+
+struct TripletWorkspace::Impl {
+    std::vector<std::unique_ptr<detail::SemihardMiner>> miners;  // per thread
+    std::vector<ThreadLists> lists;                              // per thread
+    std::vector<AnchorSums> sums;                                // per anchor
+    std::shared_ptr<DistanceScratch> distance = std::make_shared<DistanceScratch>();
+
+    // Before a parallel region of up to num_threads() threads: a slot per thread, and the sums
+    // for B anchors, all zero.
+    void prepare(std::size_t B) {
+        const std::size_t threads = std::size_t(num_threads());
+        if (miners.size() < threads) miners.resize(threads);
+        if (lists.size() < threads) lists.resize(threads);
+        sums.assign(B, AnchorSums{});
+    }
+    // Inside the region: this thread's miner for rows of B entries on path `isa`.
+    detail::SemihardMiner& miner(std::size_t B, Isa isa) {
+        std::unique_ptr<detail::SemihardMiner>& m = miners[std::size_t(thread_index())];
+        if (!m || m->batch_size() != B || m->isa() != isa) m = std::make_unique<detail::SemihardMiner>(B, isa);
+        return *m;
+    }
+};
+
+TripletWorkspace::TripletWorkspace() : impl_(std::make_unique<Impl>()) {}
+TripletWorkspace::~TripletWorkspace() = default;
+
+void TripletWorkspace::release() {
+    impl_->distance->release();
+    auto distance = std::move(impl_->distance);
+    *impl_ = Impl();
+    impl_->distance = std::move(distance);  // nodes alive may share it; they keep working
+}
+
+std::size_t TripletWorkspace::bytes() const {
+    std::size_t total = impl_->distance->bytes() + impl_->sums.capacity() * sizeof(AnchorSums);
+    for (const auto& m : impl_->miners) total += m ? m->bytes() : 0;
+    for (const ThreadLists& l : impl_->lists)
+        total += (l.row.capacity() + l.values.capacity()) * sizeof(float) + l.columns.capacity() * sizeof(std::uint32_t);
+    return total;
+}
+
+namespace {
+
 // dD of a triplet loss, built one anchor row at a time: each thread adds into a dense scratch
 // row (all zero between anchors), take_nonzero appends the row's non-zero entries, in column
-// order, to the thread's own list, and gather() copies the threads' rows into one CSR matrix.
+// order, to the thread's own lists, and gather() copies the threads' rows into one CSR matrix.
 // An anchor's row touches a few hundred of B columns (semi-hard: its active positives and the
 // negatives they chose; hard: two entries and their ties), so there is no [B,B] buffer to zero
-// and the distance backward computes G only at those entries.
+// and the distance backward computes G only at those entries. The lists live in the workspace:
+// at B = 4096 they hold ~1.7M entries per thread, and fresh ones would be page-faulted on every
+// step. The CSR matrix itself belongs to the loss's node.
 class SparseRowsBuilder {
   public:
-    SparseRowsBuilder(std::size_t B, bool active, Isa isa) : B_(B), active_(active), isa_(isa) {
+    SparseRowsBuilder(std::size_t B, bool active, Isa isa, TripletWorkspace::Impl& workspace)
+        : B_(B), active_(active), kernels_(detail::loss_kernels(isa)), workspace_(workspace) {
         if (!active) return;
-        // The previous call's matrix when its graph has been released (no one else holds it):
-        // at B = 4096 its ~27 MB would otherwise be page-faulted on every training step.
-        thread_local std::shared_ptr<SparseRows> last;
-        if (!last || last.use_count() > 1) last = std::make_shared<SparseRows>();
-        rows_ = last;
+        rows_ = std::make_shared<SparseRows>();
         rows_->start.assign(B + 1, 0);
         count_.assign(B, 0);
         offset_.assign(B, 0);
@@ -155,20 +199,22 @@ class SparseRowsBuilder {
     // One thread's side, created inside the parallel region.
     class ThreadRows {
       public:
-        explicit ThreadRows(SparseRowsBuilder& b) : b_(b) {
-            if (b.active_) row_.resize(b.B_);  // all zero: take_nonzero leaves it so
-            dense_ = row_.data();               // (one thread_local lookup, not one per add)
+        explicit ThreadRows(SparseRowsBuilder& b) : b_(b), lists_(b.workspace_.lists[std::size_t(thread_index())]) {
+            // All zero (take_nonzero leaves it so, and entries past B were zeroed by the call
+            // that used them).
+            if (b.active_ && lists_.row.size() < b.B_) lists_.row.resize(b.B_);
+            dense_ = lists_.row.data();
         }
         void add(std::size_t k, float v) { dense_[k] += v; }
         float* dense() { return dense_; }  // the scratch row itself
         // Anchor a's row is complete.
         void end_row(std::size_t a) {
-            if (columns_.size() < used_ + b_.B_ + 16) {
-                columns_.resize(2 * (used_ + b_.B_ + 16));
-                values_.resize(columns_.size());
+            if (lists_.columns.size() < used_ + b_.B_ + detail::kSlack) {
+                lists_.columns.resize(2 * (used_ + b_.B_ + detail::kSlack));
+                lists_.values.resize(lists_.columns.size());
             }
             b_.offset_[a] = used_;
-            b_.count_[a] = detail::take_nonzero(dense_, b_.B_, columns_.data() + used_, values_.data() + used_, b_.isa_);
+            b_.count_[a] = b_.kernels_.take_nonzero(dense_, b_.B_, lists_.columns.data() + used_, lists_.values.data() + used_);
             used_ += b_.count_[a];
         }
         // After the anchor loop (whose end is a barrier), from every thread: one CSR matrix, each
@@ -184,18 +230,14 @@ class SparseRowsBuilder {
 #pragma omp for schedule(static)
             for (long la = 0; la < long(b_.B_); ++la) {
                 const std::size_t a = std::size_t(la), from = b_.offset_[a], to = out.start[a];
-                std::copy_n(columns_.data() + from, b_.count_[a], out.column.data() + to);
-                std::copy_n(values_.data() + from, b_.count_[a], out.value.data() + to);
+                std::copy_n(lists_.columns.data() + from, b_.count_[a], out.column.data() + to);
+                std::copy_n(lists_.values.data() + from, b_.count_[a], out.value.data() + to);
             }
         }
 
       private:
         SparseRowsBuilder& b_;
-        // Kept across calls (OpenMP's threads persist): at B = 4096 the lists hold ~1.7M
-        // entries each, and fresh buffers would be page-faulted on every step.
-        static thread_local std::vector<float> row_;
-        static thread_local std::vector<std::uint32_t> columns_;
-        static thread_local std::vector<float> values_;
+        ThreadLists& lists_;
         float* dense_;
         std::size_t used_ = 0;
     };
@@ -203,14 +245,11 @@ class SparseRowsBuilder {
   private:
     std::size_t B_;
     bool active_;
-    Isa isa_;
+    const detail::LossKernels& kernels_;
+    TripletWorkspace::Impl& workspace_;
     std::shared_ptr<SparseRows> rows_;
     std::vector<std::size_t> count_, offset_;  // per anchor: entries and where in its thread's list
 };
-
-thread_local std::vector<float> SparseRowsBuilder::ThreadRows::row_;
-thread_local std::vector<std::uint32_t> SparseRowsBuilder::ThreadRows::columns_;
-thread_local std::vector<float> SparseRowsBuilder::ThreadRows::values_;
 
 // The one autograd node of a triplet loss: dD = rows * (dloss * scale), then the distance backward.
 Var record_loss(float value, const Var& embeddings, const char* op,
@@ -223,15 +262,18 @@ Var record_loss(float value, const Var& embeddings, const char* op,
 }  // namespace
 
 Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, float margin,
-                          Distance metric, TripletStats* stats, Isa isa) {
+                          Distance metric, TripletStats* stats, Isa isa, TripletWorkspace* workspace) {
     const char* op = "triplet_semihard_loss";
     check_inputs(op, embeddings.value(), labels, margin, isa);
     const bool need_grad = grad_enabled() && embeddings.requires_grad();
-    auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad, isa);
     const std::size_t B = embeddings.value().dim(0);
+    TripletWorkspace own;  // when the caller keeps none
+    TripletWorkspace::Impl& w = (workspace ? *workspace : own).impl();
+    w.prepare(B);
+    auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad, isa, w.distance);
     const float* pdist_matrix = dist->distances().data();
-    SparseRowsBuilder coef(B, need_grad, isa);
-    std::vector<AnchorSums>& sums = anchor_sums(B);
+    SparseRowsBuilder coef(B, need_grad, isa, w);
+    std::vector<AnchorSums>& sums = w.sums;
 
     // Per anchor, in O(B + P log P) for its P positives (TFA's [B*B, B] mask is O(B^2) per
     // anchor): the miner (losses/semihard_mining.hpp) sorts the positives' distances and drops
@@ -241,11 +283,10 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
     // negative (negatives_inside); with no negative at all, the row minimum.
 #pragma omp parallel if (B >= kParallelAnchors)
     {
-        detail::SemihardMiner& miner = detail::SemihardMiner::for_this_thread(B, isa);
+        detail::SemihardMiner& miner = w.miner(B, isa);
         const detail::MinedRow& r = miner.result();
-        thread_local std::vector<std::uint32_t> choice;
-        thread_local std::vector<float> uses;
-        choice.resize(B + 1), uses.resize(B + 1);
+        std::uint32_t* choice = miner.choice();
+        float* uses = miner.uses();
         SparseRowsBuilder::ThreadRows dD(coef);
         auto add = [&dD](std::size_t k, float v) { dD.add(k, v); };
 #pragma omp for schedule(static)
@@ -267,7 +308,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
                 if (r.bucket_ties[q + 1] > 0) best = std::uint32_t(q + 1);
                 choice[q] = best;
             }
-            std::fill_n(uses.begin(), m + 1, 0.0f);
+            std::fill_n(uses, m + 1, 0.0f);
             // negatives_inside = masked_maximum(D[a,:], adjacency_not[a,:]).
             const float inside = n ? shifted(r.farthest, r.row_min) : r.row_min;
             float inside_uses = 0.0f;  // pairs whose gradient goes to negatives_inside
@@ -332,15 +373,18 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
 }
 
 Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float margin, bool soft,
-                      Distance metric, TripletStats* stats, Isa isa) {
+                      Distance metric, TripletStats* stats, Isa isa, TripletWorkspace* workspace) {
     const char* op = "triplet_hard_loss";
     check_inputs(op, embeddings.value(), labels, margin, isa);
     const bool need_grad = grad_enabled() && embeddings.requires_grad();
-    auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad, isa);
     const std::size_t B = embeddings.value().dim(0);
+    TripletWorkspace own;  // when the caller keeps none
+    TripletWorkspace::Impl& w = (workspace ? *workspace : own).impl();
+    w.prepare(B);
+    auto dist = std::make_shared<const PairwiseDistance>(embeddings.value(), metric, need_grad, isa, w.distance);
     const float* pdist_matrix = dist->distances().data();
-    SparseRowsBuilder coef(B, need_grad, isa);
-    std::vector<AnchorSums>& sums = anchor_sums(B);
+    SparseRowsBuilder coef(B, need_grad, isa, w);
+    std::vector<AnchorSums>& sums = w.sums;
 
     // O(B^2): one scan per anchor for its closest negative and farthest positive.
 #pragma omp parallel if (B >= kParallelAnchors)

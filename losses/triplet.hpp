@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <span>
 
 #include "autograd/var.hpp"
@@ -39,19 +40,45 @@ struct TripletStats {
     bool no_positive_pair = false;
 };
 
+// The working memory of the fast losses: per thread, a miner and the lists the sparse gradient
+// rows are built in; the per-anchor sums; the distance matrix's spare buffer and its backward's
+// scratch (DistanceScratch). A training loop keeps one and passes it to every call, so that a
+// step reuses what the previous one page-faulted in (at B = 4096 about 150 MB: two [B,B]
+// matrices and the lists). A call without one makes its own, which the loss's graph node
+// releases with itself. A workspace holds what its largest call needed until it is destroyed
+// or release()d; one call at a time (it is not for two threads at once), but nodes made with it
+// may be alive together.
+class TripletWorkspace {
+  public:
+    TripletWorkspace();
+    ~TripletWorkspace();
+    TripletWorkspace(const TripletWorkspace&) = delete;
+    TripletWorkspace& operator=(const TripletWorkspace&) = delete;
+    void release();
+    std::size_t bytes() const;  // held now
+
+    struct Impl;  // losses/triplet.cpp
+    Impl& impl() { return *impl_; }
+
+  private:
+    std::unique_ptr<Impl> impl_;
+};
+
 // mean over ordered positive pairs (a,p) of max(margin + D[a,p] - D[a,n], 0), n being the
 // closest negative farther than p, else the farthest negative, else 0 (TRIPLET.md §5).
 // Throws ShapeError unless embeddings is [B,D] with B >= 1 and labels has B entries.
-// `isa` picks the mining kernels (tensor/simd.hpp); every path gives the same bits.
+// `isa` picks the kernels (tensor/simd.hpp); every path gives the same bits. `workspace`: see
+// TripletWorkspace.
 Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, float margin = 1.0f,
                           Distance metric = Distance::L2, TripletStats* stats = nullptr,
-                          Isa isa = active_isa());
+                          Isa isa = active_isa(), TripletWorkspace* workspace = nullptr);
 
 // mean over all B anchors of max(hardest positive - hardest negative + margin, 0), or
 // log1p(exp(hardest positive - hardest negative)) when soft (the margin is then unused, as in
 // TFA) (TRIPLET.md §6).
 Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float margin = 1.0f,
                       bool soft = false, Distance metric = Distance::L2,
-                      TripletStats* stats = nullptr, Isa isa = active_isa());
+                      TripletStats* stats = nullptr, Isa isa = active_isa(),
+                      TripletWorkspace* workspace = nullptr);
 
 }  // namespace semigrad::losses

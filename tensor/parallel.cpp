@@ -18,6 +18,14 @@ int num_threads() {
 #endif
 }
 
+int thread_index() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 void set_num_threads(int n) {
     if (n < 1) throw ValueError("set_num_threads: thread count must be >= 1, got " + std::to_string(n));
 #ifdef _OPENMP

@@ -24,6 +24,9 @@ inline constexpr std::size_t kParallelMinElements = 32768;
 
 // Threads an OpenMP parallel region would use now (1 without OpenMP).
 int num_threads();
+// The calling thread's number within its OpenMP team, 0 .. num_threads() - 1 (0 outside a
+// parallel region and without OpenMP): the index of a thread's own slot in per-thread scratch.
+int thread_index();
 // Sets the thread count for OpenMP regions and, through them, for OpenBLAS.
 void set_num_threads(int n);
 // True when the OpenBLAS loaded at run time is its OpenMP build (openblas_get_parallel() == 2).

@@ -165,20 +165,33 @@ TEST(PairwiseDistance, SparseBackwardIsTheDenseBackwardBitForBit) {
     set_num_threads(before);
 }
 
-// A PairwiseDistance hands its [B,B] buffer to the next one of the same size: the next one's
-// values (diagonal included) are its own, not the previous batch's.
+// A PairwiseDistance hands its [B,B] buffer back to the scratch it was made with, and the next
+// one of the same size takes it (the very same memory): the next one's values (diagonal
+// included) are its own, not the previous batch's. A size change drops the spare.
 TEST(PairwiseDistance, ReusedBufferHoldsOnlyTheNewBatch) {
     Rng rng(8);
     const std::size_t B = 67, D = 3;
+    auto scratch = std::make_shared<DistanceScratch>();
     for (Distance m : kMetrics) {
         const Tensor x1 = random_normal(B, D, rng), x2 = random_normal(B, D, rng);
-        { const PairwiseDistance first(x1, m); }
-        const PairwiseDistance second(x2, m);
+        const float* first_buffer = nullptr;
+        {
+            const PairwiseDistance first(x1, m, true, active_isa(), scratch);
+            first_buffer = first.distances().data();
+        }
+        EXPECT_EQ(scratch->spare.size(), B * B);
+        const PairwiseDistance second(x2, m, true, active_isa(), scratch);
+        EXPECT_EQ(second.distances().data(), first_buffer) << "the spare was not reused";
+        EXPECT_EQ(scratch->spare.size(), 0u);
         for (std::size_t i = 0; i < B; ++i)
             for (std::size_t j = 0; j < B; ++j)
                 ASSERT_NEAR(second.distances().at({i, j}), naive_distance(x2, i, j, m), 1e-5)
                     << distance_name(m) << " i=" << i << " j=" << j;
     }
+    { const PairwiseDistance other_size(random_normal(B + 1, D, rng), Distance::L2, true, active_isa(), scratch); }
+    EXPECT_EQ(scratch->spare.size(), (B + 1) * (B + 1));
+    scratch->release();
+    EXPECT_EQ(scratch->bytes(), 0u);
 }
 
 TEST(PairwiseDistance, SparseBackwardRejectsABadMatrix) {

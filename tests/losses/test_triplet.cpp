@@ -13,6 +13,7 @@
 #include "grad_helpers.hpp"
 #include "losses/triplet.hpp"
 #include "losses/semihard_mining.hpp"
+#include "losses/triplet_readable.hpp"
 #include "losses/triplet_reference.hpp"
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
@@ -655,4 +656,80 @@ TEST(TripletHard, TiedExtremesSplitTheGradientEvenly) {
         const LossAndGrad got = loss_and_grad(b, true, margin, Distance::SquaredL2);
         EXPECT_LT(scaled_error(got.grad, want, 1e-7, 1e-6), 1.0) << "B=" << B;
     }
+}
+
+// ---- the workspace -------------------------------------------------------------------------
+
+// A workspace kept across calls of changing batch sizes, losses and metrics gives the bits a
+// fresh one gives; nodes made with one workspace may be alive together (their backward runs
+// after a later call); release() frees everything it held.
+TEST(TripletWorkspace, ReuseGivesTheBitsOfAFreshOneAndReleaseFreesAll) {
+    Rng rng(73);
+    TripletWorkspace workspace;
+    EXPECT_EQ(workspace.bytes(), 0u);
+    for (std::size_t B : {300, 40, 300, 129})
+        for (bool hard : {false, true})
+            for (Distance m : kMetrics) {
+                const Batch b = random_batch(B, 12, 5, rng, true), c = random_batch(B, 12, 5, rng, true);
+                const LossAndGrad fresh_b = loss_and_grad(b, hard, 0.5f, m), fresh_c = loss_and_grad(c, hard, 0.5f, m);
+                Var xb(b.x, true), xc(c.x, true);
+                auto loss = [&](Var& x, const Batch& batch) {
+                    return hard ? triplet_hard_loss(x, batch.labels, 0.5f, false, m, nullptr, active_isa(), &workspace)
+                                : triplet_semihard_loss(x, batch.labels, 0.5f, m, nullptr, active_isa(), &workspace);
+                };
+                Var lb = loss(xb, b), lc = loss(xc, c);  // two nodes alive, one workspace
+                backward(lc);
+                backward(lb);
+                const std::string where = std::string(hard ? "hard" : "semi-hard") + " B=" + std::to_string(B) + " " + distance_name(m);
+                EXPECT_EQ(lb.value().item(), fresh_b.loss) << where;
+                EXPECT_EQ(lc.value().item(), fresh_c.loss) << where;
+                for (std::size_t i = 0; i < b.x.size(); ++i) {
+                    ASSERT_EQ(xb.grad()[i], fresh_b.grad[i]) << where << " i=" << i;
+                    ASSERT_EQ(xc.grad()[i], fresh_c.grad[i]) << where << " i=" << i;
+                }
+            }
+    EXPECT_GT(workspace.bytes(), 300u * 300u * sizeof(float));  // at least the spare [B,B] buffer
+    workspace.release();
+    EXPECT_EQ(workspace.bytes(), 0u);
+}
+
+// ---- the readable loss ---------------------------------------------------------------------
+
+// The fast loss is the readable one (losses/triplet_readable.cpp), faster: the same value and
+// the same gradient, on batches around the vector widths and the parallel threshold, for every
+// metric and some margins, with exact ties (integer coordinates), duplicate rows, one class and
+// all-unique labels. Sums run in another order (and tied shares are added as k/t instead of t
+// additions of 1/t), hence a float-rounding tolerance rather than equality.
+TEST(TripletReadable, FastLossEqualsTheReadableOne) {
+    Rng rng(74);
+    for (std::size_t B : {1, 2, 3, 9, 17, 32, 65, 130, 301})
+        for (int kind = 0; kind < 4; ++kind) {
+            const int classes = kind == 2 ? 1 : kind == 3 ? int(B) : 6;
+            Batch b = random_batch(B, 8, classes, rng, kind != 1);
+            if (kind == 3)
+                for (std::size_t i = 0; i < B; ++i) b.labels[i] = int(i);
+            if (kind == 1)
+                for (std::size_t i = 0; i < b.x.size(); ++i) b.x[i] = float(rng.below(3));
+            for (Distance m : kMetrics)
+                for (float margin : {1.0f, 0.2f}) {
+                    const LossAndGrad fast = loss_and_grad(b, false, margin, m);
+                    Var x(b.x, true);
+                    Var loss = triplet_semihard_loss_readable(x, b.labels, margin, m);
+                    backward(loss);
+                    const std::string where = "B=" + std::to_string(B) + " kind " + std::to_string(kind) + " " +
+                                              distance_name(m) + " margin " + std::to_string(margin);
+                    EXPECT_NEAR(fast.loss, loss.value().item(), 1e-6f * std::max(1.0f, std::abs(fast.loss))) << where;
+                    float scale = 0.0f;
+                    for (std::size_t i = 0; i < fast.grad.size(); ++i) scale = std::max(scale, std::abs(fast.grad[i]));
+                    for (std::size_t i = 0; i < fast.grad.size(); ++i)
+                        ASSERT_NEAR(fast.grad[i], x.grad()[i], 1e-5f * std::max(scale, 1e-3f)) << where << " i=" << i;
+                }
+        }
+}
+
+TEST(TripletReadable, RejectsBadShapes) {
+    Var x(Tensor({3, 2}, 0.5f), true);
+    const std::vector<int> two = {0, 1};
+    EXPECT_THROW(triplet_semihard_loss_readable(x, two), ShapeError);
+    EXPECT_THROW(triplet_semihard_loss_readable(Var(Tensor({4}, 0.5f), true), std::vector<int>(4, 0)), ShapeError);
 }
