@@ -17,7 +17,7 @@ Deliberate differences from Keras/TFA, each too small to move a metric:
 * Flatten runs over (C, H, W), Keras over (H, W, C): a fixed permutation of Dense's input rows,
   and Glorot-uniform draws are i.i.d., so the model family and its initial law are the same.
 * The shuffle is a full permutation per epoch (as semigrad's batcher), not tf.data's 1024 buffer.
-* A batch without any positive pair gives loss 0 and no gradient (TRIPLET.md sec. 9, as
+* A batch without any positive pair gives loss 0 and no gradient (docs/triplet-losses.md sec. 9, as
   semigrad) instead of TFA's NaN; with batch 32 and 10 classes it does not happen in practice.
 """
 import argparse
@@ -43,7 +43,7 @@ NUM_CLASSES = 10
 
 
 # ---------------------------------------------------------------------------------------------
-# Data: IDX(.gz) files, every header field checked (/work/shared/DATA.md "IDX format").
+# Data: IDX(.gz) files, every header field checked (as data/idx.cpp checks them).
 
 def read_idx(path, magic, rank):
     """Returns the uint8 array stored in an IDX(.gz) file, shape from its header."""
@@ -123,7 +123,7 @@ class TutorialNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
-# Loss: TFA's triplet_semihard_loss, literally (/work/shared/TRIPLET.md sec. 2, 4, 5).
+# Loss: TFA's triplet_semihard_loss, literally (docs/triplet-losses.md sec. 2, 4, 5).
 # Gradient conventions match TF's: clamp_min passes the gradient where x >= 0 (TF's maximum,
 # ties to the first argument); amin/amax split it evenly over tied extremes (reduce_min/max);
 # torch.where sends it to the selected branch only.

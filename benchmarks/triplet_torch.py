@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The triplet semi-hard loss (TensorFlow Addons' semantics, TRIPLET.md) in PyTorch, with the
+"""The triplet semi-hard loss (TensorFlow Addons' semantics, docs/triplet-losses.md) in PyTorch, with the
 same sort-based O(B^2 log B) mining as losses/triplet.cpp, timed forward + backward at the
 batch sizes of benchmarks/bench_triplet.cpp (D = 256, 10 classes, L2-normalised random
 embeddings), so the two can be put side by side.
@@ -60,7 +60,7 @@ def triplet_semihard_loss(x, labels, margin=1.0):
     loss_mat = torch.where(positive, (margin + D - semi_hard).clamp_min(0.0), torch.zeros_like(D))
     num_positives = positive.sum()
     if num_positives == 0:
-        return (x * 0.0).sum()  # TRIPLET.md sec. 9, as semigrad: 0 and a zero gradient
+        return (x * 0.0).sum()  # docs/triplet-losses.md sec. 9, as semigrad: 0 and a zero gradient
     return loss_mat.sum() / num_positives
 
 

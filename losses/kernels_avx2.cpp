@@ -214,16 +214,18 @@ SEMIGRAD_AVX2 std::size_t take_nonzero(float* c, std::size_t B, std::uint32_t* c
     return count;
 }
 
+// Whole vectors here, and the last n mod 8 entries by the portable kernel (the same operations
+// on one lane, so the same bits; no masked store).
 SEMIGRAD_AVX2 void distance_row(float sq_i, const float* __restrict sq, bool squared, std::size_t n,
                                 float* __restrict row) {
     const __m256 si = _mm256_set1_ps(sq_i), two = _mm256_set1_ps(2.0f), zero = _mm256_setzero_ps();
-    for (std::size_t j = 0; j < n; j += 8) {
-        const __m256i live = first_lanes(n - j);
-        const __m256 d2 = _mm256_sub_ps(_mm256_add_ps(si, load(sq + j, n - j, live)),
-                                        _mm256_mul_ps(two, load(row + j, n - j, live)));
+    std::size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 d2 = _mm256_sub_ps(_mm256_add_ps(si, _mm256_loadu_ps(sq + j)), _mm256_mul_ps(two, _mm256_loadu_ps(row + j)));
         const __m256 clamped = _mm256_and_ps(_mm256_cmp_ps(d2, zero, _CMP_GT_OQ), d2);
-        store(row + j, n - j, live, squared ? clamped : _mm256_sqrt_ps(clamped));
+        _mm256_storeu_ps(row + j, squared ? clamped : _mm256_sqrt_ps(clamped));
     }
+    kPortableKernels.distance_row(sq_i, sq + j, squared, n - j, row + j);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Pairwise distances between the rows of an embedding batch, as TensorFlow Addons computes them
-// for its triplet losses (tensorflow_addons/losses/metric_learning.py; TRIPLET.md §2-§3), plus
+// for its triplet losses (tensorflow_addons/losses/metric_learning.py; docs/triplet-losses.md §2-§3), plus
 // the analytic backward the losses need.
 //
 // Dimension letters: B batch size, D embedding width.
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <memory>
+#include <string_view>
 
 #include "tensor/memory.hpp"
 #include "tensor/simd.hpp"
@@ -27,6 +28,8 @@ enum class Distance { L2, SquaredL2, Angular };
 
 // "L2", "squared-L2", "angular" (TFA's strings), for messages and tables.
 const char* distance_name(Distance metric);
+// The inverse of distance_name; throws ValueError naming `name` and the three choices.
+Distance parse_distance(std::string_view name);
 
 // The [B,B] distance matrix with TFA's exact steps:
 //   L2, SquaredL2: d2 = (|x_i|^2 + |x_j|^2) - 2 x_i.x_j (one gemm), clamped at 0; entries that

@@ -1,6 +1,6 @@
-// The fast triplet losses: TFA's semantics (TRIPLET.md §5-§6) with O(B^2 log B) mining.
+// The fast triplet losses: TFA's semantics (docs/triplet-losses.md §5-§6) with O(B^2 log B) mining.
 //
-// Dimension letters: B batch size, D embedding width. Notation as in TRIPLET.md: D[a,k] is the
+// Dimension letters: B batch size, D embedding width. Notation as in docs/triplet-losses.md: D[a,k] is the
 // distance matrix (row a = anchor), a "positive" of a is p != a with y_p == y_a, a "negative" is
 // n with y_n != y_a.
 //
@@ -363,7 +363,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
 
     const Totals t = reduce(sums, stats, B, false);
     if (t.positives == 0) {
-        // TRIPLET.md §9: TFA computes 0/0 = NaN here. We return 0 and a zero gradient.
+        // docs/triplet-losses.md §9: TFA computes 0/0 = NaN here. We return 0 and a zero gradient.
         return record(Tensor::scalar(0.0f), {embeddings}, op, [embeddings](const Tensor&) {
             embeddings.node()->accumulate_grad(Tensor::zeros(embeddings.shape()));
         });

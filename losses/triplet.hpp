@@ -1,17 +1,18 @@
-// TensorFlow Addons' triplet losses, reproduced exactly (specification: TRIPLET.md beside
-// DESIGN.md): `triplet_semihard_loss` (FaceNet's semi-hard mining, Schroff et al. 2015) and
+// TensorFlow Addons' triplet losses, reproduced exactly (specification:
+// docs/triplet-losses.md): `triplet_semihard_loss` (FaceNet's semi-hard mining, Schroff et al. 2015) and
 // `triplet_hard_loss` (batch-hard, Hermans et al. 2017, "In Defense of the Triplet Loss").
 //
 // Dimension letters: B batch size, D embedding width. embeddings [B, D], labels [B] -> scalar.
 //
 // Values match TFA's to float32 rounding and gradients are the ones TF's autodiff gives, with
-// two deliberate differences (TRIPLET.md §9):
+// two deliberate differences (docs/triplet-losses.md §9):
 //   * a batch with no positive pair gives semi-hard loss 0 and a zero gradient (TFA: NaN, which
 //     poisons every weight; tensorflow/addons#2447). `TripletStats::no_positive_pair` reports it;
 //   * mining costs O(B^2 log B) time and O(B^2) memory instead of TFA's O(B^3), in parallel
 //     over anchors.
-// Each loss is one autograd node with an analytic backward. The literal O(B^3) port used as the
-// reference lives in losses/triplet_reference.hpp.
+// Each loss is one autograd node with an analytic backward. Read losses/triplet_readable.cpp
+// first: the semi-hard loss in a hundred lines, which the tests hold this one equal to. The
+// literal O(B^3) port used as the reference lives in losses/triplet_reference.hpp.
 #pragma once
 
 #include <cstddef>
@@ -51,9 +52,7 @@ struct TripletStats {
 class TripletWorkspace {
   public:
     TripletWorkspace();
-    ~TripletWorkspace();
-    TripletWorkspace(const TripletWorkspace&) = delete;
-    TripletWorkspace& operator=(const TripletWorkspace&) = delete;
+    ~TripletWorkspace();  // (not copyable: it owns its Impl)
     void release();
     std::size_t bytes() const;  // held now
 
@@ -65,7 +64,7 @@ class TripletWorkspace {
 };
 
 // mean over ordered positive pairs (a,p) of max(margin + D[a,p] - D[a,n], 0), n being the
-// closest negative farther than p, else the farthest negative, else 0 (TRIPLET.md §5).
+// closest negative farther than p, else the farthest negative, else 0 (docs/triplet-losses.md §5).
 // Throws ShapeError unless embeddings is [B,D] with B >= 1 and labels has B entries.
 // `isa` picks the kernels (tensor/simd.hpp); every path gives the same bits. `workspace`: see
 // TripletWorkspace.
@@ -75,7 +74,7 @@ Var triplet_semihard_loss(const Var& embeddings, std::span<const int> labels, fl
 
 // mean over all B anchors of max(hardest positive - hardest negative + margin, 0), or
 // log1p(exp(hardest positive - hardest negative)) when soft (the margin is then unused, as in
-// TFA) (TRIPLET.md §6).
+// TFA) (docs/triplet-losses.md §6).
 Var triplet_hard_loss(const Var& embeddings, std::span<const int> labels, float margin = 1.0f,
                       bool soft = false, Distance metric = Distance::L2,
                       TripletStats* stats = nullptr, Isa isa = active_isa(),

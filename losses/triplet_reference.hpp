@@ -1,5 +1,5 @@
 // The literal O(B^3) port of TensorFlow Addons' triplet losses, values AND gradients, kept as the
-// reference for tests and benchmarks (STYLE.md §2.2: the naive kernel beside the fast one).
+// reference for tests and benchmarks (docs/design.md, "Tensors and kernels": the naive kernel beside the fast one).
 //
 // It follows tensorflow_addons/losses/triplet.py and metric_learning.py line by line, in float32
 // and in TF's operation order: the distance matrix with its masks, the [B*B, B] tiled distances

@@ -3,7 +3,7 @@
 // An optimiser holds the model's Parameters (handles sharing the model's tensors) and updates
 // them in place from their gradients. Its state is index-aligned with the parameters: slot k of
 // parameter i is slots_[k][i], created as zeros when the optimiser is made (Keras' `build`).
-// The step counter advances once per step(), never per tensor (the tiny-dnn bug, STYLE.md §3).
+// The step counter advances once per step(), never per tensor (advancing it per tensor would apply the bias correction several times a step).
 // As in Keras, a parameter with no gradient this step is left untouched (Keras skips `None`
 // gradients), though the counter still advances.
 //

@@ -2,7 +2,7 @@
 //
 // Every matrix product in the runtime (Dense, conv2d via im2col, pairwise distances) goes
 // through `gemm`, which is one call to OpenBLAS's cblas_sgemm. `gemm_naive` is the triple loop it
-// replaces, kept as the reference for tests and benchmarks (STYLE.md §2.2).
+// replaces, kept as the reference for tests and benchmarks (docs/design.md, "Tensors and kernels").
 //
 // Shapes: op(A) is [M,K], op(B) is [K,N], C is [M,N]. lda/ldb/ldc are row strides of the
 // matrices as stored (before transposition), as in BLAS.

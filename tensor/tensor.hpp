@@ -1,9 +1,12 @@
 // Tensor: a dense float32 array, row-major (C order), owning its storage.
 //
-// Storage is xtensor's `xt::xarray<float>`; the class is a thin value type over it so that the
-// rest of semigrad sees one tensor representation (STYLE.md §2.4). Copies are deep. Images are
-// NCHW. Hot kernels take `.data()` and loop over raw memory; xtensor expressions (`.array()`)
-// are for glue code.
+// Storage is xtensor's `xt::xarray<float>` (its allocation, shape and element access); the
+// class is a thin value type over it so that the rest of semigrad sees one tensor
+// representation (docs/design.md, "Tensors and kernels"). Copies are deep. Images are NCHW.
+// Kernels take `.data()` and loop over raw memory, each beside a naive reference; none of them
+// uses xtensor's expressions, and only xarray.hpp is included (tensor/xtensor.hpp). `.array()`
+// hands out the xarray for code that wants an expression; it must then include the xtensor
+// header it uses.
 //
 // This is not a view/stride system: every Tensor is contiguous, and reshape copies.
 #pragma once

@@ -1,6 +1,6 @@
 // The fast triplet losses against (a) a brute-force reference written the way TFA's own test
 // writes it (tensorflow_addons/losses/tests/triplet_test.py), (b) the literal O(B^3) port, for
-// values and gradients, (c) TFA's docstring values and the special batches of TRIPLET.md, and
+// values and gradients, (c) TFA's docstring values and the special batches of docs/triplet-losses.md, and
 // (d) central differences.
 #include <gtest/gtest.h>
 
