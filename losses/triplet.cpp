@@ -9,7 +9,8 @@
 // multiplicities of dloss/dD (+1 per use of D[a,p], -1 per use of D[a,n]), kept sparse
 // (SparseRowsBuilder); the backward scales coef by dloss/num_positives (semi-hard) or dloss/B
 // (hard) and hands it to the distance backward. Per-anchor partial sums are added in anchor
-// order afterwards, so the result does not depend on the thread count.
+// order afterwards, so, given the distances, the result does not depend on the thread count
+// (the distances themselves are OpenBLAS's, whose last bits may change with it).
 //
 // Exact ties. TF's reduce_min/reduce_max split the gradient evenly over tied extremes, and so do
 // we: every entry of the row equal to the selected distance (within the selected mask) gets an

@@ -368,8 +368,12 @@ TEST(TripletThreads, OneAndTwoThreadsGiveIdenticalResults) {
             const LossAndGrad one = loss_and_grad(b, hard, 1.0f, m);
             set_num_threads(2);
             const LossAndGrad two = loss_and_grad(b, hard, 1.0f, m);
-            // The mining and every reduction are thread-count independent: bit-identical loss.
-            EXPECT_EQ(one.loss, two.loss) << distance_name(m);
+            // The mining and every reduction are thread-count independent, but the distances
+            // come from OpenBLAS's sgemm, which promises nothing about the last bits at another
+            // thread count (its Haswell/Zen kernels do change them for some shapes): equal to
+            // float rounding of the distances, not bit for bit.
+            EXPECT_NEAR(one.loss, two.loss, 1e-6f * std::max(1.0f, std::abs(one.loss)))
+                << distance_name(m);
             // The gradient's [B,B] x [B,D] sgemm is OpenBLAS's, whose blocking changes with the
             // thread count: equal to float rounding, not bit for bit.
             EXPECT_LT(scaled_error(one.grad, two.grad, 0.0, 1e-5), 1.0) << distance_name(m);
