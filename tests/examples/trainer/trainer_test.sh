@@ -31,17 +31,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/trainer-e2e.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 
-failures=0
-fail() { echo "FAIL $*"; failures=$((failures + 1)); }
-pass() { echo "ok   $*"; }
-
-# make_data DIR TRAIN TEST: exits the whole test with 77 when Fashion-MNIST is missing.
-make_data() {
-  local rc=0
-  "$python" "$here/make_idx.py" "$fashion" "$1" "$2" "$3" || rc=$?
-  if ((rc == 77)); then exit 77; fi
-  if ((rc != 0)); then echo "make_idx.py failed ($rc)"; exit 1; fi
-}
+# shellcheck source=common.sh
+. "$here/common.sh"
 
 # run NAME ARGS...: runs the trainer, keeping NAME.out, NAME.err and the exit code in $rc.
 rc=0
