@@ -4,29 +4,41 @@ same sort-based O(B^2 log B) mining as losses/triplet.cpp, timed forward + backw
 batch sizes of benchmarks/bench_triplet.cpp (D = 256, 10 classes, L2-normalised random
 embeddings), so the two can be put side by side.
 
-This is PyTorch at its best for this algorithm: torch.set_num_threads(2), fully vectorised (one
-sort of every row's negatives, one batched searchsorted for every positive pair, gathers), no
-Python loop over anchors, autograd for the backward. It is a measuring stick, not part of the
+This is PyTorch at its best for this algorithm: as many threads as semigrad (--threads, 2 by
+default), fully vectorised (one sort of every row's negatives, one batched searchsorted for every
+positive pair, gathers), no Python loop over anchors, autograd for the backward. It is a measuring stick, not part of the
 library. Before timing it checks itself against a TFA-style loop reference at B = 32.
 
-Run with Debian's interpreter and python3-torch 1.13:
+For the picture of how the two algorithms grow, it also times TFA's own algorithm as TFA writes
+it (the tutorial's loss, benchmarks/torch_mnist_triplet.py: [B*B, B] masked tiles, O(B^3) time and
+memory) up to B = 512 (at 1024 one tile is 4 GiB), and reads semigrad's literal O(B^3) port from
+bench_triplet (BM_SemihardLiteral, values and gradients, B <= 512). --plot draws all four on
+log-log axes, where O(B^2 log B) and O(B^3) are lines of slope about 2 and 3.
+
+Run with Debian's interpreter and python3-torch 1.13 (python3-matplotlib for --plot):
     /usr/bin/python3 benchmarks/triplet_torch.py
     /usr/bin/python3 benchmarks/triplet_torch.py --cpp build/benchmarks/bench_triplet   # + ratios
+    /usr/bin/python3 benchmarks/triplet_torch.py --cpp build/benchmarks/bench_triplet --plot loss-vs-batch.png
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 
-import allocator_policy
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import allocator_policy  # noqa: E402
 
 allocator_policy.apply()  # before torch loads: the same glibc allocator policy as semigrad's programs
 
 import torch  # noqa: E402
 
+from torch_mnist_triplet import triplet_semihard_loss as tfa_literal_loss  # noqa: E402
+
 BATCH_SIZES = [32, 256, 512, 1024, 2048, 4096]
+LITERAL_BATCH_SIZES = [32, 64, 128, 256, 512]  # TFA's O(B^3) tiles: 512 MiB each at 512
 DIM = 256
 CLASSES = 10
 
@@ -91,32 +103,69 @@ def batch(B, generator):
     return x, labels
 
 
-def time_step(B, generator, min_seconds):
+def time_step(B, generator, min_seconds, loss=triplet_semihard_loss):
+    """Median ms of forward + backward."""
     x, labels = batch(B, generator)
     times = []
     start = time.perf_counter()
     while len(times) < 3 or (time.perf_counter() - start < min_seconds and len(times) < 50):
         leaf = x.clone().requires_grad_(True)
         t0 = time.perf_counter()
-        triplet_semihard_loss(leaf, labels).backward()
+        loss(leaf, labels).backward()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
 
 
 def cpp_times(binary):
-    out = subprocess.run([binary, "--benchmark_filter=BM_SemihardFast", "--benchmark_format=json",
+    """{"fast": {B: ms}, "literal": {B: ms}} from one run of bench_triplet."""
+    out = subprocess.run([binary, "--benchmark_filter=BM_Semihard(Fast|Literal)", "--benchmark_format=json",
                           "--benchmark_min_time=1"], check=True, capture_output=True, text=True).stdout
     report = json.loads(out[out.index("{"):])
-    return {int(b["name"].split("/")[1]): b["real_time"] for b in report["benchmarks"]}
+    times = {"fast": {}, "literal": {}}
+    for b in report["benchmarks"]:
+        name, size = b["name"].split("/")[:2]
+        times["literal" if name.endswith("Literal") else "fast"][int(size)] = b["real_time"]
+    return times
+
+
+def plot(series, path):
+    """series: [(label, {B: ms}, style)] on log-log axes, with B^2 and B^3 guide slopes."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.6), dpi=100)
+    for label, times, style in series:
+        sizes = sorted(times)
+        ax.plot(sizes, [times[b] for b in sizes], style, label=label, markersize=5)
+    fast = series[0][1]
+    b0 = min(fast)
+    for power, label in ((2, "slope 2 (B^2)"), (3, "slope 3 (B^3)")):
+        ref = [b0, max(BATCH_SIZES)]
+        ax.plot(ref, [fast[b0] * (b / b0) ** power for b in ref], ":", color="grey", linewidth=1)
+        ax.annotate(label, (ref[1] / 2.2, fast[b0] * (ref[1] / 2.2 / b0) ** power), fontsize=8, color="grey")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_ylim(min(fast.values()) / 2, 2e5)
+    ax.set_xlabel("batch size B (D = 256, 10 classes)")
+    ax.set_ylabel("ms per forward + backward")
+    ax.set_title(f"Triplet semi-hard loss, {torch.get_num_threads()} threads", fontsize=10)
+    ax.grid(True, which="major", linewidth=0.3)
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpp", help="path of bench_triplet: also time it and print the ratios")
     parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch's and bench_triplet's threads")
+    parser.add_argument("--plot", help="draw every series on log-log axes into this PNG")
     args = parser.parse_args()
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for bench_triplet
     generator = torch.Generator().manual_seed(0)
     x, labels = batch(32, generator)
     want, got = loop_reference(x, labels), triplet_semihard_loss(x, labels).item()
@@ -124,14 +173,29 @@ def main():
         sys.exit(f"self-check failed: sort-based {got} vs loop reference {want}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; self-check ok ({got:.6f})")
 
-    cpp = cpp_times(args.cpp) if args.cpp else {}
+    cpp_all = cpp_times(args.cpp) if args.cpp else {"fast": {}, "literal": {}}
+    cpp = cpp_all["fast"]
     print(f"{'B':>6} {'torch ms':>10}" + (f" {'semigrad ms':>12} {'torch/semigrad':>15}" if cpp else ""))
+    torch_sorted = {}
     for B in BATCH_SIZES:
-        ms = time_step(B, generator, args.min_seconds)
+        ms = torch_sorted[B] = time_step(B, generator, args.min_seconds)
         line = f"{B:>6} {ms:>10.2f}"
         if B in cpp:
             line += f" {cpp[B]:>12.2f} {ms / cpp[B]:>15.2f}"
         print(line, flush=True)
+    if not args.plot:
+        return
+    print("TFA's literal O(B^3) algorithm:")
+    torch_literal = {}
+    for B in LITERAL_BATCH_SIZES:
+        torch_literal[B] = time_step(B, generator, args.min_seconds, lambda x, y: tfa_literal_loss(y, x))
+        print(f"{B:>6} {torch_literal[B]:>10.2f}" + (f" {cpp_all['literal'][B]:>12.2f}" if B in cpp_all["literal"] else ""),
+              flush=True)
+    series = [("semigrad, sort-based O(B^2 log B)", cpp, "o-"),
+              ("PyTorch, same sort-based algorithm", torch_sorted, "s-"),
+              ("PyTorch, TFA's algorithm O(B^3)", torch_literal, "^--"),
+              ("semigrad, TFA's algorithm O(B^3)", cpp_all["literal"], "v--")]
+    plot([s for s in series if s[1]], args.plot)
 
 
 if __name__ == "__main__":
