@@ -19,18 +19,18 @@ Var relu(const Var& x) {
     Tensor out = Tensor::uninitialised(x.shape());  // every entry written below
     const float* px = x.value().data();
     float* po = out.data();
-    SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) po[i] = px[i] > 0.0f ? px[i] : 0.0f;
     return record(std::move(out), {x}, "relu", [x, n](const Tensor& dout) {
         const float *g = dout.data(), *px = x.value().data();
         bool first;
         float* dx = x.node()->grad_for_overwrite(first).data();
         if (first) {
-            SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
             for (std::size_t i = 0; i < n; ++i) dx[i] = px[i] > 0.0f ? g[i] : 0.0f;
             return;
         }
-        SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
         for (std::size_t i = 0; i < n; ++i) dx[i] += px[i] > 0.0f ? g[i] : 0.0f;
     });
 }
@@ -54,7 +54,7 @@ Var l2_normalize(const Var& x, float epsilon) {
     std::vector<char> normalising(N);
     const float* px = x.value().data();
     float* po = out.data();
-    SEMIGRAD_PARALLEL_FOR(N * D)
+#pragma omp parallel for schedule(static) if (N * D > kParallelMinElements)
     for (std::size_t n = 0; n < N; ++n) {
         const float* row = px + n * D;
         double s = 0.0;
@@ -68,7 +68,7 @@ Var l2_normalize(const Var& x, float epsilon) {
                   [x, inv_norm, normalising, N, D](const Tensor& dout) {
         const float *g = dout.data(), *px = x.value().data();
         float* dx = x.node()->grad_buffer().data();
-        SEMIGRAD_PARALLEL_FOR(N * D)
+#pragma omp parallel for schedule(static) if (N * D > kParallelMinElements)
         for (std::size_t n = 0; n < N; ++n) {
             const float r = inv_norm[n];
             const float *xr = px + n * D, *gr = g + n * D;

@@ -18,18 +18,18 @@ static Var add_or_sub(const Var& a, const Var& b, float sign, const char* op) {
     Tensor out(a.shape());
     const float *pa = a.value().data(), *pb = b.value().data();
     float* po = out.data();
-    SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) po[i] = pa[i] + sign * pb[i];
     return record(std::move(out), {a, b}, op, [a, b, sign, n](const Tensor& dout) {
         const float* g = dout.data();
         if (a.requires_grad()) {
             float* da = a.node()->grad_buffer().data();
-            SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
             for (std::size_t i = 0; i < n; ++i) da[i] += g[i];
         }
         if (b.requires_grad()) {
             float* db = b.node()->grad_buffer().data();
-            SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
             for (std::size_t i = 0; i < n; ++i) db[i] += sign * g[i];
         }
     });
@@ -45,19 +45,19 @@ Var mul(const Var& a, const Var& b) {
     Tensor out(a.shape());
     const float *pa = a.value().data(), *pb = b.value().data();
     float* po = out.data();
-    SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) po[i] = pa[i] * pb[i];
     return record(std::move(out), {a, b}, "mul", [a, b, n](const Tensor& dout) {
         const float *g = dout.data(), *pa = a.value().data(), *pb = b.value().data();
         // Two loops, one per gradient written: mul(x, x) accumulates into one buffer twice.
         if (a.requires_grad()) {
             float* da = a.node()->grad_buffer().data();
-            SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
             for (std::size_t i = 0; i < n; ++i) da[i] += g[i] * pb[i];
         }
         if (b.requires_grad()) {
             float* db = b.node()->grad_buffer().data();
-            SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
             for (std::size_t i = 0; i < n; ++i) db[i] += g[i] * pa[i];
         }
     });
@@ -68,12 +68,12 @@ Var scale(const Var& a, float factor) {
     Tensor out(a.shape());
     const float* pa = a.value().data();
     float* po = out.data();
-    SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) po[i] = factor * pa[i];
     return record(std::move(out), {a}, "scale", [a, factor, n](const Tensor& dout) {
         const float* g = dout.data();
         float* da = a.node()->grad_buffer().data();
-        SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
         for (std::size_t i = 0; i < n; ++i) da[i] += factor * g[i];
     });
 }
@@ -87,7 +87,7 @@ static double total(const Tensor& a) {
     const std::size_t n = a.size();
     const float* pa = a.data();
     double partial[kChunks] = {};
-    SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t c = 0; c < kChunks; ++c) {
         const std::size_t begin = n * c / kChunks, end = n * (c + 1) / kChunks;
         double s = 0.0;
@@ -107,7 +107,7 @@ static Var scaled_total(const Var& a, double c, const char* op) {
     return record(Tensor::scalar(value), {a}, op, [a, c, n](const Tensor& dout) {
         const float g = static_cast<float>(c * dout[0]);
         float* da = a.node()->grad_buffer().data();
-        SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
         for (std::size_t i = 0; i < n; ++i) da[i] += g;
     });
 }
@@ -130,7 +130,7 @@ static Var reshaped(const Var& a, const Shape& shape, const char* op) {
     return record(std::move(out), {a}, op, [a, n](const Tensor& dout) {
         const float* g = dout.data();
         float* da = a.node()->grad_buffer().data();
-        SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
         for (std::size_t i = 0; i < n; ++i) da[i] += g[i];
     });
 }

@@ -16,18 +16,18 @@ static Var apply_mask(const Var& x, Tensor mask, const char* op) {
     Tensor out = Tensor::uninitialised(x.shape());  // every entry written below
     const float *px = x.value().data(), *pm = mask.data();
     float* po = out.data();
-    SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) po[i] = px[i] * pm[i];
     return record(std::move(out), {x}, op, [x, mask = std::move(mask), n](const Tensor& dout) {
         const float *g = dout.data(), *pm = mask.data();
         bool first;
         float* dx = x.node()->grad_for_overwrite(first).data();
         if (first) {
-            SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
             for (std::size_t i = 0; i < n; ++i) dx[i] = g[i] * pm[i];
             return;
         }
-        SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
         for (std::size_t i = 0; i < n; ++i) dx[i] += g[i] * pm[i];
     });
 }

@@ -93,7 +93,7 @@ Var bias_add(const Var& x, const Var& bias) {
     Tensor out(x.shape());
     const float *px = x.value().data(), *pb = bias.value().data();
     float* po = out.data();
-    SEMIGRAD_PARALLEL_FOR(NC * S)
+#pragma omp parallel for schedule(static) if (NC * S > kParallelMinElements)
     for (std::size_t nc = 0; nc < NC; ++nc) {
         const float b = pb[nc % C];
         for (std::size_t s = 0; s < S; ++s) po[nc * S + s] = px[nc * S + s] + b;
@@ -103,13 +103,13 @@ Var bias_add(const Var& x, const Var& bias) {
         const std::size_t total = N * C * S;
         if (x.requires_grad()) {
             float* dx = x.node()->grad_buffer().data();
-            SEMIGRAD_PARALLEL_FOR(total)
+#pragma omp parallel for schedule(static) if (total > kParallelMinElements)
             for (std::size_t i = 0; i < total; ++i) dx[i] += g[i];
         }
         if (bias.requires_grad()) {
             // Parallel over channels: each thread owns dbias[c], so no atomics are needed.
             float* dbias = bias.node()->grad_buffer().data();
-            SEMIGRAD_PARALLEL_FOR(total)
+#pragma omp parallel for schedule(static) if (total > kParallelMinElements)
             for (std::size_t c = 0; c < C; ++c) {
                 double s = 0.0;
                 for (std::size_t n = 0; n < N; ++n)

@@ -34,7 +34,7 @@ void Node::accumulate_grad(const Tensor& g) {
     float* a = grad.data();
     const float* b = g.data();
     const std::size_t n = grad.size();
-    SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) a[i] += b[i];
 }
 

@@ -22,8 +22,8 @@ Batcher::Batcher(const Dataset& d, std::size_t batch_size, std::uint64_t seed,
 
 std::vector<std::size_t> Batcher::epoch_order(std::size_t epoch) const {
     // Each epoch draws from its own PCG stream of the user's seed, so epoch e needs no state
-    // from epochs before it. The offset keeps these streams apart from the small stream numbers
-    // other components (dropout layers) derive from the same seed.
+    // from epochs before it. The offset ("batch") keeps these streams apart from Rng's default
+    // stream, which the model's initialiser uses with the same seed.
     Rng rng(seed_, 0x6261746368ULL + epoch);  // "batch"
     const std::size_t n = num_samples_;
     if (shuffle_buffer_ == 0) return rng.permutation(n);

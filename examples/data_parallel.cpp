@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "distributed/data_parallel.hpp"
+#include "tensor/error.hpp"
+#include "tensor/simd.hpp"
 
 namespace semigrad::examples {
 
@@ -25,14 +27,26 @@ data::Batch shard_of_batch(const data::Batch& global, const Communicator& comm) 
     return shard;
 }
 
+Var triplet_loss(const LossChoice& choice, const Var& embeddings, std::span<const int> labels,
+                 losses::TripletStats& stats) {
+    if (choice.loss == "semihard")
+        return losses::triplet_semihard_loss(embeddings, labels, choice.margin, choice.distance,
+                                             &stats, active_isa(), choice.workspace);
+    if (choice.loss == "hard" || choice.loss == "soft-hard")
+        return losses::triplet_hard_loss(embeddings, labels, choice.margin,
+                                         choice.loss == "soft-hard", choice.distance, &stats,
+                                         active_isa(), choice.workspace);
+    throw ValueError("unknown triplet loss '" + choice.loss +
+                     "' (expected semihard, hard or soft-hard)");
+}
+
 ShardLoss triplet_loss_across_ranks(const Var& embeddings, std::span<const int> labels,
-                                    std::size_t global_n, Mining mining, float margin,
+                                    std::size_t global_n, Mining mining, const LossChoice& choice,
                                     const Communicator& comm) {
     ShardLoss out;
     losses::TripletStats stats;
     if (mining == Mining::Local) {
-        out.loss = losses::triplet_semihard_loss(embeddings, labels, margin, losses::Distance::L2,
-                                                 &stats);
+        out.loss = triplet_loss(choice, embeddings, labels, stats);
         out.gradient_scale = 1.0f / float(comm.size());  // the global loss: mean of the ranks'
         float logged[3] = {out.loss.value().item(), stats.fraction_active,
                            float(stats.no_positive_pair)};
@@ -46,8 +60,7 @@ ShardLoss triplet_loss_across_ranks(const Var& embeddings, std::span<const int> 
     const Var all = distributed::all_gather_rows(embeddings, comm, rows);
     std::vector<int> all_labels(global_n);
     comm.allgather(labels, std::span<int>(all_labels), std::span(rows));
-    out.loss = losses::triplet_semihard_loss(all, all_labels, margin, losses::Distance::L2,
-                                             &stats);
+    out.loss = triplet_loss(choice, all, all_labels, stats);
     out.gradient_scale = 1.0f;  // each rank's rows' share of one loss: the sum is the gradient
     out.global_loss = out.loss.value().item();
     out.global_fraction_active = stats.fraction_active;

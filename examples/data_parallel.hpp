@@ -19,7 +19,7 @@
 
 namespace semigrad::examples {
 
-// Where semi-hard mining looks for positives and negatives.
+// Where the loss's mining looks for positives and negatives.
 //   Global: every rank all-gathers the embeddings and labels, mines over the whole global batch
 //           and back-propagates into its own rows only: the loss and the step are a one-process
 //           run's, up to float summation order.
@@ -37,10 +37,22 @@ struct ShardLoss {
     double global_loss = 0, global_fraction_active = 0;
     std::size_t global_no_positive_pair = 0;
 };
-// TFA's semi-hard triplet loss for this rank's embeddings [n_local, D] and labels, over the global
-// batch of `global_n` rows (shards as shard_of_batch cuts them) or over the shard.
+// The triplet loss --loss and --distance name (defaults: the tutorial's semi-hard loss, L2), its
+// margin, and the workspace that keeps the loss's scratch memory from one step to the next.
+struct LossChoice {
+    std::string loss;  // one of options.hpp's kLosses: "semihard", "hard", "soft-hard"
+    losses::Distance distance = losses::Distance::L2;
+    float margin = 1.0f;
+    losses::TripletWorkspace* workspace = nullptr;
+};
+// That loss of a batch's embeddings [B, D] and labels.
+Var triplet_loss(const LossChoice& choice, const Var& embeddings, std::span<const int> labels,
+                 losses::TripletStats& stats);
+
+// The chosen loss for this rank's embeddings [n_local, D] and labels, over the global batch of
+// `global_n` rows (shards as shard_of_batch cuts them) or over the shard.
 ShardLoss triplet_loss_across_ranks(const Var& embeddings, std::span<const int> labels,
-                                    std::size_t global_n, Mining mining, float margin,
+                                    std::size_t global_n, Mining mining, const LossChoice& choice,
                                     const distributed::Communicator& comm);
 
 // model.predict() for the first `count` images of `d`, sharded: each rank embeds its shard, in

@@ -117,6 +117,9 @@ bool train_epoch(const Options& opt, nn::Sequential& model, nn::Adam& adam,
                  const distributed::Communicator& comm,
                  distributed::GradientAllReduce& gradients) {
     const Mining mining = opt.mining == "local" ? Mining::Local : Mining::Global;
+    losses::TripletWorkspace workspace;  // the loss's scratch memory, kept from step to step
+    const LossChoice choice{opt.loss, losses::parse_distance(opt.distance), float(opt.margin),
+                            &workspace};
     model.train(true);
     ProgressBar bar(epoch + 1, opt.epochs, batcher.num_batches(), talk && stderr_is_terminal());
     PartialEpoch& sums = history.partial;  // steps > 0: resumed in the middle of this epoch
@@ -131,8 +134,7 @@ bool train_epoch(const Options& opt, nn::Sequential& model, nn::Adam& adam,
         const Var embeddings = model.forward(images);      // forward: [N,256], unit rows
         const ShardLoss loss = [&] {
             const profile::Scope scope("loss");
-            return triplet_loss_across_ranks(embeddings, batch.labels, n, mining,
-                                             float(opt.margin), comm);
+            return triplet_loss_across_ranks(embeddings, batch.labels, n, mining, choice, comm);
         }();
         if (!std::isfinite(loss.global_loss))  // before the update, which would spread it
             throw Diverged(opt, epoch, sums.steps + 1,
@@ -404,6 +406,8 @@ int run(const Options& opt, const distributed::Communicator& comm) {
         {"batch_size", opt.batch_size},
         {"learning_rate", opt.lr},
         {"margin", opt.margin},
+        {"loss", opt.loss},
+        {"distance", opt.distance},
         {"threads", threads},
         {"processes", comm.size()},
         {"mining", opt.mining},

@@ -75,6 +75,11 @@ std::optional<int> parse_options(int argc, char** argv, Options& opt, bool speak
         ->check(positive_float)->capture_default_str();
     app.add_option("--margin", opt.margin, "Triplet margin")
         ->check(non_negative_float)->capture_default_str();
+    app.add_option("--loss", opt.loss, "Triplet loss: semihard (FaceNet's, the tutorial's), hard (batch-hard) "
+                                       "or soft-hard (batch-hard with softplus; ignores --margin)")
+        ->check(CLI::IsMember({kLosses[0], kLosses[1], kLosses[2]}))->capture_default_str();
+    app.add_option("--distance", opt.distance, "Embedding distance: L2, squared-L2 or angular (TFA's names)")
+        ->check(CLI::IsMember({"L2", "squared-L2", "angular"}))->capture_default_str();
     app.add_option("--seed", opt.seed, "Seed for initialisation, shuffling and dropout")
         ->check(whole)->capture_default_str();
     app.add_option("--threads", opt.threads, "OpenMP/OpenBLAS threads (default: all cores)")

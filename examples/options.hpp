@@ -16,6 +16,10 @@ inline constexpr int kBatchSize = 32;           // train_dataset.shuffle(1024).b
 inline constexpr double kLearningRate = 0.001;  // tf.keras.optimizers.Adam(0.001)
 inline constexpr double kMargin = 1.0;          // tfa.losses.TripletSemiHardLoss(), default margin
 inline constexpr std::uint64_t kSeed = 42;
+inline constexpr const char* kLoss = "semihard";  // tfa.losses.TripletSemiHardLoss()
+inline constexpr const char* kDistance = "L2";    // its default distance_metric="L2"
+// --loss choices: TFA's TripletSemiHardLoss, TripletHardLoss and TripletHardLoss(soft=True).
+inline constexpr const char* kLosses[] = {"semihard", "hard", "soft-hard"};
 
 // A flag that is wrong on its own or against the data/checkpoint: exit code 2.
 struct UsageError : Error {
@@ -28,6 +32,8 @@ struct Options {
     int batch_size = kBatchSize;
     double lr = kLearningRate;  // double: metrics.json prints 0.001, not 0.0010000000474974513
     double margin = kMargin;
+    std::string loss = kLoss;          // one of kLosses
+    std::string distance = kDistance;  // TFA's distance_metric: L2, squared-L2 or angular
     std::uint64_t seed = kSeed;
     int threads = 0;  // 0: OpenMP's default (all cores)
     std::size_t limit_train = 0;

@@ -4,9 +4,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 
 #include "nn/checkpoint.hpp"
 #include "tensor/atomic_file.hpp"
@@ -14,6 +16,18 @@
 namespace fs = std::filesystem;
 
 namespace semigrad::examples {
+
+namespace {
+
+// --loss and --distance as run-key numbers (the key holds integers): their index in these lists.
+const std::vector<std::string> kLossNames(std::begin(kLosses), std::end(kLosses));
+const std::vector<std::string> kDistanceNames = {"L2", "squared-L2", "angular"};
+
+std::int64_t index_of(const std::vector<std::string>& names, const std::string& name) {
+    return std::int64_t(std::find(names.begin(), names.end(), name) - names.begin());
+}
+
+}  // namespace
 
 RunKey run_key(const Options& opt, const data::Dataset& train, std::size_t train_count) {
     const std::size_t pixels = train_count * train.rows * train.cols;
@@ -27,7 +41,9 @@ RunKey run_key(const Options& opt, const data::Dataset& train, std::size_t train
             {"batch_size", opt.batch_size},
             {"train_samples", std::int64_t(train_count)},
             {"shuffle_buffer", std::int64_t(opt.shuffle_buffer)},
-            {"data_crc32", std::int64_t(crc)}};
+            {"data_crc32", std::int64_t(crc)},
+            {"loss", index_of(kLossNames, opt.loss)},
+            {"distance", index_of(kDistanceNames, opt.distance)}};
 }
 
 namespace {
@@ -82,15 +98,22 @@ History resume_run(const Options& opt, nn::Sequential& model, nn::Optimizer& ada
     const nn::Metadata meta = nn::load_checkpoint(opt.resume, model, adam);
     const std::map<std::string, std::string> flag_of = {
         {"seed", "--seed"}, {"batch_size", "--batch-size"}, {"train_samples", "--limit-train"},
-        {"shuffle_buffer", "--shuffle-buffer"}, {"data_crc32", "--data"}};
+        {"shuffle_buffer", "--shuffle-buffer"}, {"data_crc32", "--data"}, {"loss", "--loss"},
+        {"distance", "--distance"}};
     for (const auto& [name, value] : key) {
         const std::int64_t saved = entry<std::int64_t>(opt, meta, name);
         if (saved == value) continue;
         std::string here = std::to_string(value);
         if (name == "data_crc32") here = opt.data;
         if (name == "train_samples") here = "(" + here + " training images)";
+        std::string there = std::to_string(saved);
+        if (name == "loss" || name == "distance") {
+            const auto& names = name == "loss" ? kLossNames : kDistanceNames;
+            here = name == "loss" ? opt.loss : opt.distance;
+            there = std::size_t(saved) < names.size() ? names[std::size_t(saved)] : there;
+        }
         throw UsageError(flag_of.at(name) + " " + here + " does not match " + opt.resume +
-                         ", made with " + name + " " + std::to_string(saved) +
+                         ", made with " + name + " " + there +
                          " (resume with the settings and data it was made with)");
     }
     const auto epochs_done = std::size_t(entry<std::int64_t>(opt, meta, "epoch"));

@@ -30,8 +30,9 @@ struct History {
     PartialEpoch partial;  // of epoch number epoch_loss.size(); steps == 0: none
 };
 
-// The settings that decide the batches, and the data itself (a CRC-32 of the training images
-// and labels used): a checkpoint is resumed only by a run with the same key.
+// The settings that decide the batches, the loss being minimised (--loss, --distance), and the
+// data itself (a CRC-32 of the training images and labels used): a checkpoint is resumed only
+// by a run with the same key.
 using RunKey = std::map<std::string, std::int64_t>;
 RunKey run_key(const Options& opt, const data::Dataset& train, std::size_t train_count);
 

@@ -34,6 +34,12 @@ const char* distance_name(Distance metric) {
     return "?";
 }
 
+Distance parse_distance(std::string_view name) {
+    for (Distance metric : {Distance::L2, Distance::SquaredL2, Distance::Angular})
+        if (name == distance_name(metric)) return metric;
+    throw ValueError("unknown distance metric '" + std::string(name) + "' (expected L2, squared-L2 or angular)");
+}
+
 
 // Row sums of squares, accumulated in double: TF's reduce_sum has its own (tree) order, so the
 // best we can do is round the exact sum once.

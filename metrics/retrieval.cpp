@@ -35,9 +35,7 @@ void check_embeddings(const char* op, const char* what, const Tensor& x, std::si
 std::vector<float> squared_norms(const Tensor& x) {
     const std::size_t N = x.dim(0), D = x.dim(1);
     std::vector<float> norms(N);
-#ifdef _OPENMP  // a build without OpenMP must not see an unknown pragma (-Werror)
 #pragma omp parallel for schedule(static)
-#endif
     for (std::size_t i = 0; i < N; ++i) {
         float s = 0.0f;
         for (std::size_t d = 0; d < D; ++d) s += x[i * D + d] * x[i * D + d];
@@ -67,9 +65,7 @@ void for_each_distance_block(const Tensor& queries, const Tensor& references, st
             gemm(false, true, static_cast<int>(rows), static_cast<int>(cols), static_cast<int>(D),
                  -2.0f, queries.data() + q0 * D, static_cast<int>(D), references.data() + j0 * D,
                  static_cast<int>(D), 0.0f, tile.data(), static_cast<int>(cols));
-#ifdef _OPENMP  // a build without OpenMP must not see an unknown pragma (-Werror)
 #pragma omp parallel for schedule(static)
-#endif
             for (std::size_t r = 0; r < rows; ++r) {
                 float* seg = tile.data() + r * cols;
                 // Cancellation in ‖q‖² + ‖r‖² − 2·q·r can dip a near-zero distance below 0.

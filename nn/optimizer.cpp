@@ -68,7 +68,7 @@ void Adam::step() {
         const std::size_t n = var.value().size();
         // Elementwise, each iteration writes its own element; small tensors (biases, small
         // kernels) stay on one thread, where waking the pool costs more than the work.
-        SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
         for (std::size_t j = 0; j < n; ++j) {
             m[j] += (g[j] - m[j]) * (1.0f - b1);
             v[j] += (g[j] * g[j] - v[j]) * (1.0f - b2);

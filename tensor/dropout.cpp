@@ -40,7 +40,7 @@ Tensor dropout_mask(const Shape& shape, float rate, std::uint64_t key, std::size
     // one generator was a serial tenth of a training step.
     const std::size_t per_sample = shape.empty() || shape[0] == 0 ? 0 : n / shape[0];
     const std::uint64_t first = std::uint64_t(sample_offset) * per_sample;
-    SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) m[i] = dropout_keeps(key, first + i, threshold) ? keep_scale : 0.0f;
     return mask;
 }

@@ -1,6 +1,10 @@
 // Threads: OpenMP throughout, and the OpenMP build of OpenBLAS, so both share one pool.
 // Library code never changes the thread count; programs call set_num_threads (--threads N).
-// Without OpenMP (meson -Dopenmp=disabled) everything runs on one thread.
+// Parallel loops are written as plain `#pragma omp` lines, with static schedules and, where a
+// small size makes waking the thread team cost more than the loop, an `if (...)` whose
+// threshold is a named constant with its reason. Without OpenMP (meson -Dopenmp=disabled) the
+// compiler ignores those lines (meson.build turns off -Wunknown-pragmas then) and everything
+// runs on one thread.
 #pragma once
 
 #include <cstddef>
@@ -9,18 +13,9 @@
 namespace semigrad {
 
 // Elementwise loops go parallel above this many elements; below it waking a thread team costs
-// more than the loop (a [32,256] embedding is 8K elements, a conv activation ~1.6M).
+// more than the loop (a [32,256] embedding is 8K elements, a conv activation ~1.6M):
+//   #pragma omp parallel for schedule(static) if ((n) > kParallelMinElements)
 inline constexpr std::size_t kParallelMinElements = 32768;
-
-// `#pragma omp` spelled through _Pragma, so that a build without OpenMP sees no pragma at all.
-#ifdef _OPENMP
-#define SEMIGRAD_PRAGMA(x) _Pragma(#x)
-#else
-#define SEMIGRAD_PRAGMA(x)
-#endif
-// A static-schedule parallel for over a loop of `n` elementwise iterations.
-#define SEMIGRAD_PARALLEL_FOR(n) \
-    SEMIGRAD_PRAGMA(omp parallel for schedule(static) if ((n) > ::semigrad::kParallelMinElements))
 
 // Threads an OpenMP parallel region would use now (1 without OpenMP).
 int num_threads();

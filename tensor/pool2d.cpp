@@ -13,8 +13,11 @@
 // inside the plane their iteration owns: no atomics, and the order of the += is fixed.
 #include "tensor/pool2d.hpp"
 
+#include <utility>
+
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "tensor/error.hpp"
 
@@ -105,6 +108,27 @@ void max_pool2d_backward(const Tensor& dout, const std::vector<std::int64_t>& ar
             g[argmax[std::size_t(i)]] += d[i];
 }
 
+namespace {
+
+// The input element (h, w) of window (oh, ow) holding the window's first maximum in row-major
+// order; padded positions never win. {-1, -1} for a window entirely in the padding.
+std::pair<long, long> window_argmax(const Tensor& x, std::size_t n, std::size_t c, std::size_t oh,
+                                    std::size_t ow, const Pool2dSpec& spec) {
+    std::pair<long, long> at{-1, -1};
+    float best = 0.0f;
+    for (int ph = 0; ph < spec.pool_h; ++ph)
+        for (int pw = 0; pw < spec.pool_w; ++pw) {
+            const long ih = long(oh) * spec.stride_h + ph - spec.pad.top;
+            const long iw = long(ow) * spec.stride_w + pw - spec.pad.left;
+            if (ih < 0 || ih >= long(x.dim(2)) || iw < 0 || iw >= long(x.dim(3))) continue;
+            const float v = x.at({n, c, std::size_t(ih), std::size_t(iw)});
+            if (at.first < 0 || v > best) best = v, at = {ih, iw};
+        }
+    return at;
+}
+
+}  // namespace
+
 Tensor max_pool2d_forward_naive(const Tensor& x, const Pool2dSpec& spec) {
     const Shape out_shape = max_pool2d_output_shape(x.shape(), spec);
     Tensor out(out_shape);
@@ -112,20 +136,26 @@ Tensor max_pool2d_forward_naive(const Tensor& x, const Pool2dSpec& spec) {
         for (std::size_t c = 0; c < out_shape[1]; ++c)
             for (std::size_t oh = 0; oh < out_shape[2]; ++oh)
                 for (std::size_t ow = 0; ow < out_shape[3]; ++ow) {
-                    bool any = false;
-                    float best = 0.0f;
-                    for (int ph = 0; ph < spec.pool_h; ++ph)
-                        for (int pw = 0; pw < spec.pool_w; ++pw) {
-                            const long ih = long(oh) * spec.stride_h + ph - spec.pad.top;
-                            const long iw = long(ow) * spec.stride_w + pw - spec.pad.left;
-                            if (ih < 0 || ih >= long(x.dim(2)) || iw < 0 || iw >= long(x.dim(3)))
-                                continue;
-                            const float v = x.at({n, c, std::size_t(ih), std::size_t(iw)});
-                            if (!any || v > best) best = v, any = true;
-                        }
-                    out.at({n, c, oh, ow}) = best;
+                    const auto [h, w] = window_argmax(x, n, c, oh, ow, spec);
+                    out.at({n, c, oh, ow}) = h < 0 ? 0.0f : x.at({n, c, std::size_t(h), std::size_t(w)});
                 }
     return out;
+}
+
+Tensor max_pool2d_backward_naive(const Tensor& x, const Pool2dSpec& spec, const Tensor& dout) {
+    const Shape out_shape = max_pool2d_output_shape(x.shape(), spec);
+    if (dout.shape() != out_shape)
+        throw ShapeError("max_pool2d backward (naive): dout " + to_string(dout.shape()) + ", expected " +
+                         to_string(out_shape) + " for x " + to_string(x.shape()));
+    Tensor dx(x.shape());
+    for (std::size_t n = 0; n < out_shape[0]; ++n)
+        for (std::size_t c = 0; c < out_shape[1]; ++c)
+            for (std::size_t oh = 0; oh < out_shape[2]; ++oh)
+                for (std::size_t ow = 0; ow < out_shape[3]; ++ow) {
+                    const auto [h, w] = window_argmax(x, n, c, oh, ow, spec);
+                    if (h >= 0) dx.at({n, c, std::size_t(h), std::size_t(w)}) += dout.at({n, c, oh, ow});
+                }
+    return dx;
 }
 
 }  // namespace semigrad

@@ -25,6 +25,9 @@ Tensor max_pool2d_forward(const Tensor& x, const Pool2dSpec& spec, std::vector<s
 // dx += scatter of dout through argmax.
 void max_pool2d_backward(const Tensor& dout, const std::vector<std::int64_t>& argmax, Tensor& dx);
 
+// The references: the same results from direct loops over every window (no argmax recorded;
+// the backward finds each window's first maximum again and adds dout there).
 Tensor max_pool2d_forward_naive(const Tensor& x, const Pool2dSpec& spec);
+Tensor max_pool2d_backward_naive(const Tensor& x, const Pool2dSpec& spec, const Tensor& dout);
 
 }  // namespace semigrad

@@ -19,8 +19,10 @@ namespace semigrad {
 
 class Rng {
   public:
-    // `stream` selects one of 2^63 independent sequences for the same seed, so that e.g. each
-    // Dropout layer can own a generator derived from one user seed.
+    // `stream` selects one of 2^63 independent sequences for the same seed, so that one user
+    // seed can feed several consumers without sharing a sequence (the batcher draws each epoch
+    // from its own stream; a Dropout layer seeds its generator from the model's and uses the
+    // stream "drop").
     explicit Rng(std::uint64_t seed = 42, std::uint64_t stream = 54);
 
     std::uint32_t next_u32();

@@ -30,7 +30,7 @@ Tensor::Tensor() : array_(xt::xarray<float>::from_shape({0})) {}
 Tensor::Tensor(const Shape& shape, float fill) : array_(xt::xarray<float>::from_shape(shape)) {
     float* p = array_.data();
     const std::size_t n = array_.size();
-    SEMIGRAD_PARALLEL_FOR(n)
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) p[i] = fill;
 }
 

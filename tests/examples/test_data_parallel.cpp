@@ -3,7 +3,9 @@
 //   * equivalence: N ranks x 32/N with global mining against 1 process x 32, same seed, 20 steps:
 //     the per-step losses agree to 1e-4 relative and the parameters stay within float noise;
 //   * determinism: the same distributed run twice gives the same bits, on every rank alike;
-//   * local mining: the logged loss is the mean of the shards' own losses.
+//   * local mining: the logged loss is the mean of the shards' own losses;
+//   * the other losses (--loss hard / soft-hard, --distance angular / squared-L2) under global
+//     mining: N ranks equal one process as the semi-hard loss does.
 // The images are synthetic (a class-dependent bright block over seeded noise): what is under
 // test is that N processes compute what one does, not what the model learns.
 #include <gtest/gtest.h>
@@ -54,7 +56,8 @@ struct TrainRun {
 };
 
 // The trainer's step (examples/mnist_triplet.cpp), kSteps times over epoch 0's order.
-TrainRun train(const Communicator& comm, const data::Dataset& d, Mining mining) {
+TrainRun train(const Communicator& comm, const data::Dataset& d, Mining mining,
+               const examples::LossChoice& choice = {"semihard"}) {
     nn::Sequential model;
     examples::add_tutorial_layers(model);
     Rng init(kSeed);
@@ -72,7 +75,7 @@ TrainRun train(const Communicator& comm, const data::Dataset& d, Mining mining) 
         model.set_sample_offset(distributed::shard_of(kBatch, comm.rank(), comm.size()).begin);
         const Var embeddings = model.forward(Var(batch.images));
         const examples::ShardLoss loss = examples::triplet_loss_across_ranks(
-            embeddings, batch.labels, kBatch, mining, 1.0f, comm);
+            embeddings, batch.labels, kBatch, mining, choice, comm);
         adam.zero_grad();
         backward(loss.loss);
         gradients.sum(comm, loss.gradient_scale);
@@ -106,6 +109,30 @@ TEST(DataParallel, GlobalMiningMatchesOneProcessStepForStep) {
     EXPECT_LT(largest, 1e-3f);
     if (world->size() == 1) {
         EXPECT_EQ(largest, 0.0f);  // the same arithmetic exactly
+    }
+}
+
+// --loss and --distance reach the loss over the global batch: the batch-hard losses under
+// other distances agree with one process step for step, and differ from the semi-hard loss.
+TEST(DataParallel, OtherLossesAndDistancesMatchOneProcess) {
+    const data::Dataset d = synthetic_digits(kBatch * kSteps);
+    const Communicator solo{Communicator::SingleProcess{}};
+    const TrainRun semihard = train(solo, d, Mining::Global);
+    const examples::LossChoice choices[] = {{"hard", losses::Distance::Angular, 0.5f},
+                                            {"soft-hard", losses::Distance::SquaredL2, 1.0f}};
+    for (const examples::LossChoice& choice : choices) {
+        const TrainRun one = train(solo, d, Mining::Global, choice);
+        const TrainRun many = train(*world, d, Mining::Global, choice);
+        ASSERT_EQ(many.losses.size(), kSteps);
+        for (std::size_t s = 0; s < kSteps; ++s)
+            EXPECT_NEAR(many.losses[s], one.losses[s], 1e-4 * std::abs(one.losses[s]))
+                << choice.loss << " step " << s << " on " << world->size() << " processes";
+        EXPECT_GT(std::abs(one.losses[0] - semihard.losses[0]), 1e-3)
+            << choice.loss << " gave the semi-hard loss's value";
+        float largest = 0;
+        for (std::size_t i = 0; i < one.params.size(); ++i)
+            largest = std::max(largest, std::abs(many.params[i] - one.params[i]));
+        EXPECT_LT(largest, 1e-3f) << choice.loss;
     }
 }
 

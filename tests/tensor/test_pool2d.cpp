@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
@@ -137,16 +138,21 @@ TEST(MaxPool2d, SamePaddingNeverPicksThePadding) {
     EXPECT_EQ(max_abs_diff(out, max_pool2d_forward_naive(x, same)), 0.0f);
 }
 
+// A random pooling (1..3 in each direction, pool and stride independent, so windows may
+// overlap or skip) over a random input at least one window large; SAME padding if asked.
+static std::pair<Pool2dSpec, Shape> random_pool_case(Rng& rng, bool same_padding) {
+    Pool2dSpec spec{1 + int(rng.below(3)), 1 + int(rng.below(3)), 1 + int(rng.below(3)),
+                    1 + int(rng.below(3)), {}};
+    const int H = spec.pool_h + int(rng.below(8)), W = spec.pool_w + int(rng.below(8));
+    if (same_padding)
+        spec.pad = tf_padding(Padding::Same, H, W, spec.pool_h, spec.pool_w, spec.stride_h, spec.stride_w);
+    return {spec, Shape{1 + rng.below(3), 1 + rng.below(4), std::size_t(H), std::size_t(W)}};
+}
+
 TEST(MaxPool2d, FastMatchesNaiveOnRandomShapes) {
     Rng rng(77);
     for (int trial = 0; trial < 60; ++trial) {
-        Pool2dSpec spec{1 + int(rng.below(3)), 1 + int(rng.below(3)), 1 + int(rng.below(3)),
-                        1 + int(rng.below(3)), {}};
-        const int H = spec.pool_h + int(rng.below(8)), W = spec.pool_w + int(rng.below(8));
-        if (trial % 2)
-            spec.pad = tf_padding(Padding::Same, H, W, spec.pool_h, spec.pool_w, spec.stride_h,
-                                  spec.stride_w);
-        const Shape xs{1 + rng.below(3), 1 + rng.below(4), std::size_t(H), std::size_t(W)};
+        const auto [spec, xs] = random_pool_case(rng, trial % 2 == 1);
         SCOPED_TRACE("x " + to_string(xs) + " pool " + std::to_string(spec.pool_h) + "x" +
                      std::to_string(spec.pool_w) + " stride " + std::to_string(spec.stride_h) +
                      "x" + std::to_string(spec.stride_w));
@@ -157,6 +163,27 @@ TEST(MaxPool2d, FastMatchesNaiveOnRandomShapes) {
         ASSERT_EQ(argmax.size(), out.size());
         for (std::size_t i = 0; i < out.size(); ++i)
             ASSERT_EQ(x[std::size_t(argmax[i])], out[i]) << "argmax does not hold the max at " << i;
+    }
+}
+
+// The fast backward (scatter through the recorded argmax) against the naive one (each window's
+// first maximum found again), bit for bit: random shapes, strides smaller than the pool
+// (overlapping windows share a maximum and add), SAME padding, and ties (values from {0,1,2}),
+// which both must send to the window's first maximum.
+TEST(MaxPool2d, BackwardMatchesNaiveOnRandomShapesWithTies) {
+    Rng rng(78);
+    for (int trial = 0; trial < 60; ++trial) {
+        const auto [spec, xs] = random_pool_case(rng, trial % 2 == 1);
+        SCOPED_TRACE("trial " + std::to_string(trial) + " x " + to_string(xs));
+        Tensor x = random_uniform(xs, rng);
+        if (trial % 3 == 0)
+            for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(rng.below(3));
+        std::vector<std::int64_t> argmax;
+        const Tensor out = max_pool2d_forward(x, spec, argmax);
+        const Tensor dout = random_uniform(out.shape(), rng);
+        Tensor dx(x.shape());
+        max_pool2d_backward(dout, argmax, dx);
+        EXPECT_EQ(max_abs_diff(dx, max_pool2d_backward_naive(x, spec, dout)), 0.0f);
     }
 }
 

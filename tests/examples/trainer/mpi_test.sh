@@ -10,6 +10,9 @@
 #            a non-zero exit, no hang
 #   resume   a checkpoint written under 2 processes resumes under 2 (byte-identical to a straight
 #            run) and under 1 (the checkpoint holds nothing rank-specific)
+#   losses   --loss hard --distance angular and --loss soft-hard --distance squared-L2 under 2
+#            processes: recorded in metrics.json, epoch losses equal one process's to 1e-4
+#            relative and differ from the default loss's
 # Data as in trainer_test.sh (the first images of Debian's Fashion-MNIST); exit 77 (skipped)
 # when that package is missing.
 #
@@ -76,6 +79,29 @@ case_train() {
   run again "${np2[@]}" "$bin" "${common[@]}" --out again
   if cmp -s two/vecs.tsv again/vecs.tsv; then pass "the same 2-process run twice: byte-identical vecs.tsv"
   else fail "two 2-process runs differ: $(cmp two/vecs.tsv again/vecs.tsv)"; fi
+}
+
+case_losses() {
+  make_data data 320 100
+  local common=(--data data --limit-train 320 --epochs 2 --seed 42 --quiet)
+  run default "$bin" "${common[@]}" --threads 1 --out default
+  ((rc == 0)) || { fail "1-process run with the default loss: exit $rc: $(cat default.err)"; return; }
+  local combo loss distance l1 l2 l0
+  l0=$(json default/metrics.json 'json.dumps(m["epoch_loss"])')
+  for combo in hard:angular soft-hard:squared-L2; do
+    loss=${combo%%:*} distance=${combo##*:}
+    run "two-$loss" "${np2[@]}" "$bin" "${common[@]}" --loss "$loss" --distance "$distance" --out "two-$loss"
+    ((rc == 0)) || { fail "--loss $loss on 2 processes: exit $rc: $(head -c 600 "two-$loss.err")"; continue; }
+    run "one-$loss" "$bin" "${common[@]}" --threads 1 --loss "$loss" --distance "$distance" --out "one-$loss"
+    ((rc == 0)) || { fail "--loss $loss on 1 process: exit $rc: $(cat "one-$loss.err")"; continue; }
+    [ "$(json "two-$loss/metrics.json" 'm["loss"] + " " + m["distance"] + " " + str(m["processes"])')" = "$loss $distance 2" ] ||
+      fail "metrics.json does not record --loss $loss --distance $distance on 2 processes"
+    l1=$(json "one-$loss/metrics.json" 'json.dumps(m["epoch_loss"])')
+    l2=$(json "two-$loss/metrics.json" 'json.dumps(m["epoch_loss"])')
+    if close "$l2" "$l1" 1e-4; then pass "--loss $loss --distance $distance: 2 processes $l2 = 1 process $l1 (1e-4)"
+    else fail "--loss $loss --distance $distance: epoch losses 2 processes $l2, 1 process $l1"; fi
+    if close "$l2" "$l0" 1e-3; then fail "--loss $loss --distance $distance gave the default loss's epoch losses $l0"; fi
+  done
 }
 
 case_errors() {
@@ -147,7 +173,7 @@ case_resume() {
 }
 
 case "$case_name" in
-  train | errors | resume) "case_$case_name" ;;
+  train | errors | resume | losses) "case_$case_name" ;;
   *) echo "mpi_test.sh: unknown case '$case_name'"; exit 2 ;;
 esac
 if ((failures)); then

@@ -13,6 +13,8 @@
 #                mid-epoch checkpoint that resumes byte-identically), a killed run's leftovers
 #                cleaned, the output folder swapped whole, paths that must not be overwritten
 #                (symlink, FIFO, non-checkpoint), checkpoint metadata checked by key
+#   losses       --loss hard|soft-hard and --distance squared-L2|angular train end to end and are
+#                recorded in metrics.json; unknown values exit 2; resuming with others is refused
 # Data: the first images of Debian's Fashion-MNIST, written as a small MNIST folder at test time
 # by make_idx.py. Exit 77 (meson: skipped) when that package is not installed.
 #
@@ -175,6 +177,53 @@ EOF
     grep -q '^epoch ' $r.out && fail "$r: trained before refusing: $(cat $r.out)"
   done
   check_sentinel "refused resumes"
+}
+
+case_losses() {
+  make_data data 256 100
+  local common=(--data data --epochs 2 --limit-train 128 --seed 7 --threads "$threads" --quiet)
+  local combo loss distance
+  for combo in semihard:squared-L2 hard:L2 soft-hard:angular hard:angular semihard:angular; do
+    loss=${combo%%:*} distance=${combo##*:}
+    run "$loss-$distance" "${common[@]}" --loss "$loss" --distance "$distance" --out "out-$combo"
+    if ((rc != 0)); then fail "--loss $loss --distance $distance: exit $rc: $(cat "$loss-$distance.err")"; continue; fi
+    if "$python" - "out-$combo/metrics.json" "$loss" "$distance" <<'EOF'; then
+import json, math, sys
+m = json.load(open(sys.argv[1]))
+ok = m["loss"] == sys.argv[2] and m["distance"] == sys.argv[3]
+ok = ok and len(m["epoch_loss"]) == 2 and all(math.isfinite(x) and x >= 0 for x in m["epoch_loss"])
+ok = ok and m["test_precision_at_1"] > 0.3
+print(sys.argv[2], sys.argv[3], "epoch_loss", m["epoch_loss"], "precision@1", m["test_precision_at_1"])
+sys.exit(0 if ok else 1)
+EOF
+      pass "--loss $loss --distance $distance: trained, recorded in metrics.json"
+    else
+      fail "--loss $loss --distance $distance: metrics.json wrong: $(cat "out-$combo/metrics.json")"
+    fi
+  done
+  # The flags reach the loss: the hard and soft-hard runs do not train the same model.
+  cmp -s out-hard:angular/vecs.tsv out-soft-hard:angular/vecs.tsv &&
+    fail "--loss hard and --loss soft-hard gave identical vecs.tsv"
+  cmp -s out-hard:angular/vecs.tsv out-hard:L2/vecs.tsv &&
+    fail "--distance angular and --distance L2 gave identical vecs.tsv"
+  # Unknown names: exit 2 naming the flag.
+  make_sentinel
+  run bad_loss --data data --threads "$threads" --out sentinel --loss semi-hard
+  expect_error bad_loss 2 "--loss" "--loss semi-hard (unknown)"
+  run bad_distance --data data --threads "$threads" --out sentinel --distance l2
+  expect_error bad_distance 2 "--distance" "--distance l2 (unknown)"
+  # A checkpoint remembers its loss and distance: resuming with others is refused.
+  mkdir ck
+  run ck_hard "${common[@]}" --epochs 1 --loss hard --checkpoint ck/hard.ckpt --out ck-out
+  ((rc == 0)) || { fail "checkpoint with --loss hard: exit $rc: $(cat ck_hard.err)"; return; }
+  run resume_other --data data --limit-train 128 --seed 7 --threads "$threads" --quiet --epochs 2 \
+    --resume ck/hard.ckpt --out sentinel
+  expect_error resume_other 2 "--loss semihard" "resume of a --loss hard checkpoint with the default loss"
+  grep -qF "loss hard" resume_other.err || fail "the refusal does not name the checkpoint's loss: $(cat resume_other.err)"
+  run resume_metric --data data --limit-train 128 --seed 7 --threads "$threads" --quiet --epochs 2 \
+    --loss hard --distance angular --resume ck/hard.ckpt --out sentinel
+  expect_error resume_metric 2 "--distance angular" "resume of an L2 checkpoint with --distance angular"
+  check_sentinel "refused losses"
 }
 
 case_bad_input() {
@@ -439,7 +488,7 @@ case_cli() {
 }
 
 case "$case_name" in
-  train | determinism | resume | bad_input | cli | robust) "case_$case_name" ;;
+  train | determinism | resume | bad_input | cli | robust | losses) "case_$case_name" ;;
   *) echo "trainer_test.sh: unknown case '$case_name'"; exit 2 ;;
 esac
 if ((failures > 0)); then
