@@ -181,11 +181,11 @@ EOF
 
 case_losses() {
   make_data data 256 100
-  local common=(--data data --epochs 2 --limit-train 128 --seed 7 --threads "$threads" --quiet)
+  local common=(--data data --limit-train 128 --seed 7 --threads "$threads" --quiet)
   local combo loss distance
   for combo in semihard:squared-L2 hard:L2 soft-hard:angular hard:angular semihard:angular; do
     loss=${combo%%:*} distance=${combo##*:}
-    run "$loss-$distance" "${common[@]}" --loss "$loss" --distance "$distance" --out "out-$combo"
+    run "$loss-$distance" "${common[@]}" --epochs 2 --loss "$loss" --distance "$distance" --out "out-$combo"
     if ((rc != 0)); then fail "--loss $loss --distance $distance: exit $rc: $(cat "$loss-$distance.err")"; continue; fi
     if "$python" - "out-$combo/metrics.json" "$loss" "$distance" <<'EOF'; then
 import json, math, sys
