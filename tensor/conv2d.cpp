@@ -86,6 +86,17 @@ Conv2dGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Conv
             spec.pad.left};
 }
 
+void check_conv_grads(const char* op, const Tensor& x, const Tensor& weight, const Tensor* dx,
+                      const Tensor* dweight, const Tensor* dbias) {
+    const std::string name(op);
+    if (dx) check_same_shape((name + ": dx vs x").c_str(), *dx, x);
+    if (dweight) check_same_shape((name + ": dweight vs weight").c_str(), *dweight, weight);
+    if (dbias && (dbias->ndim() != 1 || dbias->dim(0) != weight.dim(0)))
+        throw ShapeError(name + ": dbias " + to_string(dbias->shape()) + " must be [" +
+                         std::to_string(weight.dim(0)) + "] for weight " +
+                         to_string(weight.shape()));
+}
+
 namespace {
 
 using Geometry = Conv2dGeometry;
@@ -271,11 +282,7 @@ void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
         throw ShapeError("conv2d backward: dout " + to_string(dout.shape()) + " must be " +
                          to_string(out_shape) + " for input " + to_string(x.shape()) +
                          " and weight " + to_string(weight.shape()));
-    if (dx) check_same_shape("conv2d backward: dx vs x", *dx, x);
-    if (dweight) check_same_shape("conv2d backward: dweight vs weight", *dweight, weight);
-    if (dbias && (dbias->ndim() != 1 || int(dbias->dim(0)) != g.OC))
-        throw ShapeError("conv2d backward: dbias " + to_string(dbias->shape()) + " must be [" +
-                         std::to_string(g.OC) + "] for weight " + to_string(weight.shape()));
+    check_conv_grads("conv2d backward", x, weight, dx, dweight, dbias);
     const int K = g.K(), P = g.P();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W, out_image = std::size_t(g.OC) * P;
 
@@ -332,11 +339,7 @@ void conv2d_backward_naive(const Tensor& dout, const Tensor& x, const Tensor& we
     if (dout.shape() != out_shape)
         throw ShapeError("conv2d backward: dout " + to_string(dout.shape()) + " must be " +
                          to_string(out_shape));
-    if (dx) check_same_shape("conv2d backward: dx vs x", *dx, x);
-    if (dweight) check_same_shape("conv2d backward: dweight vs weight", *dweight, weight);
-    if (dbias && (dbias->ndim() != 1 || int(dbias->dim(0)) != g.OC))
-        throw ShapeError("conv2d backward: dbias " + to_string(dbias->shape()) + " must be [" +
-                         std::to_string(g.OC) + "]");
+    check_conv_grads("conv2d backward", x, weight, dx, dweight, dbias);
     std::vector<double> gx(dx ? x.size() : 0), gw(dweight ? weight.size() : 0),
         gb(std::size_t(g.OC));
     for (int n = 0; n < g.N; ++n)

@@ -52,6 +52,10 @@ struct Conv2dGeometry {
 };
 // Checks the operands (conv2d_output_shape) and returns their sizes.
 Conv2dGeometry conv2d_geometry(const Tensor& x, const Tensor& weight, const Conv2dSpec& spec);
+// A backward's gradient buffers, each checked when non-null: dx shaped as x, dweight as weight,
+// dbias [OC]. Throws ShapeError naming `op`.
+void check_conv_grads(const char* op, const Tensor& x, const Tensor& weight, const Tensor* dx,
+                      const Tensor* dweight, const Tensor* dbias);
 // One image x [C,H,W] -> cols [K,P]: row (c*KH + kh)*KW + kw holds x shifted by (kh, kw).
 void im2col(const float* x, const Conv2dGeometry& g, float* cols);
 // Its adjoint: dx [C,H,W] += fold(dcols [K,P]).

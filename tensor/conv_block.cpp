@@ -211,11 +211,7 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                          std::to_string(record.size()) + " record bytes must be " +
                          to_string(out_shape) + " for input " + to_string(x.shape()) +
                          " and weight " + to_string(weight.shape()));
-    if (dx) check_same_shape("conv_block backward: dx vs x", *dx, x);
-    if (dweight) check_same_shape("conv_block backward: dweight vs weight", *dweight, weight);
-    if (dbias && (dbias->ndim() != 1 || int(dbias->dim(0)) != g.OC))
-        throw ShapeError("conv_block backward: dbias " + to_string(dbias->shape()) + " must be [" +
-                         std::to_string(g.OC) + "] for weight " + to_string(weight.shape()));
+    check_conv_grads("conv_block backward", x, weight, dx, dweight, dbias);
     const int K = g.K(), CP = b.CP();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
     const bool pool2x2 = is_pool2x2(b.pool);

@@ -90,6 +90,24 @@ TEST(Conv2dShape, ErrorsNameOpAndBothShapes) {
     Tensor dout({1, 3, 4, 4}), dx(x.shape());
     expect_throw_naming<ShapeError>([&] { conv2d_backward(dout, x, w, {}, &dx, nullptr, nullptr); },
                                     {"conv2d", "[1,3,4,4]", "[1,3,3,3]"});
+    // The gradient buffers (check_conv_grads, shared with the fused block's backward).
+    const Tensor good_dout({1, 3, 3, 3});
+    Tensor dx_bad({1, 2, 4, 5}), dw_bad({3, 2, 2, 1}), db_bad({2}), db_rank({3, 1});
+    expect_throw_naming<ShapeError>(
+        [&] { conv2d_backward(good_dout, x, w, {}, &dx_bad, nullptr, nullptr); },
+        {"conv2d backward", "dx", "[1,2,4,5]", "[1,2,4,4]"});
+    expect_throw_naming<ShapeError>(
+        [&] { conv2d_backward(good_dout, x, w, {}, nullptr, &dw_bad, nullptr); },
+        {"conv2d backward", "dweight", "[3,2,2,1]", "[3,2,2,2]"});
+    expect_throw_naming<ShapeError>(
+        [&] { conv2d_backward(good_dout, x, w, {}, nullptr, nullptr, &db_bad); },
+        {"conv2d backward", "dbias", "[2]", "[3]"});
+    expect_throw_naming<ShapeError>(
+        [&] { conv2d_backward_naive(good_dout, x, w, {}, nullptr, nullptr, &db_rank); },
+        {"conv2d backward", "dbias", "[3,1]"});
+    expect_throw_naming<ShapeError>(
+        [&] { check_conv_grads("conv_block backward", x, w, nullptr, nullptr, &db_bad); },
+        {"conv_block backward", "dbias", "[3,2,2,2]"});
 }
 
 // x = 1..9 in a 3x3 image, w = [[1,2],[3,4]], bias 0.5, "same" (pad 0 before, 1 after):

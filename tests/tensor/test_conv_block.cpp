@@ -272,6 +272,9 @@ TEST(ConvBlock, BadOperandsAreNamed) {
     EXPECT_THROW(conv_block_backward(Tensor({1, 1, 1, 1}), o.x, o.weight, s, record, nullptr, &dw,
                                      nullptr),
                  ShapeError);
+    Tensor db_bad({c.OC + 1});
+    EXPECT_THROW(conv_block_backward(o.dout, o.x, o.weight, s, record, nullptr, nullptr, &db_bad),
+                 ShapeError);
 }
 
 // ---------------------------------------------------------------------------------------------
