@@ -21,17 +21,9 @@ Var relu(const Var& x) {
     float* po = out.data();
 #pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) po[i] = px[i] > 0.0f ? px[i] : 0.0f;
-    return record(std::move(out), {x}, "relu", [x, n](const Tensor& dout) {
+    return record(std::move(out), {x}, "relu", [x](const Tensor& dout) {
         const float *g = dout.data(), *px = x.value().data();
-        bool first;
-        float* dx = x.node()->grad_for_overwrite(first).data();
-        if (first) {
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-            for (std::size_t i = 0; i < n; ++i) dx[i] = px[i] > 0.0f ? g[i] : 0.0f;
-            return;
-        }
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-        for (std::size_t i = 0; i < n; ++i) dx[i] += px[i] > 0.0f ? g[i] : 0.0f;
+        write_or_add_grad(x, [g, px](std::size_t i) { return px[i] > 0.0f ? g[i] : 0.0f; });
     });
 }
 
@@ -67,20 +59,21 @@ Var l2_normalize(const Var& x, float epsilon) {
     return record(std::move(out), {x}, "l2_normalize",
                   [x, inv_norm, normalising, N, D](const Tensor& dout) {
         const float *g = dout.data(), *px = x.value().data();
-        float* dx = x.node()->grad_buffer().data();
+        bool first;
+        float* dx = x.node()->grad_write_or_add(first).data();
 #pragma omp parallel for schedule(static) if (N * D > kParallelMinElements)
         for (std::size_t n = 0; n < N; ++n) {
             const float r = inv_norm[n];
             const float *xr = px + n * D, *gr = g + n * D;
             float* dxr = dx + n * D;
-            if (!normalising[n]) {
-                for (std::size_t j = 0; j < D; ++j) dxr[j] += r * gr[j];
-                continue;
-            }
             double y_dot_dy = 0.0;  // y·dy, with y = r x recomputed rather than saved
-            for (std::size_t j = 0; j < D; ++j) y_dot_dy += double(xr[j]) * r * gr[j];
+            if (normalising[n])
+                for (std::size_t j = 0; j < D; ++j) y_dot_dy += double(xr[j]) * r * gr[j];
             const float ydy = static_cast<float>(y_dot_dy);
-            for (std::size_t j = 0; j < D; ++j) dxr[j] += r * (gr[j] - xr[j] * r * ydy);
+            for (std::size_t j = 0; j < D; ++j) {
+                const float share = normalising[n] ? r * (gr[j] - xr[j] * r * ydy) : r * gr[j];
+                dxr[j] = first ? share : dxr[j] + share;
+            }
         }
     });
 }

@@ -1,5 +1,6 @@
 // Elementwise arithmetic, reductions to a scalar and reshapes, each a differentiable function:
-// the forward loop, then the backward closure that accumulates (+=) into the inputs' gradients.
+// the forward loop, then the backward closure that writes or adds (autograd/var.hpp's protocol)
+// each input's share into its gradient.
 // No broadcasting (bias_add in linear.cpp is the one broadcast the model needs) and no views:
 // reshape copies, as Tensor::reshape does.
 #include <string>
@@ -20,18 +21,10 @@ static Var add_or_sub(const Var& a, const Var& b, float sign, const char* op) {
     float* po = out.data();
 #pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) po[i] = pa[i] + sign * pb[i];
-    return record(std::move(out), {a, b}, op, [a, b, sign, n](const Tensor& dout) {
+    return record(std::move(out), {a, b}, op, [a, b, sign](const Tensor& dout) {
         const float* g = dout.data();
-        if (a.requires_grad()) {
-            float* da = a.node()->grad_buffer().data();
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-            for (std::size_t i = 0; i < n; ++i) da[i] += g[i];
-        }
-        if (b.requires_grad()) {
-            float* db = b.node()->grad_buffer().data();
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-            for (std::size_t i = 0; i < n; ++i) db[i] += sign * g[i];
-        }
+        if (a.requires_grad()) write_or_add_grad(a, [g](std::size_t i) { return g[i]; });
+        if (b.requires_grad()) write_or_add_grad(b, [g, sign](std::size_t i) { return sign * g[i]; });
     });
 }
 
@@ -47,19 +40,11 @@ Var mul(const Var& a, const Var& b) {
     float* po = out.data();
 #pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) po[i] = pa[i] * pb[i];
-    return record(std::move(out), {a, b}, "mul", [a, b, n](const Tensor& dout) {
+    return record(std::move(out), {a, b}, "mul", [a, b](const Tensor& dout) {
         const float *g = dout.data(), *pa = a.value().data(), *pb = b.value().data();
-        // Two loops, one per gradient written: mul(x, x) accumulates into one buffer twice.
-        if (a.requires_grad()) {
-            float* da = a.node()->grad_buffer().data();
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-            for (std::size_t i = 0; i < n; ++i) da[i] += g[i] * pb[i];
-        }
-        if (b.requires_grad()) {
-            float* db = b.node()->grad_buffer().data();
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-            for (std::size_t i = 0; i < n; ++i) db[i] += g[i] * pa[i];
-        }
+        // Two loops, one per gradient: mul(x, x) writes x's gradient, then adds to it.
+        if (a.requires_grad()) write_or_add_grad(a, [g, pb](std::size_t i) { return g[i] * pb[i]; });
+        if (b.requires_grad()) write_or_add_grad(b, [g, pa](std::size_t i) { return g[i] * pa[i]; });
     });
 }
 
@@ -70,11 +55,9 @@ Var scale(const Var& a, float factor) {
     float* po = out.data();
 #pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) po[i] = factor * pa[i];
-    return record(std::move(out), {a}, "scale", [a, factor, n](const Tensor& dout) {
+    return record(std::move(out), {a}, "scale", [a, factor](const Tensor& dout) {
         const float* g = dout.data();
-        float* da = a.node()->grad_buffer().data();
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-        for (std::size_t i = 0; i < n; ++i) da[i] += factor * g[i];
+        write_or_add_grad(a, [g, factor](std::size_t i) { return factor * g[i]; });
     });
 }
 
@@ -103,12 +86,9 @@ static double total(const Tensor& a) {
 static Var scaled_total(const Var& a, double c, const char* op) {
     const Tensor& v = a.value();
     const float value = static_cast<float>(c * total(v));
-    const std::size_t n = v.size();
-    return record(Tensor::scalar(value), {a}, op, [a, c, n](const Tensor& dout) {
+    return record(Tensor::scalar(value), {a}, op, [a, c](const Tensor& dout) {
         const float g = static_cast<float>(c * dout[0]);
-        float* da = a.node()->grad_buffer().data();
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-        for (std::size_t i = 0; i < n; ++i) da[i] += g;
+        write_or_add_grad(a, [g](std::size_t) { return g; });
     });
 }
 
@@ -126,12 +106,9 @@ static Var reshaped(const Var& a, const Shape& shape, const char* op) {
         throw ShapeError(std::string(op) + ": cannot reshape " + to_string(a.shape()) + " (" +
                          std::to_string(a.value().size()) + " elements) to " + to_string(shape));
     Tensor out = a.value().reshape(shape);
-    const std::size_t n = out.size();
-    return record(std::move(out), {a}, op, [a, n](const Tensor& dout) {
+    return record(std::move(out), {a}, op, [a](const Tensor& dout) {
         const float* g = dout.data();
-        float* da = a.node()->grad_buffer().data();
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-        for (std::size_t i = 0; i < n; ++i) da[i] += g[i];
+        write_or_add_grad(a, [g](std::size_t i) { return g[i]; });
     });
 }
 

@@ -18,17 +18,9 @@ static Var apply_mask(const Var& x, Tensor mask, const char* op) {
     float* po = out.data();
 #pragma omp parallel for schedule(static) if (n > kParallelMinElements)
     for (std::size_t i = 0; i < n; ++i) po[i] = px[i] * pm[i];
-    return record(std::move(out), {x}, op, [x, mask = std::move(mask), n](const Tensor& dout) {
+    return record(std::move(out), {x}, op, [x, mask = std::move(mask)](const Tensor& dout) {
         const float *g = dout.data(), *pm = mask.data();
-        bool first;
-        float* dx = x.node()->grad_for_overwrite(first).data();
-        if (first) {
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-            for (std::size_t i = 0; i < n; ++i) dx[i] = g[i] * pm[i];
-            return;
-        }
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-        for (std::size_t i = 0; i < n; ++i) dx[i] += g[i] * pm[i];
+        write_or_add_grad(x, [g, pm](std::size_t i) { return g[i] * pm[i]; });
     });
 }
 

@@ -1,10 +1,11 @@
 // Linear maps as differentiable functions: matmul, Keras' Dense (x · kernel + bias) and bias_add.
 // Every product is one `gemm` call with transpose flags (tensor/gemm.hpp), never an explicit
-// transpose; gradients are written straight into the inputs' buffers with beta = 1, which is
-// the accumulation (+=) the engine asks for.
+// transpose; gradients go straight into the inputs' buffers, with beta = 0 for the first share
+// (written) and beta = 1 for later ones (added): autograd/var.hpp's protocol.
 //
 // Dimension letters: M, K, N for matmul ([M,K] @ [K,N]); N batch, D in features, U units for
 // dense; N, C (+ H, W) for bias_add.
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@
 
 namespace semigrad {
 
+
+// GEMM's beta under the gradient protocol: 0 writes the first share (C is not read, so its
+// uninitialised contents do not matter), 1 adds a later one.
+static float beta(bool first) { return first ? 0.0f : 1.0f; }
 
 static std::string shapes(const Var& a, const Var& b) {
     return to_string(a.shape()) + " and " + to_string(b.shape());
@@ -28,12 +33,17 @@ Var matmul(const Var& a, const Var& b) {
     Tensor out({a.shape()[0], b.shape()[1]});
     gemm(false, false, M, N, K, 1.0f, a.value().data(), K, b.value().data(), N, 0.0f, out.data(), N);
     return record(std::move(out), {a, b}, "matmul", [a, b, M, K, N](const Tensor& dout) {
-        if (a.requires_grad())
-            gemm(false, true, M, K, N, 1.0f, dout.data(), N, b.value().data(), N, 1.0f,
-                 a.node()->grad_buffer().data(), K);
-        if (b.requires_grad())
-            gemm(true, false, K, N, M, 1.0f, a.value().data(), K, dout.data(), N, 1.0f,
-                 b.node()->grad_buffer().data(), N);
+        bool first;
+        if (a.requires_grad()) {
+            float* da = a.node()->grad_write_or_add(first).data();
+            gemm(false, true, M, K, N, 1.0f, dout.data(), N, b.value().data(), N, beta(first),
+                 da, K);
+        }
+        if (b.requires_grad()) {
+            float* db = b.node()->grad_write_or_add(first).data();
+            gemm(true, false, K, N, M, 1.0f, a.value().data(), K, dout.data(), N, beta(first),
+                 db, N);
+        }
     });
 }
 
@@ -61,15 +71,21 @@ static Var dense_impl(const Var& x, const Var& kernel, const Var& bias, bool has
     if (has_bias) inputs.push_back(bias);
     // Without a bias, `bias` is an empty leaf that never requires a gradient.
     return record(std::move(out), inputs, "dense", [x, kernel, bias, N, D, U](const Tensor& dout) {
-        if (x.requires_grad())  // dx = dout · kernelᵀ
-            gemm(false, true, N, D, U, 1.0f, dout.data(), U, kernel.value().data(), U, 1.0f,
-                 x.node()->grad_buffer().data(), D);
-        if (kernel.requires_grad())  // dkernel = xᵀ · dout
-            gemm(true, false, D, U, N, 1.0f, x.value().data(), D, dout.data(), U, 1.0f,
-                 kernel.node()->grad_buffer().data(), U);
-        if (bias.requires_grad()) {  // dbias = Σ_n dout[n, :]
-            float* db = bias.node()->grad_buffer().data();
+        bool first;
+        if (x.requires_grad()) {  // dx = dout · kernelᵀ
+            float* dx = x.node()->grad_write_or_add(first).data();
+            gemm(false, true, N, D, U, 1.0f, dout.data(), U, kernel.value().data(), U, beta(first),
+                 dx, D);
+        }
+        if (kernel.requires_grad()) {  // dkernel = xᵀ · dout
+            float* dk = kernel.node()->grad_write_or_add(first).data();
+            gemm(true, false, D, U, N, 1.0f, x.value().data(), D, dout.data(), U, beta(first),
+                 dk, U);
+        }
+        if (bias.requires_grad()) {  // dbias = Σ_n dout[n, :], rows added in order
+            float* db = bias.node()->grad_write_or_add(first).data();
             const float* g = dout.data();
+            if (first) std::fill_n(db, U, 0.0f);  // [U]: a zero start costs nothing here
             for (int n = 0; n < N; ++n)
                 for (int u = 0; u < U; ++u) db[u] += g[n * U + u];
         }
@@ -101,20 +117,17 @@ Var bias_add(const Var& x, const Var& bias) {
     return record(std::move(out), {x, bias}, "bias_add", [x, bias, N, C, S](const Tensor& dout) {
         const float* g = dout.data();
         const std::size_t total = N * C * S;
-        if (x.requires_grad()) {
-            float* dx = x.node()->grad_buffer().data();
-#pragma omp parallel for schedule(static) if (total > kParallelMinElements)
-            for (std::size_t i = 0; i < total; ++i) dx[i] += g[i];
-        }
+        if (x.requires_grad()) write_or_add_grad(x, [g](std::size_t i) { return g[i]; });
         if (bias.requires_grad()) {
             // Parallel over channels: each thread owns dbias[c], so no atomics are needed.
-            float* dbias = bias.node()->grad_buffer().data();
+            bool first;
+            float* dbias = bias.node()->grad_write_or_add(first).data();
 #pragma omp parallel for schedule(static) if (total > kParallelMinElements)
             for (std::size_t c = 0; c < C; ++c) {
                 double s = 0.0;
                 for (std::size_t n = 0; n < N; ++n)
                     for (std::size_t k = 0; k < S; ++k) s += g[(n * C + c) * S + k];
-                dbias[c] += static_cast<float>(s);
+                dbias[c] = first ? static_cast<float>(s) : dbias[c] + static_cast<float>(s);
             }
         }
     });

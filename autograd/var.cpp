@@ -12,14 +12,14 @@ namespace {
 thread_local bool g_grad_enabled = true;
 }
 
-Tensor& Node::grad_buffer() {
-    if (grad.empty() && !value.empty()) grad = Tensor::zeros(value.shape());
+Tensor& Node::grad_write_or_add(bool& first) {
+    first = grad.empty() && !value.empty();
+    if (first) grad = Tensor::uninitialised(value.shape());
     return grad;
 }
 
-Tensor& Node::grad_for_overwrite(bool& first) {
-    first = grad.empty() && !value.empty();
-    if (first) grad = Tensor::uninitialised(value.shape());
+Tensor& Node::grad_buffer() {
+    if (grad.empty() && !value.empty()) grad = Tensor::zeros(value.shape());  // first: zeros
     return grad;
 }
 

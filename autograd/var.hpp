@@ -3,8 +3,12 @@
 // Define-by-run (as micrograd and PyTorch): every differentiable function computes its value with
 // tensor kernels and, if any input needs a gradient, records a node holding its inputs and a
 // backward closure. `backward(loss)` orders the graph once by depth-first search and runs the
-// closures in reverse; each closure receives the output gradient and accumulates (+=) into its
+// closures in reverse; each closure receives the output gradient and passes its share on to its
 // inputs' gradients. The graph is then released.
+//
+// One gradient protocol: the first share to reach a node is written into its (uninitialised)
+// gradient and every later share is added, so no buffer is zero-filled only to be added to;
+// closures get the buffer and the case from grad_write_or_add (or its shorthands below).
 //
 // Rule for closures: capture inputs (as Var), saved tensors and sizes, never the output Var
 // itself: a node owning a closure owning the node is a shared_ptr cycle, i.e. a leak.
@@ -15,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tensor/parallel.hpp"
 #include "tensor/tensor.hpp"
 
 namespace semigrad {
@@ -36,14 +41,15 @@ struct Node {
     std::string profile_scope;
     bool released = false;        // set once backward() has freed this node's graph
 
-    // The gradient buffer, allocated as zeros of value's shape on first use.
+    // The protocol's door: when no share has arrived yet the buffer is allocated uninitialised
+    // and `first` is set (write every entry, do not add), else it holds the sum so far (add).
+    // A [32,64,28,28] zero fill and its re-read were a tenth of a training step.
+    Tensor& grad_write_or_add(bool& first);
+    // The same buffer for a kernel that can only add (a scatter such as col2im or the pool's
+    // backward, where several outputs land on one input entry): zero-filled when first.
     Tensor& grad_buffer();
-    // For a backward that writes every entry of this gradient: when nothing has arrived yet the
-    // buffer is left uninitialised and `first` is set (write, do not add), else it is the one
-    // accumulated so far (add). A [32,64,28,28] zero fill and its re-read were a tenth of a
-    // training step.
-    Tensor& grad_for_overwrite(bool& first);
-    // grad += g; throws ShapeError (naming `op`) unless g has value's shape.
+    // A finished share g: written (copied) when first, else added; throws ShapeError (naming
+    // `op`) unless g has value's shape.
     void accumulate_grad(const Tensor& g);
 };
 
@@ -76,6 +82,22 @@ class Var {
 // a gradient, the result requires one too and keeps `inputs` and `fn`; otherwise it is a plain
 // leaf and `fn` is dropped (evaluation costs no graph).
 Var record(Tensor value, const std::vector<Var>& inputs, std::string op, BackwardFn fn);
+
+// The protocol for an elementwise backward: dx[i] = share(i) for the first share to reach x,
+// dx[i] += share(i) for later ones (mul(x, x) reaches x twice).
+template <class Share>
+void write_or_add_grad(const Var& x, Share share) {
+    bool first;
+    float* dx = x.node()->grad_write_or_add(first).data();
+    const std::size_t n = x.value().size();
+    if (first) {
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
+        for (std::size_t i = 0; i < n; ++i) dx[i] = share(i);
+    } else {
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
+        for (std::size_t i = 0; i < n; ++i) dx[i] += share(i);
+    }
+}
 
 // Seeds d(loss)/d(loss) = 1 for a one-element `loss`, then back-propagates through its graph.
 // Leaf gradients accumulate across calls (call zero_grad between steps); the graph is released

@@ -30,7 +30,7 @@ TEST(Relu, Gradcheck) {
     for (std::size_t i = 0; i < big.size(); ++i) ASSERT_EQ(x.grad()[i], big[i] > 0 ? 1.0f : 0.0f);
 }
 
-// The first gradient to reach x is written, later ones are added (grad_for_overwrite): x used
+// The first gradient to reach x is written, later ones are added (autograd/var.hpp): x used
 // twice, small and above the parallel threshold.
 TEST(Relu, InputUsedTwiceAddsBothGradients) {
     Rng rng(7);
