@@ -55,10 +55,10 @@ ShardLoss triplet_loss_across_ranks(const Var& embeddings, std::span<const int> 
                                     std::size_t global_n, Mining mining, const LossChoice& choice,
                                     const distributed::Communicator& comm);
 
-// model.predict() for the first `count` images of `d`, sharded: each rank embeds its shard, in
+// model.predict() for images begin..end-1 of `d`, sharded: each rank embeds its shard, in
 // chunks of `chunk` images, without a graph and with dropout off; every rank returns all of
-// them, [count, D].
-Tensor embed_sharded(nn::Sequential& model, const data::Dataset& d, std::size_t count,
-                     std::size_t chunk, const distributed::Communicator& comm);
+// them, [end - begin, D].
+Tensor embed_sharded(nn::Sequential& model, const data::Dataset& d, std::size_t begin,
+                     std::size_t end, std::size_t chunk, const distributed::Communicator& comm);
 
 }  // namespace semigrad::examples

@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -34,6 +33,7 @@
 #include "distributed/communicator.hpp"
 #include "distributed/data_parallel.hpp"
 #include "examples/data_parallel.hpp"
+#include "examples/evaluation.hpp"
 #include "examples/interrupt.hpp"
 #include "examples/options.hpp"
 #include "examples/plot.hpp"
@@ -167,13 +167,11 @@ bool train_epoch(const Options& opt, nn::Sequential& model, nn::Adam& adam,
 }
 
 // model.predict(): dropout off, no graph, in chunks; each process embeds its share.
-Tensor embed(nn::Sequential& model, const data::Dataset& d, std::size_t count,
-             const distributed::Communicator& comm) {
+TestEmbeddings embed(nn::Sequential& model, const data::Dataset& d, std::size_t count,
+                     const distributed::Communicator& comm) {
     stop_if_asked("while embedding", "nothing written to --out");
-    return embed_sharded(model, d, count, kEmbedChunk, comm);
+    return embed_test_set(model, d, count, kEmbedChunk, comm);
 }
-
-std::span<const int> first(const std::vector<int>& v, std::size_t n) { return {v.data(), n}; }
 
 double peak_rss_mib() {
     rusage usage{};
@@ -206,7 +204,7 @@ float untrained_precision_at_1(const Options& opt, const data::Dataset& test,
     examples::add_tutorial_layers(fresh);
     Rng init_rng(opt.seed);
     fresh.build({1, test.rows, test.cols}, init_rng);
-    const Tensor embeddings = embed(fresh, test, test.count, comm);
+    const Tensor embeddings = embed(fresh, test, test.count, comm).embeddings;
     return comm.is_root() ? metrics::precision_at_1(embeddings, test.labels) : 0.0f;
 }
 
@@ -358,13 +356,18 @@ int run(const Options& opt, const distributed::Communicator& comm) {
     // Every output goes into a staged folder beside --out, swapped in whole at the end: a reader
     // (or a failure half-way) never sees new vecs.tsv beside an old metrics.json. Every process
     // embeds its share; rank 0 writes.
-    const auto eval_start = std::chrono::steady_clock::now();
-    const Tensor test_embeddings = embed(model, split.test, test_count, comm);
-    const double eval_images_per_second =
-        double(test_count) /
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
-    const Tensor train_embeddings = embed(model, split.train, train_count, comm);
+    const auto [test_embeddings, eval_images_per_second] =
+        embed(model, split.test, test_count, comm);
+    // 1-NN against the training set, embedded a block at a time (examples/evaluation.hpp).
+    stop_if_asked("while embedding", "nothing written to --out");
+    const float knn = nearest_train_accuracy(model, split.train, train_count, test_embeddings,
+                                             split.test.labels, kEmbedChunk, comm);
     if (!comm.is_root()) return 0;
+    char eval_line[120];
+    std::snprintf(eval_line, sizeof eval_line,
+                  "embedded the %zu test images at %.0f images/s (no graph, chunks of %zu)",
+                  test_count, eval_images_per_second, kEmbedChunk);
+    say(eval_line);
     StagedFolder staged(opt.out);
     const fs::path out(staged.path());
     examples::write_vecs_tsv((out / "vecs.tsv").string(), test_embeddings);
@@ -372,8 +375,6 @@ int run(const Options& opt, const distributed::Communicator& comm) {
 
     // --- evaluation: retrieval on the unit sphere --------------------------------------------
     const float p1 = metrics::precision_at_1(test_embeddings, split.test.labels);
-    const float knn = metrics::knn_accuracy(test_embeddings, split.test.labels, train_embeddings,
-                                            first(split.train.labels, train_count), 1);
     const float map_r = metrics::map_at_r(test_embeddings, split.test.labels);
 
     // --- the picture the tutorial gets from the Projector ------------------------------------

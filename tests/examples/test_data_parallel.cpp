@@ -19,8 +19,10 @@
 #include "distributed/communicator.hpp"
 #include "distributed/data_parallel.hpp"
 #include "examples/data_parallel.hpp"
+#include "examples/evaluation.hpp"
 #include "examples/tutorial_model.hpp"
 #include "losses/triplet.hpp"
+#include "metrics/retrieval.hpp"
 #include "nn/optimizer.hpp"
 #include "tensor/random.hpp"
 
@@ -34,10 +36,10 @@ Communicator* world = nullptr;  // made in main(): MPI is joined once per proces
 constexpr std::size_t kBatch = 32, kSteps = 20;
 constexpr std::uint64_t kSeed = 42;
 
-data::Dataset synthetic_digits(std::size_t count) {
+data::Dataset synthetic_digits(std::size_t count, std::uint64_t seed = 7) {
     data::Dataset d;
     d.count = count, d.rows = 28, d.cols = 28;
-    Rng rng(7);
+    Rng rng(seed);
     for (std::size_t i = 0; i < count; ++i) {
         const int label = int(rng.next_u32() % 10);
         d.labels.push_back(label);
@@ -171,6 +173,47 @@ TEST(DataParallel, LocalMiningLogsTheMeanOfTheShardsLosses) {
     }
     EXPECT_NEAR(local.losses[0], mean, 1e-4 * std::abs(mean));
     for (double l : local.losses) EXPECT_TRUE(std::isfinite(l));
+}
+
+// The trainer's evaluation (examples/evaluation.hpp): the training set streamed through the
+// model a block at a time gives the 1-NN accuracy of holding all its embeddings; the sharded
+// embedding of a range is that range of the whole set's. Blocks of 64: 3 and a partial fourth.
+TEST(Evaluation, StreamedNearestTrainAccuracyEqualsKnnOverTheWholeSet) {
+    const std::size_t train_count = 3 * 64 + 40;
+    data::Dataset train = synthetic_digits(train_count + 50);
+    const data::Dataset test = synthetic_digits(200, 8);
+    // Training labels drawn apart from the images: a neighbour's label is then a coin toss, so
+    // a reference counted under the wrong index would change the answer.
+    Rng relabel(3);
+    for (int& label : train.labels) label = int(relabel.next_u32() % 10);
+    nn::Sequential model;
+    examples::add_tutorial_layers(model);
+    Rng init(kSeed);
+    model.build({1, 28, 28}, init);
+    const Tensor all = examples::embed_sharded(model, train, 0, train_count, 32, *world);
+    const Tensor part = examples::embed_sharded(model, train, 64, 160, 32, *world);
+    ASSERT_EQ(part.shape(), (Shape{96, all.dim(1)}));
+    for (std::size_t i = 0; i < part.size(); ++i)
+        ASSERT_NEAR(part[i], all[64 * all.dim(1) + i], 1e-6f) << i;
+    const examples::TestEmbeddings queries =
+        examples::embed_test_set(model, test, test.count, 32, *world);
+    EXPECT_GT(queries.images_per_second, 0.0);
+    const float streamed = examples::nearest_train_accuracy(
+        model, train, train_count, queries.embeddings, test.labels, 32, *world, 64);
+    if (!world->is_root()) {
+        EXPECT_EQ(streamed, 0.0f);
+        return;
+    }
+    const float whole = metrics::knn_accuracy(queries.embeddings, test.labels, all,
+                                              std::span<const int>(train.labels.data(), train_count));
+    // One process embeds every image in the same chunk both ways: the same bits, the same
+    // answer. Shards cut elsewhere may round an embedding differently, which could flip a tie.
+    if (world->size() == 1)
+        EXPECT_EQ(streamed, whole);
+    else
+        EXPECT_NEAR(streamed, whole, 2.0 / double(test.count));
+    EXPECT_GT(whole, 0.0f);
+    EXPECT_LT(whole, 0.4f);
 }
 
 int main(int argc, char** argv) {
