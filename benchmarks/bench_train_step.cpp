@@ -61,8 +61,7 @@ struct Setup {
             profile::Scope scope("loss");
             loss = losses::triplet_semihard_loss(embeddings, labels);
         }
-        adam->zero_grad();
-        backward(loss);
+        backward(loss);  // step() dropped the last gradients
         adam->step();
         return loss.value().item();
     }

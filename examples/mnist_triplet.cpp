@@ -139,10 +139,9 @@ bool train_epoch(const Options& opt, nn::Sequential& model, nn::Adam& adam,
         if (!std::isfinite(loss.global_loss))  // before the update, which would spread it
             throw Diverged(opt, epoch, sums.steps + 1,
                            "the loss is " + word(float(loss.global_loss)));
-        adam.zero_grad();
         backward(loss.loss);                               // backward
         gradients.sum(comm, loss.gradient_scale);          // summed over processes
-        adam.step();                                       // update
+        adam.step();                                       // update; drops the grads
         check_finite(opt, model, epoch, sums.steps + 1);
 
         sums.loss_sum += loss.global_loss * n;

@@ -51,29 +51,48 @@ Adam::Adam(std::vector<Parameter> params, AdamOptions o)
     if (!(o.epsilon >= 0.0f)) throw ValueError("Adam: epsilon must be >= 0");
 }
 
+void adam_update_readable(float* theta, float* m, float* v, const float* g, std::size_t n,
+                          const AdamScalars& s) {
+    for (std::size_t j = 0; j < n; ++j) {
+        m[j] += (g[j] - m[j]) * (1.0f - s.beta_1);
+        v[j] += (g[j] * g[j] - v[j]) * (1.0f - s.beta_2);
+        theta[j] -= (m[j] * s.alpha) / (std::sqrt(v[j]) + s.epsilon);
+    }
+}
+
+// Each element is read once and written once: g, m, v and theta stream through the cache
+// together (7 x 4 bytes an element; 11.5 MB a step for the tutorial's 410,208 weights).
+// Elementwise, so each iteration writes its own element; small tensors (biases, small kernels)
+// stay on one thread, where waking the pool costs more than the work.
+void adam_update(float* theta, float* m, float* v, const float* g, std::size_t n,
+                 const AdamScalars& s) {
+    const float one_minus_beta_1 = 1.0f - s.beta_1, one_minus_beta_2 = 1.0f - s.beta_2;
+#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
+    for (std::size_t j = 0; j < n; ++j) {
+        const float gj = g[j];
+        const float mj = m[j] + (gj - m[j]) * one_minus_beta_1;
+        const float vj = v[j] + (gj * gj - v[j]) * one_minus_beta_2;
+        m[j] = mj;
+        v[j] = vj;
+        theta[j] -= (mj * s.alpha) / (std::sqrt(vj) + s.epsilon);
+    }
+}
+
 void Adam::step() {
     profile::Scope scope("Adam");
     ++iterations_;
     // float32 throughout, as Keras computes in the variable's dtype.
     const float t = static_cast<float>(iterations_);
-    const float b1 = options_.beta_1, b2 = options_.beta_2, eps = options_.epsilon;
-    const float alpha = learning_rate_ * std::sqrt(1.0f - std::pow(b2, t)) / (1.0f - std::pow(b1, t));
+    const float b1 = options_.beta_1, b2 = options_.beta_2;
+    const AdamScalars scalars{
+        .alpha = learning_rate_ * std::sqrt(1.0f - std::pow(b2, t)) / (1.0f - std::pow(b1, t)),
+        .beta_1 = b1, .beta_2 = b2, .epsilon = options_.epsilon};
     for (std::size_t i = 0; i < params_.size(); ++i) {
         Var& var = params_[i].var;
         if (!var.has_grad()) continue;
-        const float* g = var.grad().data();
-        float* theta = var.value().data();
-        float* m = slots_[0][i].data();
-        float* v = slots_[1][i].data();
-        const std::size_t n = var.value().size();
-        // Elementwise, each iteration writes its own element; small tensors (biases, small
-        // kernels) stay on one thread, where waking the pool costs more than the work.
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
-        for (std::size_t j = 0; j < n; ++j) {
-            m[j] += (g[j] - m[j]) * (1.0f - b1);
-            v[j] += (g[j] * g[j] - v[j]) * (1.0f - b2);
-            theta[j] -= (m[j] * alpha) / (std::sqrt(v[j]) + eps);
-        }
+        adam_update(var.value().data(), slots_[0][i].data(), slots_[1][i].data(),
+                    var.grad().data(), var.value().size(), scalars);
+        var.zero_grad();  // read: the next backward writes a new one
     }
 }
 
@@ -100,13 +119,14 @@ void SGD::step() {
         const std::size_t n = var.value().size();
         if (slots_.empty()) {
             for (std::size_t j = 0; j < n; ++j) theta[j] -= g[j] * lr;
-            continue;
+        } else {
+            float* velocity = slots_[0][i].data();
+            for (std::size_t j = 0; j < n; ++j) {
+                velocity[j] = velocity[j] * mu - g[j] * lr;
+                theta[j] += options_.nesterov ? velocity[j] * mu - g[j] * lr : velocity[j];
+            }
         }
-        float* velocity = slots_[0][i].data();
-        for (std::size_t j = 0; j < n; ++j) {
-            velocity[j] = velocity[j] * mu - g[j] * lr;
-            theta[j] += options_.nesterov ? velocity[j] * mu - g[j] * lr : velocity[j];
-        }
+        var.zero_grad();
     }
 }
 

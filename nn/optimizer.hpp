@@ -4,12 +4,18 @@
 // them in place from their gradients. Its state is index-aligned with the parameters: slot k of
 // parameter i is slots_[k][i], created as zeros when the optimiser is made (Keras' `build`).
 // The step counter advances once per step(), never per tensor (advancing it per tensor would apply the bias correction several times a step).
-// As in Keras, a parameter with no gradient this step is left untouched (Keras skips `None`
-// gradients), though the counter still advances.
+// As in Keras, a parameter with no gradient is left untouched (Keras skips `None` gradients),
+// though the counter still advances.
+//
+// step() reads each gradient once, in the pass that updates the parameter, then drops it, so
+// the next backward() starts from none: no zero_grad() between steps and no pass that zero-fills
+// a buffer. (Under autograd's protocol the first share to reach a gradient is written into an
+// uninitialised buffer, autograd/var.hpp: zeros kept from the last step would only be re-read.)
 //
 // Construct the optimiser after building the model: building again makes new tensors.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,8 +29,10 @@ class Optimizer {
   public:
     virtual ~Optimizer() = default;
 
+    // Updates every parameter that has a gradient, then drops that gradient.
     virtual void step() = 0;
-    // Drops every parameter's gradient (the next backward() starts from zero).
+    // Drops every parameter's gradient buffer (has_grad() turns false: the parameter is skipped
+    // until a backward() reaches it).
     void zero_grad();
     // Number of step() calls so far (Keras' `optimizer.iterations`).
     std::int64_t iterations() const { return iterations_; }
@@ -69,6 +77,21 @@ struct AdamOptions {
 // Folding the bias correction into alpha puts epsilon beside sqrt(v) rather than sqrt(v_hat):
 // the paper's "epsilon hat" (the formula just before its Section 2.1), which Keras documents.
 // Slots: "m", "v".
+//
+// The update of n elements with alpha already computed, two ways that give the same bits (the
+// same float operations in the same order on every element; -ffp-contract=off keeps the
+// compiler from fusing any of them):
+//   adam_update_readable: the formula above, line by line; the tests' reference.
+//   adam_update:          each element's m, v and theta from registers, written once, in
+//                         parallel; the loop vectorises (generic x86-64: SSE2, 4 lanes).
+struct AdamScalars {
+    float alpha, beta_1, beta_2, epsilon;
+};
+void adam_update_readable(float* theta, float* m, float* v, const float* g, std::size_t n,
+                          const AdamScalars& s);
+void adam_update(float* theta, float* m, float* v, const float* g, std::size_t n,
+                 const AdamScalars& s);
+
 class Adam : public Optimizer {
   public:
     explicit Adam(std::vector<Parameter> params, AdamOptions o = {});

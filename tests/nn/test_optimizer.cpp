@@ -1,8 +1,14 @@
 // Adam and SGD against updates worked out by hand from Keras' formulas (nn/optimizer.hpp).
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+#include "autograd/functions.hpp"
 #include "nn/optimizer.hpp"
 #include "tensor/error.hpp"
+#include "tensor/random.hpp"
 
 using namespace semigrad;
 using namespace semigrad::nn;
@@ -68,20 +74,80 @@ TEST(Adam, FirstStepWithKerasDefaultsIsLearningRateTimesSign) {
     EXPECT_GT(w.var.value()[2], 2.0f - 0.001f + 2e-6f);  // epsilon really is there
 }
 
+// lr 0.1, Keras' betas; a gets gradient 1 once: m = 0.1, v = 0.001, alpha =
+// 0.1*sqrt(0.001)/0.1, theta = 1 - 0.1/(1 + 1e-7/0.0316228) = 0.9000003. step() drops the
+// gradient it read, so the second step skips a as it skips b, which never had one.
 TEST(Adam, ParameterWithoutGradientIsSkippedButTheCounterAdvancesOncePerStep) {
     Parameter a = param("a", {1.0f}), b = param("b", {2.0f, 3.0f});
     Adam adam({a, b}, {.learning_rate = 0.1f});
     set_grad(a, {1.0f});
     adam.step();
-    adam.step();  // a's gradient is still there; b never had one
+    EXPECT_NEAR(a.var.value()[0], 0.9000003f, 1e-6);
+    EXPECT_FALSE(a.var.has_grad());  // read and dropped: the next backward writes a new one
+    adam.step();
     EXPECT_EQ(adam.iterations(), 2);
+    EXPECT_NEAR(a.var.value()[0], 0.9000003f, 1e-6);
+    EXPECT_EQ(adam.slot(0, 0)[0], 1.0f - 0.9f);  // m = (1 - beta_1) g, untouched by the skip
     EXPECT_EQ(b.var.value()[0], 2.0f);
     EXPECT_EQ(b.var.value()[1], 3.0f);
     EXPECT_EQ(adam.slot(0, 1)[0], 0.0f);
     EXPECT_EQ(adam.slot(1, 1)[1], 0.0f);
-    EXPECT_LT(a.var.value()[0], 1.0f - 0.19f);  // two steps of ~lr each
-    adam.zero_grad();
-    EXPECT_FALSE(a.var.has_grad());
+}
+
+// The step's one-pass kernel against the formula written out, bit for bit: both perform the same
+// float operations in the same order on each element. Sizes cover a vector loop's tails and,
+// above kParallelMinElements, the parallel split; gradients span magnitudes where epsilon matters
+// and where it does not, zeros and signs.
+TEST(Adam, OnePassUpdateEqualsTheReadableFormulaBitForBit) {
+    Rng rng(5);
+    for (std::size_t n : {1u, 3u, 8u, 17u, 33u, 1000u, 40001u}) {
+        std::vector<float> theta(n), m(n), v(n), g(n);
+        for (std::size_t j = 0; j < n; ++j) {
+            theta[j] = rng.uniform(-1.0f, 1.0f);
+            m[j] = 0.01f * rng.uniform(-1.0f, 1.0f);
+            v[j] = 1e-4f * rng.uniform();
+            g[j] = j % 5 == 0 ? 0.0f : std::ldexp(rng.uniform(-1.0f, 1.0f), -int(j % 24));
+        }
+        std::vector<float> theta2 = theta, m2 = m, v2 = v;
+        for (const AdamScalars s : {AdamScalars{0.0316228f, 0.9f, 0.999f, 1e-7f},
+                                    AdamScalars{0.1f, 0.5f, 0.75f, 1e-3f}}) {
+            adam_update_readable(theta.data(), m.data(), v.data(), g.data(), n, s);
+            adam_update(theta2.data(), m2.data(), v2.data(), g.data(), n, s);
+            for (std::size_t j = 0; j < n; ++j) {
+                ASSERT_EQ(std::bit_cast<std::uint32_t>(theta[j]), std::bit_cast<std::uint32_t>(theta2[j]))
+                    << "theta, n " << n << " j " << j << ": " << theta[j] << " vs " << theta2[j];
+                ASSERT_EQ(std::bit_cast<std::uint32_t>(m[j]), std::bit_cast<std::uint32_t>(m2[j]));
+                ASSERT_EQ(std::bit_cast<std::uint32_t>(v[j]), std::bit_cast<std::uint32_t>(v2[j]));
+            }
+        }
+    }
+}
+
+// Training without zero_grad() between steps (step() drops what it read) gives the bits of
+// training that calls it before every backward, and the gradients are gone after each step.
+TEST(Adam, StepDropsTheGradientsAsZeroGradWould) {
+    const auto train = [](bool drop) {
+        Rng rng(11);
+        Tensor x({4, 3}), k({3, 2}), bias({2});
+        for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1.0f, 1.0f);
+        for (std::size_t i = 0; i < k.size(); ++i) k[i] = rng.uniform(-1.0f, 1.0f);
+        Parameter kp{"kernel", Var(k, true)}, bp{"bias", Var(bias, true)};
+        Adam adam({kp, bp}, {.learning_rate = 0.05f});
+        for (int step = 0; step < 4; ++step) {
+            if (drop) adam.zero_grad();
+            const Var y = dense(Var(x), kp.var, bp.var);
+            backward(sum(mul(y, y)));
+            adam.step();
+            EXPECT_FALSE(kp.var.has_grad() || bp.var.has_grad());
+        }
+        std::vector<float> out(kp.var.value().data(), kp.var.value().data() + 6);
+        out.insert(out.end(), bp.var.value().data(), bp.var.value().data() + 2);
+        return out;
+    };
+    const std::vector<float> kept = train(false), dropped = train(true);
+    for (std::size_t i = 0; i < kept.size(); ++i)
+        EXPECT_EQ(std::bit_cast<std::uint32_t>(kept[i]), std::bit_cast<std::uint32_t>(dropped[i])) << i;
+    EXPECT_NE(kept[0], 0.0f);
 }
 
 TEST(Adam, StateIsIndexAlignedWithParameters) {
