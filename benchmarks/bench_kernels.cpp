@@ -1,5 +1,6 @@
 // Benchmarks of the floor-1 kernels at the tutorial's shapes (batch 32): conv2d forward and
-// backward (im2col + GEMM against the direct loops) and max-pool forward/backward. Every fast
+// backward (its two lowerings, im2col + GEMM and shifted GEMMs, against the direct loops) and
+// max-pool forward/backward. Every fast
 // kernel is first checked against its reference on the same inputs; a mismatch aborts before
 // any timing. Counters: FLOP/s for convolutions (2 flops per multiply-add), bytes/s for pooling,
 // both per wall-clock second (UseRealTime: the kernels run on every OpenMP thread).
@@ -21,6 +22,12 @@
 using namespace semigrad;
 
 namespace {
+
+// How a convolution runs: the direct loops, or one of conv2d_lowering.hpp's lowerings.
+enum Way { naive, lowered_im2col, lowered_shifted };
+Conv2dLowering lowering_of(Way way) {
+    return way == lowered_shifted ? Conv2dLowering::shifted : Conv2dLowering::im2col;
+}
 
 void check_or_abort(const char* what, const Tensor& fast, const Tensor& naive, float tolerance) {
     const float diff = max_abs_diff(fast, naive);
@@ -50,9 +57,16 @@ struct ConvCase {
     }
     // Multiply-adds of one GEMM-shaped pass: N * OC * OH * OW * C * KH * KW.
     double macs() const { return double(dout.size()) * double(weight.size() / weight.dim(0)); }
-    void backward(bool naive, Tensor& dx, Tensor& dweight, Tensor& dbias) const {
-        (naive ? conv2d_backward_naive : conv2d_backward)(
-            dout, x, weight, spec, needs_dx ? &dx : nullptr, &dweight, &dbias);
+    Tensor forward(Way way) const {
+        return way == naive ? conv2d_forward_naive(x, weight, bias, spec)
+                            : conv2d_forward(x, weight, bias, spec, lowering_of(way));
+    }
+    void backward(Way way, Tensor& dx, Tensor& dweight, Tensor& dbias) const {
+        if (way == naive)
+            conv2d_backward_naive(dout, x, weight, spec, needs_dx ? &dx : nullptr, &dweight, &dbias);
+        else
+            conv2d_backward(dout, x, weight, spec, needs_dx ? &dx : nullptr, &dweight, &dbias,
+                            lowering_of(way));
     }
     // Runs once per case, before its first timing.
     void verify() const {
@@ -60,16 +74,18 @@ struct ConvCase {
         for (const ConvCase* c : done)
             if (c == this) return;
         done.push_back(this);
-        check_or_abort(name, conv2d_forward(x, weight, bias, spec),
-                       conv2d_forward_naive(x, weight, bias, spec), 1e-4f);
-        Tensor dx[2] = {Tensor(x.shape()), Tensor(x.shape())};
-        Tensor dw[2] = {Tensor(weight.shape()), Tensor(weight.shape())};
-        Tensor db[2] = {Tensor(bias.shape()), Tensor(bias.shape())};
-        for (int naive = 0; naive < 2; ++naive) backward(naive, dx[naive], dw[naive], db[naive]);
-        // dweight and dbias sum N * OH * OW terms of size ~1 (up to 25088 for conv1).
-        check_or_abort(name, dx[0], dx[1], 1e-4f);
-        check_or_abort(name, dw[0], dw[1], 2e-2f);
-        check_or_abort(name, db[0], db[1], 2e-2f);
+        const Tensor reference = forward(naive);
+        Tensor rdx(x.shape()), rdw(weight.shape()), rdb(bias.shape());
+        backward(naive, rdx, rdw, rdb);
+        for (const Way way : {lowered_im2col, lowered_shifted}) {
+            check_or_abort(name, forward(way), reference, 1e-4f);
+            Tensor dx(x.shape()), dw(weight.shape()), db(bias.shape());
+            backward(way, dx, dw, db);
+            // dweight and dbias sum N * OH * OW terms of size ~1 (up to 25088 for conv1).
+            check_or_abort(name, dx, rdx, 1e-4f);
+            check_or_abort(name, dw, rdw, 2e-2f);
+            check_or_abort(name, db, rdb, 2e-2f);
+        }
         std::fprintf(stderr, "%s: fast kernels match the naive ones\n", name);
     }
 };
@@ -80,23 +96,23 @@ const ConvCase& conv_case(int which) {
     return which == 1 ? conv1 : conv2;
 }
 
-void BM_Conv2dForward(benchmark::State& state, int which, bool naive) {
+void BM_Conv2dForward(benchmark::State& state, int which, Way way) {
     const ConvCase& c = conv_case(which);
     c.verify();
     for (auto _ : state) {
-        Tensor out = (naive ? conv2d_forward_naive : conv2d_forward)(c.x, c.weight, c.bias, c.spec);
+        Tensor out = c.forward(way);
         benchmark::DoNotOptimize(out.data());
     }
     state.counters["FLOP/s"] =
         benchmark::Counter(2 * c.macs(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void BM_Conv2dBackward(benchmark::State& state, int which, bool naive) {
+void BM_Conv2dBackward(benchmark::State& state, int which, Way way) {
     const ConvCase& c = conv_case(which);
     c.verify();
     Tensor dx(c.x.shape()), dweight(c.weight.shape()), dbias(c.bias.shape());
     for (auto _ : state) {
-        c.backward(naive, dx, dweight, dbias);
+        c.backward(way, dx, dweight, dbias);
         benchmark::DoNotOptimize(dweight.data());
     }
     // dweight is one GEMM-shaped pass, dx another (dbias is negligible).
@@ -157,28 +173,40 @@ void BM_MaxPool2dBackward(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_im2col_gemm, 1, false)
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_im2col, 1, lowered_im2col)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_naive, 1, true)
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_shifted, 1, lowered_shifted)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_im2col_gemm, 2, false)
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_naive, 1, naive)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_naive, 2, true)
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_im2col, 2, lowered_im2col)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_im2col_gemm, 1, false)
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_shifted, 2, lowered_shifted)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_naive, 1, true)
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_naive, 2, naive)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_im2col_gemm, 2, false)
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_im2col, 1, lowered_im2col)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
-BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_naive, 2, true)
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_shifted, 1, lowered_shifted)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_naive, 1, naive)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_im2col, 2, lowered_im2col)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_shifted, 2, lowered_shifted)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_naive, 2, naive)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_MaxPool2dForward, fast, false)->Unit(benchmark::kMillisecond)->UseRealTime();

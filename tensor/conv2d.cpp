@@ -1,10 +1,12 @@
-// conv2d: forward and backward of 2-D cross-correlation over NCHW: the fast kernels (im2col +
-// GEMM) and the direct seven-loop references they are tested against.
+// conv2d: forward and backward of 2-D cross-correlation over NCHW: the fast kernels (GEMMs per
+// image) and the direct seven-loop references they are tested against.
 //
 // Lowering (Chellapilla et al. 2006, "High Performance Convolutional Neural Networks for
 // Document Processing"; Darknet's im2col.c): per image, unfold the receptive fields into
 // cols [C*KH*KW, OH*OW]; then out = weight [OC, C*KH*KW] @ cols. Backward reuses the unfolding:
-// dweight += dout @ cols^T, dcols = weight^T @ dout, and col2im folds dcols back onto dx.
+// dweight += dout @ cols^T, dcols = weight^T @ dout, and col2im folds dcols back onto dx. This
+// file holds im2col and col2im; conv2d_lowering.cpp runs them per image, or, at stride 1 with
+// enough channels, the "shifted" lowering that needs neither.
 //
 // Letters: N batch, C in-channels, H W input size, OC out-channels, KH KW kernel size, OH OW output
 // size, K = C*KH*KW (the GEMM inner dimension), P = OH*OW (pixels of one output plane).
@@ -20,8 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor/conv2d_lowering.hpp"
 #include "tensor/error.hpp"
-#include "tensor/gemm.hpp"
 
 namespace semigrad {
 
@@ -201,81 +203,53 @@ float sum_in_lanes(const float* x, int n) {
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
-// 16 chunks keep 2-16 threads busy.
-constexpr int kWeightChunks = 16;
-
-Conv2dPartials::Conv2dPartials(const Conv2dGeometry& g, bool dweight, bool dbias)
-    : chunks(std::min(g.N, kWeightChunks)), wsize(std::size_t(g.OC) * g.K()),
-      weight(dweight ? std::size_t(chunks) * wsize : 0),
-      bias(dbias ? std::size_t(chunks) * g.OC : 0, 0.0f), N(g.N), OC(g.OC) {}
-
-void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
-    const int n_chunks = chunks;
-    const auto reduce = [n_chunks](const std::vector<float>& partial, std::size_t size, float* d) {
-#pragma omp parallel for schedule(static)
-        for (std::size_t i = 0; i < size; ++i) {
-            float acc = 0.0f;
-            for (int chunk = 0; chunk < n_chunks; ++chunk) acc += partial[chunk * size + i];
-            d[i] += acc;
-        }
-    };
-    if (dweight) reduce(weight, wsize, dweight->data());
-    if (dbias) reduce(bias, std::size_t(OC), dbias->data());
-}
-
-void conv2d_backward_image(const float* dout_n, const float* x_n, const float* weight,
-                           const Conv2dGeometry& g, bool first, float* pweight, float* pbias,
-                           float* dx_n, float* cols) {
-    const int K = g.K(), P = g.P();
-    if (pweight) {
-        im2col(x_n, g, cols);
-        gemm(false, true, g.OC, K, P, 1.0f, dout_n, P, cols, P, first ? 0.0f : 1.0f, pweight, K);
-    }
-    // dout_n is still in cache from the GEMM when its rows are summed.
-    if (pbias)
-        for (int oc = 0; oc < g.OC; ++oc) pbias[oc] += sum_in_lanes(dout_n + std::size_t(oc) * P, P);
-    if (dx_n) {
-        gemm(true, false, K, P, g.OC, 1.0f, weight, K, dout_n, P, 0.0f, cols, P);
-        col2im_add(cols, g, dx_n);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // fast kernels
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                      const Conv2dSpec& spec) {
+                      const Conv2dSpec& spec, Conv2dLowering lowering) {
     const Geometry g = conv2d_geometry(x, weight, spec);
     check_bias(bias, g, weight.shape());
-    Tensor out({std::size_t(g.N), std::size_t(g.OC), std::size_t(g.OH), std::size_t(g.OW)});
-    const int K = g.K(), P = g.P();
+    const Conv2dPlan plan(g, weight.data(), lowering);
+    Tensor out = Tensor::uninitialised(
+        {std::size_t(g.N), std::size_t(g.OC), std::size_t(g.OH), std::size_t(g.OW)});
+    const int P = g.P(), row = plan.row();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W, out_image = std::size_t(g.OC) * P;
     const float* b = bias.empty() ? nullptr : bias.data();
-    // One GEMM per image, images spread over threads, each BLAS call single-threaded. Measured
+    // GEMMs per image, images spread over threads, each BLAS call single-threaded. Measured
     // on 2 cores at the tutorial shapes (conv1 [32,1,28,28]*[64,1,2,2] | conv2
-    // [32,64,14,14]*[32,64,2,2]): this 0.52 | 2.36 ms; images in turn with a 2-thread GEMM each
-    // 1.06 | 3.40 ms; one GEMM over the whole batch plus the [OC,N,P] -> [N,OC,P] transpose it
-    // needs 0.79 | 2.66 ms; a direct loop (no cols, stride-1 inner loop vectorised) 0.93 | 15.7
-    // ms. So even conv1, whose K = C*KH*KW is only 4, keeps im2col: its cost is writing the
-    // 6.4 MB output, which GEMM does once, while the direct loop revisits each plane per tap.
+    // [32,64,14,14]*[32,64,2,2]), with im2col: this 0.52 | 2.36 ms; images in turn with a
+    // 2-thread GEMM each 1.06 | 3.40 ms; one GEMM over the whole batch plus the [OC,N,P] ->
+    // [N,OC,P] transpose it needs 0.79 | 2.66 ms; a direct loop (no cols, stride-1 inner loop
+    // vectorised) 0.93 | 15.7 ms. So even conv1, whose K = C*KH*KW is only 4, keeps im2col: its
+    // cost is writing the 6.4 MB output, which GEMM does once, while the direct loop revisits
+    // each plane per tap. (conv2 now runs shifted: conv2d_lowering.hpp.)
 #pragma omp parallel
     {
-        std::vector<float> cols(std::size_t(K) * P);
+        std::vector<float> scratch(plan.scratch_size());
+        std::vector<float> wide(row == g.OW ? 0 : plan.image_size());  // shifted: [OC, OH, WP]
 #pragma omp for schedule(static)
         for (int n = 0; n < g.N; ++n) {
             float* on = out.data() + n * out_image;
-            im2col(x.data() + n * x_image, g, cols.data());
-            gemm(false, false, g.OC, P, K, 1.0f, weight.data(), K, cols.data(), P, 0.0f, on, P);
-            if (b)
-                for (int oc = 0; oc < g.OC; ++oc)
-                    for (int p = 0; p < P; ++p) on[std::size_t(oc) * P + p] += b[oc];
+            float* conv = wide.empty() ? on : wide.data();
+            plan.forward_image(x.data() + n * x_image, conv, scratch.data());
+            for (int oc = 0; oc < g.OC; ++oc)
+                for (int oh = 0; oh < g.OH; ++oh) {
+                    const float* src = conv + (std::size_t(oc) * g.OH + oh) * row;
+                    float* dst = on + (std::size_t(oc) * g.OH + oh) * g.OW;
+                    if (b)
+                        for (int ow = 0; ow < g.OW; ++ow) dst[ow] = src[ow] + b[oc];
+                    else if (src != dst)
+                        std::copy(src, src + g.OW, dst);
+                }
         }
     }
     return out;
 }
 
 void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
-                     const Conv2dSpec& spec, Tensor* dx, Tensor* dweight, Tensor* dbias) {
+                     const Conv2dSpec& spec, Tensor* dx, Tensor* dweight, Tensor* dbias,
+                     Conv2dLowering lowering) {
     const Geometry g = conv2d_geometry(x, weight, spec);
     const Shape out_shape = conv2d_output_shape(x.shape(), weight.shape(), spec);
     if (dout.shape() != out_shape)
@@ -283,24 +257,31 @@ void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                          to_string(out_shape) + " for input " + to_string(x.shape()) +
                          " and weight " + to_string(weight.shape()));
     check_conv_grads("conv2d backward", x, weight, dx, dweight, dbias);
-    const int K = g.K(), P = g.P();
+    const Conv2dPlan plan(g, weight.data(), lowering);
+    const int P = g.P(), row = plan.row();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W, out_image = std::size_t(g.OC) * P;
 
     // Per chunk of images, each image's share into the chunk's partials (dx_n is disjoint per
     // image); then the partials in chunk order.
-    Conv2dPartials partials(g, dweight != nullptr, dbias != nullptr);
+    Conv2dPartials partials(plan, dweight != nullptr, dbias != nullptr);
 #pragma omp parallel
     {
-        std::vector<float> cols(dx || dweight ? std::size_t(K) * P : 0);
+        std::vector<float> scratch(plan.scratch_size());
+        // shifted: dout_n widened to [OC, OH, WP], its junk columns zero
+        std::vector<float> wide(row == g.OW ? 0 : plan.image_size(), 0.0f);
 #pragma omp for schedule(static)
         for (int chunk = 0; chunk < partials.chunks; ++chunk) {
             const int n0 = partials.first_image(chunk), n1 = partials.first_image(chunk + 1);
-            for (int n = n0; n < n1; ++n)
-                conv2d_backward_image(dout.data() + n * out_image, x.data() + n * x_image,
-                                      weight.data(), g, n == n0,
-                                      dweight ? partials.weight.data() + chunk * partials.wsize : nullptr,
-                                      dbias ? partials.bias.data() + std::size_t(chunk) * g.OC : nullptr,
-                                      dx ? dx->data() + n * x_image : nullptr, cols.data());
+            for (int n = n0; n < n1; ++n) {
+                const float* dn = dout.data() + n * out_image;
+                if (!wide.empty())
+                    for (int r = 0; r < g.OC * g.OH; ++r)
+                        std::copy(dn + std::size_t(r) * g.OW, dn + std::size_t(r + 1) * g.OW,
+                                  wide.data() + std::size_t(r) * row);
+                plan.backward_image(wide.empty() ? dn : wide.data(), x.data() + n * x_image, n == n0,
+                                    partials.weight_of(chunk), partials.bias_of(chunk),
+                                    dx ? dx->data() + n * x_image : nullptr, scratch.data());
+            }
         }
     }
     partials.add_to(dweight, dbias);

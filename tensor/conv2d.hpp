@@ -1,5 +1,6 @@
 // conv2d: 2-D cross-correlation (what deep-learning frameworks call convolution), forward and
-// backward, lowered to GEMM with im2col / col2im, plus the direct loops as reference.
+// backward, lowered to GEMM (im2col, or shifted views of the padded input: conv2d_lowering.hpp),
+// plus the direct loops as reference.
 //
 // Dimension letters: N batch, C input channels, H W input height/width, OC output channels,
 // KH KW kernel height/width, OH OW output height/width.
@@ -35,14 +36,19 @@ struct Conv2dSpec {
 // The output shape, checking every operand; throws ShapeError naming shapes.
 Shape conv2d_output_shape(const Shape& x, const Shape& weight, const Conv2dSpec& spec);
 
+// How one image becomes GEMMs (conv2d_lowering.hpp); `automatic` picks by geometry. Tests name
+// one to check both.
+enum class Conv2dLowering { automatic, im2col, shifted };
+
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                      const Conv2dSpec& spec);
+                      const Conv2dSpec& spec, Conv2dLowering lowering = Conv2dLowering::automatic);
 // Given dout [N,OC,OH,OW], accumulates (+=) into whichever of dx, dweight, dbias is non-null.
 void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
-                     const Conv2dSpec& spec, Tensor* dx, Tensor* dweight, Tensor* dbias);
+                     const Conv2dSpec& spec, Tensor* dx, Tensor* dweight, Tensor* dbias,
+                     Conv2dLowering lowering = Conv2dLowering::automatic);
 
-// The lowering's pieces, shared with the fused block (tensor/conv_block.cpp), which runs the
-// same per-image im2col + GEMM but keeps the result in a scratch buffer.
+// The lowering's pieces, used by conv2d_lowering.cpp, which the fused block
+// (tensor/conv_block.cpp) shares.
 // Every size of one convolution, as ints for BLAS and index arithmetic; K = C*KH*KW is the
 // GEMM inner dimension, P = OH*OW the pixels of one output plane.
 struct Conv2dGeometry {
@@ -64,29 +70,6 @@ void col2im_add(const float* dcols, const Conv2dGeometry& g, float* dx);
 // pairwise at the end. One running sum would be a chain of n dependent additions; this order
 // is the same on every CPU, so dbias is too. Both conv backwards use it, so they agree bit for bit.
 float sum_in_lanes(const float* x, int n);
-
-// The backward's split over images: dweight and dbias are shared by all images, so each of up to
-// 16 fixed chunks of images sums its own partials and the partials are added in chunk order.
-// The split depends on N only, not on the thread count, so neither do the results.
-struct Conv2dPartials {
-    Conv2dPartials(const Conv2dGeometry& g, bool dweight, bool dbias);
-    int chunks;
-    std::size_t wsize;                // OC * K
-    std::vector<float> weight, bias;  // [chunks, OC*K] and [chunks, OC], or empty
-    int first_image(int chunk) const { return int(long(N) * chunk / chunks); }
-    // dweight += Σ chunks, dbias += Σ chunks (either may be null), in parallel over elements.
-    void add_to(Tensor* dweight, Tensor* dbias) const;
-
-  private:
-    int N, OC;
-};
-// One image's share of the backward, given its dout_n [OC,P] and input x_n [C,H,W]: its chunk's
-// pweight [OC,K] += dout_n @ cols^T (= when `first` in its chunk), pbias [OC] += row sums of
-// dout_n, and dx_n [C,H,W] += col2im(weight^T @ dout_n). Null outputs are skipped; `cols` is
-// scratch of K*P floats.
-void conv2d_backward_image(const float* dout_n, const float* x_n, const float* weight,
-                           const Conv2dGeometry& g, bool first, float* pweight, float* pbias,
-                           float* dx_n, float* cols);
 
 // Direct seven-loop reference (tests and benchmarks only).
 Tensor conv2d_forward_naive(const Tensor& x, const Tensor& weight, const Tensor& bias,

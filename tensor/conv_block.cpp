@@ -1,15 +1,16 @@
 // conv_block: Conv2D(relu) -> MaxPool2D -> Dropout as one kernel pair (see conv_block.hpp), and
 // the four-layer reference it is tested against.
 //
-// Per image, the forward runs conv2d.cpp's lowering (im2col, one GEMM) into a scratch plane set
-// [OC, CH*CW] that stays in cache, then one epilogue pass adds the bias, finds each window's
-// maximum, applies ReLU and the dropout decision, and writes the output and its record byte.
-// The backward turns one image's record and dout back into the conv's gradient dconv (zero
-// except at each passing window's winner), and then runs conv2d.cpp's backward for that image:
-// dweight += dconv @ cols^T, dbias += row sums of dconv, dx += col2im(weight^T @ dconv).
+// Per image, the forward runs the conv's lowering (conv2d_lowering.hpp: im2col, or shifted GEMMs
+// over the padded input) into a scratch plane set [OC, CH, row] that stays in cache, then one
+// epilogue pass adds the bias, finds each window's maximum, applies ReLU and the dropout
+// decision, and writes the output and its record byte. The backward turns one image's record
+// and dout back into the conv's gradient dconv (zero except at each passing window's winner, and
+// in the lowering's junk columns), and then runs the lowering's backward for that image.
 //
-// Letters as in conv2d.hpp; CH CW CP: the conv output's height, width and plane size (the pool's
-// input); OH OW: the block's output.
+// Letters as in conv2d.hpp; CH CW: the conv output's height and width (the pool's input), `row`
+// its row stride in the scratch planes (CW, or wider for the shifted lowering); OH OW: the
+// block's output.
 //
 // Threads: as conv2d.cpp: images over threads, each BLAS call single-threaded, dweight and dbias
 // summed per fixed chunk of images and the chunks added in order; the dropout decision is a pure
@@ -21,10 +22,10 @@
 #include <algorithm>
 #include <string>
 
+#include "tensor/conv2d_lowering.hpp"
 #include "tensor/conv_block_kernels.hpp"
 #include "tensor/dropout.hpp"
 #include "tensor/error.hpp"
-#include "tensor/gemm.hpp"
 
 namespace semigrad {
 
@@ -39,7 +40,8 @@ struct Block {
     std::uint32_t threshold;  // dropout_threshold(rate)
     std::uint64_t key;
     std::size_t sample_offset;
-    int CP() const { return g.OH * g.OW; }
+    int row = 0;  // the conv output's row stride as the lowering writes it (Conv2dPlan::row)
+    std::size_t conv_plane() const { return std::size_t(g.OH) * row; }
     std::size_t out_image() const { return std::size_t(g.OC) * OH * OW; }
 };
 
@@ -56,11 +58,11 @@ Block block_of(const Tensor& x, const Tensor& weight, const Tensor& bias, const 
 // bias, adding 0.0f changes only a -0 into +0, which neither wins a comparison nor passes ReLU.)
 void pool_relu_dropout(const float* conv, const float* bias, const Block& b, int n, float* out,
                        std::uint8_t* record) {
-    const int CH = b.g.OH, CW = b.g.OW;
+    const int CH = b.g.OH, CW = b.g.OW, row = b.row;
     const Pool2dSpec& p = b.pool;
     const std::uint64_t first = std::uint64_t(b.sample_offset + std::size_t(n)) * b.out_image();
     for (int oc = 0; oc < b.g.OC; ++oc) {
-        const float* plane = conv + std::size_t(oc) * b.CP();
+        const float* plane = conv + std::size_t(oc) * b.conv_plane();
         const float bo = bias ? bias[oc] : 0.0f;
         for (int oh = 0; oh < b.OH; ++oh) {
             const int top = oh * p.stride_h - p.pad.top;
@@ -69,11 +71,11 @@ void pool_relu_dropout(const float* conv, const float* bias, const Block& b, int
                 const int left = ow * p.stride_w - p.pad.left;
                 const int w0 = std::max(left, 0), w1 = std::min(left + p.pool_w, CW);
                 int best_h = h0, best_w = w0;
-                float best = plane[h0 * CW + w0] + bo;
+                float best = plane[h0 * row + w0] + bo;
                 for (int ih = h0; ih < h1; ++ih)
                     for (int iw = w0; iw < w1; ++iw)
-                        if (plane[ih * CW + iw] + bo > best)
-                            best = plane[ih * CW + iw] + bo, best_h = ih, best_w = iw;
+                        if (plane[ih * row + iw] + bo > best)
+                            best = plane[ih * row + iw] + bo, best_h = ih, best_w = iw;
                 const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW + ow;
                 const bool kept = b.rate == 0.0f || dropout_keeps(b.key, first + o, b.threshold);
                 const bool passes = kept && best > 0.0f;
@@ -89,11 +91,11 @@ void pool_relu_dropout(const float* conv, const float* bias, const Block& b, int
 // The adjoint of the epilogue for one image: dconv [OC, CP] = dout * scale at each passing
 // output's winner, 0 elsewhere (+= because overlapping windows may share a winner).
 void unpool(const float* dout, const std::uint8_t* record, const Block& b, float* dconv) {
-    const int CW = b.g.OW;
+    const int row = b.row;
     const Pool2dSpec& p = b.pool;
-    std::fill(dconv, dconv + std::size_t(b.g.OC) * b.CP(), 0.0f);
+    std::fill(dconv, dconv + std::size_t(b.g.OC) * b.conv_plane(), 0.0f);
     for (int oc = 0; oc < b.g.OC; ++oc) {
-        float* plane = dconv + std::size_t(oc) * b.CP();
+        float* plane = dconv + std::size_t(oc) * b.conv_plane();
         for (int oh = 0; oh < b.OH; ++oh)
             for (int ow = 0; ow < b.OW; ++ow) {
                 const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW + ow;
@@ -101,7 +103,7 @@ void unpool(const float* dout, const std::uint8_t* record, const Block& b, float
                 const int place = record[o] & ~kConvBlockPasses;
                 const int ih = oh * p.stride_h - p.pad.top + place / p.pool_w;
                 const int iw = ow * p.stride_w - p.pad.left + place % p.pool_w;
-                plane[ih * CW + iw] += dout[o] * b.scale;
+                plane[ih * row + iw] += dout[o] * b.scale;
             }
     }
 }
@@ -119,33 +121,34 @@ bool is_pool2x2(const Pool2dSpec& p) {
 void pool2x2_image(const float* conv, const float* bias, const Block& b, int n, float* out,
                    std::uint8_t* record, std::uint8_t* row_scratch, Isa isa) {
     const auto pool_row = k::row_kernels(isa).pool;
-    const int CW = b.g.OW;
+    const int row = b.row;
     const std::uint64_t first = std::uint64_t(b.sample_offset + std::size_t(n)) * b.out_image();
     for (int oc = 0; oc < b.g.OC; ++oc)
         for (int oh = 0; oh < b.OH; ++oh) {
             const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW;
-            const float* r0 = conv + std::size_t(oc) * b.CP() + std::size_t(2 * oh) * CW;
-            pool_row({r0, r0 + CW, bias ? bias[oc] : 0.0f, b.OW, b.rate > 0.0f, b.key, first + o,
+            const float* r0 = conv + std::size_t(oc) * b.conv_plane() + std::size_t(2 * oh) * row;
+            pool_row({r0, r0 + row, bias ? bias[oc] : 0.0f, b.OW, b.rate > 0.0f, b.key, first + o,
                       b.threshold, b.scale, out + o, record ? record + o : row_scratch});
         }
 }
 
 // unpool for the 2x2 case: the row kernels write every covered place; an odd last row or
-// column of the conv output, which no window covers, gets its zeros here.
+// column of the conv output, which no window covers, and the lowering's junk columns get their
+// zeros here.
 void unpool2x2_image(const float* dout, const std::uint8_t* record, const Block& b, float* dconv,
                      Isa isa) {
     const auto unpool_row = k::row_kernels(isa).unpool;
-    const int CH = b.g.OH, CW = b.g.OW;
+    const int CH = b.g.OH, row = b.row;
     for (int oc = 0; oc < b.g.OC; ++oc) {
-        float* plane = dconv + std::size_t(oc) * b.CP();
+        float* plane = dconv + std::size_t(oc) * b.conv_plane();
         for (int oh = 0; oh < b.OH; ++oh) {
             const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW;
-            float* d0 = plane + std::size_t(2 * oh) * CW;
-            unpool_row({dout + o, record + o, b.scale, b.OW, d0, d0 + CW});
-            std::fill(d0 + 2 * b.OW, d0 + CW, 0.0f);
-            std::fill(d0 + CW + 2 * b.OW, d0 + 2 * CW, 0.0f);
+            float* d0 = plane + std::size_t(2 * oh) * row;
+            unpool_row({dout + o, record + o, b.scale, b.OW, d0, d0 + row});
+            std::fill(d0 + 2 * b.OW, d0 + row, 0.0f);
+            std::fill(d0 + row + 2 * b.OW, d0 + 2 * row, 0.0f);
         }
-        std::fill(plane + std::size_t(2 * b.OH) * CW, plane + std::size_t(CH) * CW, 0.0f);
+        std::fill(plane + std::size_t(2 * b.OH) * row, plane + std::size_t(CH) * row, 0.0f);
     }
 }
 
@@ -171,24 +174,23 @@ Shape conv_block_output_shape(const Shape& x, const Shape& weight, const Tensor&
 
 Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                           const ConvBlockSpec& spec, std::vector<std::uint8_t>* record, Isa isa) {
-    const Block b = block_of(x, weight, bias, spec);
+    Block b = block_of(x, weight, bias, spec);
     const Conv2dGeometry& g = b.g;
+    const Conv2dPlan plan(g, weight.data());
+    b.row = plan.row();
     Tensor out = Tensor::uninitialised(
         {std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)});
     if (record) record->resize(out.size());
-    const int K = g.K(), CP = b.CP();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
     const float* pb = bias.empty() ? nullptr : bias.data();
     const bool pool2x2 = is_pool2x2(b.pool);
 #pragma omp parallel
     {
-        std::vector<float> cols(std::size_t(K) * CP), conv(std::size_t(g.OC) * CP);
+        std::vector<float> scratch(plan.scratch_size()), conv(plan.image_size());
         std::vector<std::uint8_t> row_scratch(std::size_t(b.OW));  // records nobody keeps
 #pragma omp for schedule(static)
         for (int n = 0; n < g.N; ++n) {
-            im2col(x.data() + n * x_image, g, cols.data());
-            gemm(false, false, g.OC, CP, K, 1.0f, weight.data(), K, cols.data(), CP, 0.0f,
-                 conv.data(), CP);
+            plan.forward_image(x.data() + n * x_image, conv.data(), scratch.data());
             float* on = out.data() + n * b.out_image();
             std::uint8_t* rn = record ? record->data() + n * b.out_image() : nullptr;
             if (pool2x2)
@@ -203,8 +205,10 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
 void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                          const ConvBlockSpec& spec, const std::vector<std::uint8_t>& record,
                          Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa) {
-    const Block b = block_of(x, weight, Tensor(), spec);
+    Block b = block_of(x, weight, Tensor(), spec);
     const Conv2dGeometry& g = b.g;
+    const Conv2dPlan plan(g, weight.data());
+    b.row = plan.row();
     const Shape out_shape{std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)};
     if (dout.shape() != out_shape || record.size() != dout.size())
         throw ShapeError("conv_block backward: dout " + to_string(dout.shape()) + " with " +
@@ -212,15 +216,13 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                          to_string(out_shape) + " for input " + to_string(x.shape()) +
                          " and weight " + to_string(weight.shape()));
     check_conv_grads("conv_block backward", x, weight, dx, dweight, dbias);
-    const int K = g.K(), CP = b.CP();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
     const bool pool2x2 = is_pool2x2(b.pool);
     // As conv2d_backward, image by image into fixed chunks' partials, once dconv is rebuilt.
-    Conv2dPartials partials(g, dweight != nullptr, dbias != nullptr);
+    Conv2dPartials partials(plan, dweight != nullptr, dbias != nullptr);
 #pragma omp parallel
     {
-        std::vector<float> cols(dx || dweight ? std::size_t(K) * CP : 0);
-        std::vector<float> dconv(std::size_t(g.OC) * CP);
+        std::vector<float> scratch(plan.scratch_size()), dconv(plan.image_size());
 #pragma omp for schedule(static)
         for (int chunk = 0; chunk < partials.chunks; ++chunk) {
             const int n0 = partials.first_image(chunk), n1 = partials.first_image(chunk + 1);
@@ -231,10 +233,9 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                     unpool2x2_image(dn, rn, b, dconv.data(), isa);
                 else
                     unpool(dn, rn, b, dconv.data());
-                conv2d_backward_image(dconv.data(), x.data() + n * x_image, weight.data(), g, n == n0,
-                                      dweight ? partials.weight.data() + chunk * partials.wsize : nullptr,
-                                      dbias ? partials.bias.data() + std::size_t(chunk) * g.OC : nullptr,
-                                      dx ? dx->data() + n * x_image : nullptr, cols.data());
+                plan.backward_image(dconv.data(), x.data() + n * x_image, n == n0,
+                                    partials.weight_of(chunk), partials.bias_of(chunk),
+                                    dx ? dx->data() + n * x_image : nullptr, scratch.data());
             }
         }
     }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "tensor/conv2d.hpp"
+#include "tensor/conv2d_lowering.hpp"
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/random.hpp"
@@ -119,7 +120,9 @@ TEST(Conv2d, TinyConvolutionByHand) {
     const Conv2dSpec same{1, 1, tf_padding(Padding::Same, 3, 3, 2, 2, 1, 1)};
     const std::vector<float> expected = {37.5f, 47.5f, 21.5f, 67.5f, 77.5f,
                                          33.5f, 23.5f, 26.5f, 9.5f};
-    for (const Tensor& out : {conv2d_forward(x, w, b, same), conv2d_forward_naive(x, w, b, same)})
+    for (const Tensor& out : {conv2d_forward(x, w, b, same, Conv2dLowering::im2col),
+                              conv2d_forward(x, w, b, same, Conv2dLowering::shifted),
+                              conv2d_forward_naive(x, w, b, same)})
         for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_FLOAT_EQ(out[i], expected[i]) << i;
 
     // dout = 1 everywhere: dbias = 9; dweight[kh][kw] = sum of x over the outputs' taps
@@ -128,9 +131,13 @@ TEST(Conv2d, TinyConvolutionByHand) {
     const Tensor dout = Tensor::ones({1, 1, 3, 3});
     const std::vector<float> dw_expected = {45, 33, 39, 28};
     const std::vector<float> dx_expected = {2, 4, 4, 5, 11, 11, 5, 11, 11};
-    for (int naive = 0; naive < 2; ++naive) {
+    for (int way = 0; way < 3; ++way) {  // naive, im2col, shifted
         Tensor dx = Tensor::ones(x.shape()), dw(w.shape()), db({1});
-        (naive ? conv2d_backward_naive : conv2d_backward)(dout, x, w, same, &dx, &dw, &db);
+        if (way == 0)
+            conv2d_backward_naive(dout, x, w, same, &dx, &dw, &db);
+        else
+            conv2d_backward(dout, x, w, same, &dx, &dw, &db,
+                            way == 1 ? Conv2dLowering::im2col : Conv2dLowering::shifted);
         EXPECT_FLOAT_EQ(db[0], 9.0f);
         for (std::size_t i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(dw[i], dw_expected[i]) << i;
         for (std::size_t i = 0; i < 9; ++i) EXPECT_FLOAT_EQ(dx[i], dx_expected[i]) << i;
@@ -173,31 +180,37 @@ TEST(Conv2d, FastMatchesNaiveOnRandomShapes) {
                      std::to_string(spec.pad.left) + "," + std::to_string(spec.pad.right));
         const Tensor x = random_uniform(xs, rng), w = random_uniform(ws, rng);
         const Tensor b = trial % 2 ? random_uniform({OC}, rng) : Tensor();
-        const Tensor out = conv2d_forward(x, w, b, spec);
-        ASSERT_EQ(out.shape(), conv2d_output_shape(xs, ws, spec));
-        EXPECT_LT(max_abs_diff(out, conv2d_forward_naive(x, w, b, spec)), 1e-5f);
-
-        const Tensor dout = random_uniform(out.shape(), rng);
+        const Tensor dout = random_uniform(conv2d_output_shape(xs, ws, spec), rng);
         const Tensor dx0 = random_uniform(xs, rng), dw0 = random_uniform(ws, rng),
                      db0 = random_uniform({OC}, rng);
         const int which = 1 + trial % 7;  // bit 0 dx, bit 1 dweight, bit 2 dbias
-        Tensor dx = dx0, dw = dw0, db = db0, rdx = dx0, rdw = dw0, rdb = db0;
-        conv2d_backward(dout, x, w, spec, which & 1 ? &dx : nullptr, which & 2 ? &dw : nullptr,
-                        which & 4 ? &db : nullptr);
+        Tensor rdx = dx0, rdw = dw0, rdb = db0;
         conv2d_backward_naive(dout, x, w, spec, which & 1 ? &rdx : nullptr,
                               which & 2 ? &rdw : nullptr, which & 4 ? &rdb : nullptr);
-        EXPECT_LT(max_abs_diff(dx, rdx), 1e-5f);
-        EXPECT_LT(max_abs_diff(dw, rdw), 1e-5f);
-        EXPECT_LT(max_abs_diff(db, rdb), 1e-5f);
-        // Gradients not asked for are left alone.
-        if (!(which & 1)) {
-            EXPECT_EQ(max_abs_diff(dx, dx0), 0.0f);
-        }
-        if (!(which & 2)) {
-            EXPECT_EQ(max_abs_diff(dw, dw0), 0.0f);
-        }
-        if (!(which & 4)) {
-            EXPECT_EQ(max_abs_diff(db, db0), 0.0f);
+        // Both lowerings (the shifted one runs at stride 1 only).
+        for (const Conv2dLowering lowering : {Conv2dLowering::im2col, Conv2dLowering::shifted}) {
+            if (lowering == Conv2dLowering::shifted && (sh != 1 || sw != 1)) continue;
+            SCOPED_TRACE(lowering == Conv2dLowering::im2col ? "im2col" : "shifted");
+            const Tensor out = conv2d_forward(x, w, b, spec, lowering);
+            ASSERT_EQ(out.shape(), conv2d_output_shape(xs, ws, spec));
+            EXPECT_LT(max_abs_diff(out, conv2d_forward_naive(x, w, b, spec)), 1e-5f);
+
+            Tensor dx = dx0, dw = dw0, db = db0;
+            conv2d_backward(dout, x, w, spec, which & 1 ? &dx : nullptr, which & 2 ? &dw : nullptr,
+                            which & 4 ? &db : nullptr, lowering);
+            EXPECT_LT(max_abs_diff(dx, rdx), 1e-5f);
+            EXPECT_LT(max_abs_diff(dw, rdw), 1e-5f);
+            EXPECT_LT(max_abs_diff(db, rdb), 1e-5f);
+            // Gradients not asked for are left alone.
+            if (!(which & 1)) {
+                EXPECT_EQ(max_abs_diff(dx, dx0), 0.0f);
+            }
+            if (!(which & 2)) {
+                EXPECT_EQ(max_abs_diff(dw, dw0), 0.0f);
+            }
+            if (!(which & 4)) {
+                EXPECT_EQ(max_abs_diff(db, db0), 0.0f);
+            }
         }
     }
 }
@@ -235,20 +248,42 @@ TEST(Conv2d, NaiveBackwardMatchesFiniteDifferences) {
 TEST(Conv2d, SameResultWithOneAndTwoThreads) {
     Rng rng(5);
     const Conv2dSpec spec{1, 1, {0, 1, 0, 1}};
-    const Tensor x = random_uniform({7, 5, 9, 9}, rng), w = random_uniform({6, 5, 2, 2}, rng),
+    const Tensor x = random_uniform({7, 9, 9, 9}, rng), w = random_uniform({6, 9, 2, 2}, rng),
                  b = random_uniform({6}, rng);
     const Tensor dout = random_uniform({7, 6, 9, 9}, rng);
-    const int before = num_threads();
-    Tensor out[2], dx[2], dw[2], db[2];
-    for (int t = 0; t < 2; ++t) {
-        set_num_threads(t + 1);
-        out[t] = conv2d_forward(x, w, b, spec);
-        dx[t] = Tensor(x.shape()), dw[t] = Tensor(w.shape()), db[t] = Tensor(b.shape());
-        conv2d_backward(dout, x, w, spec, &dx[t], &dw[t], &db[t]);
+    for (const Conv2dLowering lowering : {Conv2dLowering::im2col, Conv2dLowering::shifted}) {
+        const int before = num_threads();
+        Tensor out[2], dx[2], dw[2], db[2];
+        for (int t = 0; t < 2; ++t) {
+            set_num_threads(t + 1);
+            out[t] = conv2d_forward(x, w, b, spec, lowering);
+            dx[t] = Tensor(x.shape()), dw[t] = Tensor(w.shape()), db[t] = Tensor(b.shape());
+            conv2d_backward(dout, x, w, spec, &dx[t], &dw[t], &db[t], lowering);
+        }
+        set_num_threads(before);
+        EXPECT_EQ(max_abs_diff(out[0], out[1]), 0.0f);
+        EXPECT_EQ(max_abs_diff(dx[0], dx[1]), 0.0f);
+        EXPECT_EQ(max_abs_diff(dw[0], dw[1]), 0.0f);
+        EXPECT_EQ(max_abs_diff(db[0], db[1]), 0.0f);
     }
-    set_num_threads(before);
-    EXPECT_EQ(max_abs_diff(out[0], out[1]), 0.0f);
-    EXPECT_EQ(max_abs_diff(dx[0], dx[1]), 0.0f);
-    EXPECT_EQ(max_abs_diff(dw[0], dw[1]), 0.0f);
-    EXPECT_EQ(max_abs_diff(db[0], db[1]), 0.0f);
+}
+
+// Which lowering runs: shifted at stride 1 from 8 channels on (the tutorial's second conv),
+// im2col otherwise (its first, C = 1); asking for shifted at another stride is an error.
+TEST(Conv2d, LoweringChoice) {
+    const auto geometry = [](std::size_t C, int stride) {
+        return conv2d_geometry(Tensor({2, C, 14, 14}), Tensor({4, C, 2, 2}),
+                               {stride, stride, {0, 1, 0, 1}});
+    };
+    EXPECT_EQ(conv2d_lowering(geometry(64, 1)), Conv2dLowering::shifted);
+    EXPECT_EQ(conv2d_lowering(geometry(8, 1)), Conv2dLowering::shifted);
+    EXPECT_EQ(conv2d_lowering(geometry(7, 1)), Conv2dLowering::im2col);
+    EXPECT_EQ(conv2d_lowering(geometry(1, 1)), Conv2dLowering::im2col);
+    EXPECT_EQ(conv2d_lowering(geometry(64, 2)), Conv2dLowering::im2col);
+    const Tensor w({4, 64, 2, 2});
+    const Conv2dPlan plan(geometry(64, 1), w.data());
+    EXPECT_EQ(plan.row(), 15);  // 14 columns and one of wrap-around
+    expect_throw_naming<ValueError>(
+        [&] { Conv2dPlan(geometry(64, 2), w.data(), Conv2dLowering::shifted); },
+        {"conv2d", "shifted", "stride 1", "2x2"});
 }

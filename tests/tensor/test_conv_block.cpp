@@ -87,6 +87,13 @@ const Case kCases[] = {
     {1, 3, 11, 5, 4, 3, 1, Padding::Same, 3, 2, Padding::Same, 0.0f, true},  // overlapping windows
     {2, 3, 10, 13, 4, 3, 2, Padding::Valid, 2, 1, Padding::Valid, 0.2f, true},  // strided conv
     {1, 2, 9, 9, 2, 2, 1, Padding::Valid, 3, 3, Padding::Same, 0.0f, false},
+    // 8 channels or more at stride 1: the shifted lowering (conv2d_lowering.hpp), with junk
+    // columns beside odd widths, padding on every side, and a 3x3 kernel padded top and left
+    {3, 16, 14, 14, 5, 2, 1, Padding::Same, 2, 2, Padding::Valid, 0.3f, true},
+    {2, 9, 7, 9, 3, 2, 1, Padding::Same, 2, 2, Padding::Valid, 0.5f, true},
+    {2, 8, 7, 9, 3, 2, 1, Padding::Same, 2, 2, Padding::Same, 0.5f, false},
+    {1, 8, 11, 5, 4, 3, 1, Padding::Same, 3, 2, Padding::Same, 0.0f, true},
+    {1, 10, 9, 9, 2, 2, 1, Padding::Valid, 3, 3, Padding::Same, 0.2f, false},
 };
 
 }  // namespace
@@ -205,7 +212,8 @@ TEST(ConvBlock, RecordByHand) {
 }
 
 TEST(ConvBlock, SameBitsForAnyThreadCount) {
-    const Case c = kCases[1];
+  for (const Case& c : {kCases[1], kCases[7]}) {  // im2col, shifted
+    SCOPED_TRACE(describe(c));
     const Operands o = operands(c, 5);
     const ConvBlockSpec s = spec_of(c);
     const int before = num_threads();
@@ -223,6 +231,7 @@ TEST(ConvBlock, SameBitsForAnyThreadCount) {
     EXPECT_EQ(max_abs_diff(dx[0], dx[1]), 0.0f);
     EXPECT_EQ(max_abs_diff(dw[0], dw[1]), 0.0f);
     EXPECT_EQ(max_abs_diff(db[0], db[1]), 0.0f);
+  }
 }
 
 // A slice of a batch given its global offset draws the slice of the whole batch's mask.

@@ -1,0 +1,163 @@
+// conv2d_lowering: one image's convolution as GEMMs, im2col or shifted (see conv2d_lowering.hpp),
+// and the backward's per-chunk partials of dweight and dbias.
+//
+// Every GEMM here runs inside the callers' parallel loops over images, so OpenBLAS runs it on
+// one thread (it checks omp_in_parallel): an image's arithmetic is the same at any thread count.
+#include "tensor/conv2d_lowering.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "tensor/error.hpp"
+#include "tensor/gemm.hpp"
+
+namespace semigrad {
+
+Conv2dLowering conv2d_lowering(const Conv2dGeometry& g) {
+    return g.sh == 1 && g.sw == 1 && g.C >= 8 ? Conv2dLowering::shifted : Conv2dLowering::im2col;
+}
+
+Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLowering lowering)
+    : g_(g), lowering_(lowering == Conv2dLowering::automatic ? conv2d_lowering(g) : lowering),
+      row_(g.OW), HP_(0), WP_(0), weight_(weight) {
+    if (lowering_ == Conv2dLowering::im2col) return;
+    if (g.sh != 1 || g.sw != 1)
+        throw ValueError("conv2d: the shifted lowering needs stride 1, got " +
+                         std::to_string(g.sh) + "x" + std::to_string(g.sw));
+    // At stride 1, OH = HP - KH + 1: the padded planes are exactly what the output reads.
+    HP_ = g.OH + g.KH - 1, WP_ = g.OW + g.KW - 1;
+    row_ = WP_;
+    const int T = g.KH * g.KW;
+    taps_.resize(std::size_t(T) * g.OC * g.C);
+    for (int t = 0; t < T; ++t)
+        for (int oc = 0; oc < g.OC; ++oc)
+            for (int c = 0; c < g.C; ++c)
+                taps_[(std::size_t(t) * g.OC + oc) * g.C + c] = weight[std::size_t(oc * g.C + c) * T + t];
+}
+
+// One padded plane is HP*WP floats, followed by KW-1 zeros: the last tap's view of a plane runs
+// KW-1 places past it (into junk columns), and with the gap it reads zeros there, and the dx
+// GEMMs' rows never overlap one another.
+std::size_t Conv2dPlan::padded_size() const {
+    return std::size_t(g_.C) * (std::size_t(HP_) * WP_ + g_.KW - 1);
+}
+
+std::size_t Conv2dPlan::scratch_size() const {
+    if (lowering_ == Conv2dLowering::im2col) return std::size_t(g_.K()) * g_.P();
+    return 2 * padded_size();  // xp, dxp
+}
+
+std::size_t Conv2dPlan::weight_index(std::size_t i) const {
+    if (lowering_ == Conv2dLowering::im2col) return i;
+    const std::size_t per_tap = std::size_t(g_.OC) * g_.C;
+    const std::size_t t = i / per_tap, oc = i % per_tap / g_.C, c = i % g_.C;
+    return (oc * g_.C + c) * std::size_t(g_.KH * g_.KW) + t;
+}
+
+// x_n [C, H, W] -> xp [C, HP*WP + KW-1]: the image at (pt, pl) of each padded plane, zeros around.
+void Conv2dPlan::pad_image(const float* x_n, float* xp) const {
+    const std::size_t plane = std::size_t(HP_) * WP_ + g_.KW - 1;
+    for (int c = 0; c < g_.C; ++c) {
+        float* p = xp + c * plane;
+        const float* src = x_n + std::size_t(c) * g_.H * g_.W;
+        std::fill(p, p + std::size_t(g_.pt) * WP_, 0.0f);
+        for (int h = 0; h < g_.H; ++h) {
+            float* dst = p + std::size_t(h + g_.pt) * WP_;
+            std::fill(dst, dst + g_.pl, 0.0f);
+            std::copy(src + std::size_t(h) * g_.W, src + std::size_t(h + 1) * g_.W, dst + g_.pl);
+            std::fill(dst + g_.pl + g_.W, dst + WP_, 0.0f);
+        }
+        std::fill(p + std::size_t(g_.H + g_.pt) * WP_, p + plane, 0.0f);
+    }
+}
+
+void Conv2dPlan::forward_image(const float* x_n, float* out, float* scratch) const {
+    const Conv2dGeometry& g = g_;
+    if (lowering_ == Conv2dLowering::im2col) {
+        const int K = g.K(), P = g.P();
+        im2col(x_n, g, scratch);
+        gemm(false, false, g.OC, P, K, 1.0f, weight_, K, scratch, P, 0.0f, out, P);
+        return;
+    }
+    float* xp = scratch;
+    pad_image(x_n, xp);
+    const int plane = HP_ * WP_ + g.KW - 1, Q = g.OH * WP_;
+    for (int t = 0; t < g.KH * g.KW; ++t)
+        gemm(false, false, g.OC, Q, g.C, 1.0f, taps_.data() + std::size_t(t) * g.OC * g.C, g.C,
+             xp + tap_offset(t), plane, t == 0 ? 0.0f : 1.0f, out, Q);
+}
+
+void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first, float* pweight,
+                                float* pbias, float* dx_n, float* scratch) const {
+    const Conv2dGeometry& g = g_;
+    const int Q = g.OH * row_;  // the gradient plane's size, junk columns included (zeros)
+    if (lowering_ == Conv2dLowering::im2col) {
+        const int K = g.K(), P = g.P();
+        if (pweight) {
+            im2col(x_n, g, scratch);
+            gemm(false, true, g.OC, K, P, 1.0f, dout, P, scratch, P, first ? 0.0f : 1.0f, pweight, K);
+        }
+    } else if (pweight) {
+        float* xp = scratch;
+        pad_image(x_n, xp);
+        const int plane = HP_ * WP_ + g.KW - 1;
+        for (int t = 0; t < g.KH * g.KW; ++t)
+            gemm(false, true, g.OC, g.C, Q, 1.0f, dout, Q, xp + tap_offset(t), plane,
+                 first ? 0.0f : 1.0f, pweight + std::size_t(t) * g.OC * g.C, g.C);
+    }
+    // dout is still in cache from the GEMM when its rows are summed.
+    if (pbias)
+        for (int oc = 0; oc < g.OC; ++oc) pbias[oc] += sum_in_lanes(dout + std::size_t(oc) * Q, Q);
+    if (!dx_n) return;
+    if (lowering_ == Conv2dLowering::im2col) {
+        const int K = g.K(), P = g.P();
+        gemm(true, false, K, P, g.OC, 1.0f, weight_, K, dout, P, 0.0f, scratch, P);
+        col2im_add(scratch, g, dx_n);
+        return;
+    }
+    float* dxp = scratch + padded_size();
+    std::fill(dxp, dxp + padded_size(), 0.0f);
+    const int plane = HP_ * WP_ + g.KW - 1;
+    for (int t = 0; t < g.KH * g.KW; ++t)
+        gemm(true, false, g.C, Q, g.OC, 1.0f, taps_.data() + std::size_t(t) * g.OC * g.C, g.C,
+             dout, Q, 1.0f, dxp + tap_offset(t), plane);
+    for (int c = 0; c < g.C; ++c)
+        for (int h = 0; h < g.H; ++h) {
+            const float* src = dxp + std::size_t(c) * plane + std::size_t(h + g.pt) * WP_ + g.pl;
+            float* dst = dx_n + (std::size_t(c) * g.H + h) * g.W;
+            for (int w = 0; w < g.W; ++w) dst[w] += src[w];
+        }
+}
+
+// ---------------------------------------------------------------------------------------------
+// partials
+
+// 16 chunks keep 2-16 threads busy.
+constexpr int kWeightChunks = 16;
+
+Conv2dPartials::Conv2dPartials(const Conv2dPlan& plan_, bool dweight, bool dbias)
+    : chunks(std::min(plan_.geometry().N, kWeightChunks)), wsize(plan_.weight_size()),
+      weight(dweight ? std::size_t(chunks) * wsize : 0),
+      bias(dbias ? std::size_t(chunks) * plan_.geometry().OC : 0, 0.0f), plan(plan_),
+      N(plan_.geometry().N), OC(plan_.geometry().OC) {}
+
+void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
+    const int n_chunks = chunks;
+    if (dweight) {
+        float* d = dweight->data();
+#pragma omp parallel for schedule(static)
+        for (std::size_t i = 0; i < wsize; ++i) {
+            float acc = 0.0f;
+            for (int chunk = 0; chunk < n_chunks; ++chunk) acc += weight[chunk * wsize + i];
+            d[plan.weight_index(i)] += acc;
+        }
+    }
+    if (dbias)
+        for (int oc = 0; oc < OC; ++oc) {
+            float acc = 0.0f;
+            for (int chunk = 0; chunk < n_chunks; ++chunk) acc += bias[std::size_t(chunk) * OC + oc];
+            (*dbias)[std::size_t(oc)] += acc;
+        }
+}
+
+}  // namespace semigrad

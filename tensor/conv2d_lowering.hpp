@@ -1,0 +1,100 @@
+// conv2d_lowering: how one image's convolution becomes GEMMs, shared by conv2d.cpp (the layer)
+// and conv_block.cpp (the fused block), which must compute the same bits.
+//
+// Two lowerings (letters as in conv2d.hpp; K = C*KH*KW, P = OH*OW):
+//
+//   im2col   (Chellapilla et al. 2006; Darknet's im2col.c) unfold x_n into cols [K, P], then
+//            out = weight [OC, K] @ cols. Any stride. The backward unfolds x_n again for
+//            dweight += dout @ cols^T and folds dcols = weight^T @ dout back onto dx (col2im).
+//   shifted  stride 1 only. x_n is copied once into zero-padded planes xp [C, HP, WP] (HP, WP:
+//            the padded input's height and width). Output pixel (oh, ow) reads xp at
+//            (oh + kh, ow + kw), i.e. flat place q + kh*WP + kw for q = oh*WP + ow. So for each
+//            kernel tap t = (kh, kw), the operand "x shifted by t" is the padded planes themselves
+//            read from offset kh*WP + kw, a [C, OH*WP] matrix with row stride HP*WP, and
+//                out [OC, OH*WP] += weight_t [OC, C] @ xp[:, kh*WP + kw ...]     (KH*KW GEMMs)
+//            with no unfolded copy of x. The output comes on the padded width: row oh holds OW
+//            true pixels, then WP - OW pixels that wrapped into the next row ("junk", never read
+//            as results). The backward reads the same shifted views:
+//                dweight_t += dout @ view_t^T,   dxp[view_t] += weight_t^T @ dout,
+//            which is right as long as dout's junk columns are zero, and copies dxp's interior
+//            onto dx. Per image this writes C*HP*WP floats instead of the K*P = KH*KW times as
+//            many that im2col writes and col2im reads back (the tutorial's second conv: 14,400
+//            floats instead of 50,176, twice per step).
+//
+// Which lowering runs is the plan's choice (conv2d_lowering): shifted at stride 1 when C >= 8.
+// With fewer channels each tap's GEMM has an inner dimension too short to pay for its call and
+// packing: the first conv (C = 1) would make 4 GEMMs with inner dimension 1 (im2col: one with 4).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "tensor/conv2d.hpp"
+
+namespace semigrad {
+
+// The lowering `automatic` stands for at geometry g (never `automatic`).
+Conv2dLowering conv2d_lowering(const Conv2dGeometry& g);
+
+// One convolution's lowering: the geometry, the weights (repacked per tap for `shifted`), and
+// the per-image forward and backward. Reads only its own members: one plan serves all threads,
+// each passing its own scratch.
+class Conv2dPlan {
+  public:
+    // Asking for `shifted` at a stride other than 1 throws ValueError.
+    Conv2dPlan(const Conv2dGeometry& g, const float* weight,
+               Conv2dLowering lowering = Conv2dLowering::automatic);
+
+    const Conv2dGeometry& geometry() const { return g_; }
+    Conv2dLowering lowering() const { return lowering_; }
+    // The row stride of an image's conv output (and of its gradient) as the plan writes and
+    // reads it: OW for im2col, WP for shifted (columns OW..WP-1 are junk).
+    int row() const { return row_; }
+    std::size_t image_size() const { return std::size_t(g_.OC) * g_.OH * row_; }
+    // Floats of per-thread scratch that forward_image and backward_image need.
+    std::size_t scratch_size() const;
+    // Floats of a dweight partial (OC*K), and where its element i belongs in dweight
+    // [OC, C, KH, KW]: itself for im2col; shifted partials are per tap, [KH*KW, OC, C].
+    std::size_t weight_size() const { return std::size_t(g_.OC) * g_.K(); }
+    std::size_t weight_index(std::size_t i) const;
+
+    // out [OC, OH, row()] = the convolution of image x_n [C, H, W], without bias.
+    void forward_image(const float* x_n, float* out, float* scratch) const;
+    // Given dout [OC, OH, row()] (junk columns zero): pweight [OC*K, layout of weight_index]
+    // += dout's weight gradient (= when `first`), pbias [OC] += dout's row sums, and
+    // dx_n [C, H, W] += its input gradient. Null outputs are skipped.
+    void backward_image(const float* dout, const float* x_n, bool first, float* pweight,
+                        float* pbias, float* dx_n, float* scratch) const;
+
+  private:
+    Conv2dGeometry g_;
+    Conv2dLowering lowering_;
+    int row_, HP_, WP_;
+    const float* weight_;
+    std::vector<float> taps_;  // shifted: weight as [KH*KW, OC, C]
+
+    std::size_t padded_size() const;  // C*HP*WP floats plus the last tap's overrun
+    int tap_offset(int t) const { return (t / g_.KW) * WP_ + t % g_.KW; }
+    void pad_image(const float* x_n, float* xp) const;
+};
+
+// The backward's split over images: dweight and dbias are shared by all images, so each of up to
+// 16 fixed chunks of images sums its own partials and the partials are added in chunk order.
+// The split depends on N only, not on the thread count, so neither do the results.
+struct Conv2dPartials {
+    Conv2dPartials(const Conv2dPlan& plan, bool dweight, bool dbias);
+    int chunks;
+    std::size_t wsize;                // OC * K
+    std::vector<float> weight, bias;  // [chunks, OC*K] and [chunks, OC], or empty
+    int first_image(int chunk) const { return int(long(N) * chunk / chunks); }
+    float* weight_of(int chunk) { return weight.empty() ? nullptr : weight.data() + chunk * wsize; }
+    float* bias_of(int chunk) { return bias.empty() ? nullptr : bias.data() + std::size_t(chunk) * OC; }
+    // dweight += Σ chunks, dbias += Σ chunks (either may be null), in parallel over elements.
+    void add_to(Tensor* dweight, Tensor* dbias) const;
+
+  private:
+    const Conv2dPlan& plan;
+    int N, OC;
+};
+
+}  // namespace semigrad
