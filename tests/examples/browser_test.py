@@ -114,7 +114,11 @@ def main():
             x, y = screen[i]
             return 20 < x < width - 20 and 20 < y < height - 20 and all(
                 j == i or (x - sx) ** 2 + (y - sy) ** 2 > 100 for j, (sx, sy) in enumerate(screen))
-        candidates = [i for i in range(0, len(vecs), 7) if isolated(i)][:3]
+        # (Every point is a candidate: how many are isolated depends on the trained map.)
+        candidates = []
+        for i in range(len(vecs)):
+            if len(candidates) < 3 and isolated(i):
+                candidates.append(i)
         check(len(candidates) == 3, f"found isolated points to hover: {candidates}")
         classes = driver.execute_script("return DATA.classes")
         for i in candidates:
