@@ -1,5 +1,5 @@
 // Benchmarks of the floor-1 kernels at the tutorial's shapes (batch 32): conv2d forward and
-// backward (its two lowerings, im2col + GEMM and shifted GEMMs, against the direct loops) and
+// backward (its three lowerings, conv2d_lowering.hpp, against the direct loops) and
 // max-pool forward/backward. Every fast
 // kernel is first checked against its reference on the same inputs; a mismatch aborts before
 // any timing. Counters: FLOP/s for convolutions (2 flops per multiply-add), bytes/s for pooling,
@@ -24,9 +24,11 @@ using namespace semigrad;
 namespace {
 
 // How a convolution runs: the direct loops, or one of conv2d_lowering.hpp's lowerings.
-enum Way { naive, lowered_im2col, lowered_shifted };
+enum Way { naive, lowered_im2col, lowered_loops, lowered_shifted };
 Conv2dLowering lowering_of(Way way) {
-    return way == lowered_shifted ? Conv2dLowering::shifted : Conv2dLowering::im2col;
+    return way == lowered_shifted ? Conv2dLowering::shifted
+           : way == lowered_loops ? Conv2dLowering::im2col_loops
+                                  : Conv2dLowering::im2col;
 }
 
 void check_or_abort(const char* what, const Tensor& fast, const Tensor& naive, float tolerance) {
@@ -77,7 +79,7 @@ struct ConvCase {
         const Tensor reference = forward(naive);
         Tensor rdx(x.shape()), rdw(weight.shape()), rdb(bias.shape());
         backward(naive, rdx, rdw, rdb);
-        for (const Way way : {lowered_im2col, lowered_shifted}) {
+        for (const Way way : {lowered_im2col, lowered_loops, lowered_shifted}) {
             check_or_abort(name, forward(way), reference, 1e-4f);
             Tensor dx(x.shape()), dw(weight.shape()), db(bias.shape());
             backward(way, dx, dw, db);
@@ -176,6 +178,9 @@ void BM_MaxPool2dBackward(benchmark::State& state) {
 BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_im2col, 1, lowered_im2col)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_im2col_loops, 1, lowered_loops)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_shifted, 1, lowered_shifted)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
@@ -183,6 +188,9 @@ BENCHMARK_CAPTURE(BM_Conv2dForward, conv1_naive, 1, naive)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_im2col, 2, lowered_im2col)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_im2col_loops, 2, lowered_loops)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_shifted, 2, lowered_shifted)
@@ -194,6 +202,9 @@ BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_naive, 2, naive)
 BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_im2col, 1, lowered_im2col)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_im2col_loops, 1, lowered_loops)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_shifted, 1, lowered_shifted)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
@@ -201,6 +212,9 @@ BENCHMARK_CAPTURE(BM_Conv2dBackward, conv1_naive, 1, naive)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_im2col, 2, lowered_im2col)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_im2col_loops, 2, lowered_loops)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_shifted, 2, lowered_shifted)

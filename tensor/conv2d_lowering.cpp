@@ -10,17 +10,20 @@
 
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
+#include "tensor/small_gemm.hpp"
 
 namespace semigrad {
 
 Conv2dLowering conv2d_lowering(const Conv2dGeometry& g) {
+    if (g.K() <= 8) return Conv2dLowering::im2col_loops;
     return g.sh == 1 && g.sw == 1 && g.C >= 8 ? Conv2dLowering::shifted : Conv2dLowering::im2col;
 }
 
-Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLowering lowering)
+Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLowering lowering,
+                       Isa isa)
     : g_(g), lowering_(lowering == Conv2dLowering::automatic ? conv2d_lowering(g) : lowering),
-      row_(g.OW), HP_(0), WP_(0), weight_(weight) {
-    if (lowering_ == Conv2dLowering::im2col) return;
+      row_(g.OW), HP_(0), WP_(0), weight_(weight), isa_(isa) {
+    if (lowering_ != Conv2dLowering::shifted) return;
     if (g.sh != 1 || g.sw != 1)
         throw ValueError("conv2d: the shifted lowering needs stride 1, got " +
                          std::to_string(g.sh) + "x" + std::to_string(g.sw));
@@ -43,12 +46,12 @@ std::size_t Conv2dPlan::padded_size() const {
 }
 
 std::size_t Conv2dPlan::scratch_size() const {
-    if (lowering_ == Conv2dLowering::im2col) return std::size_t(g_.K()) * g_.P();
+    if (lowering_ != Conv2dLowering::shifted) return std::size_t(g_.K()) * g_.P();
     return 2 * padded_size();  // xp, dxp
 }
 
 std::size_t Conv2dPlan::weight_index(std::size_t i) const {
-    if (lowering_ == Conv2dLowering::im2col) return i;
+    if (lowering_ != Conv2dLowering::shifted) return i;
     const std::size_t per_tap = std::size_t(g_.OC) * g_.C;
     const std::size_t t = i / per_tap, oc = i % per_tap / g_.C, c = i % g_.C;
     return (oc * g_.C + c) * std::size_t(g_.KH * g_.KW) + t;
@@ -73,6 +76,11 @@ void Conv2dPlan::pad_image(const float* x_n, float* xp) const {
 
 void Conv2dPlan::forward_image(const float* x_n, float* out, float* scratch) const {
     const Conv2dGeometry& g = g_;
+    if (lowering_ == Conv2dLowering::im2col_loops) {
+        im2col(x_n, g, scratch);
+        small_gemm::kernels(isa_).nn(g.OC, g.P(), g.K(), weight_, scratch, out);
+        return;
+    }
     if (lowering_ == Conv2dLowering::im2col) {
         const int K = g.K(), P = g.P();
         im2col(x_n, g, scratch);
@@ -91,7 +99,12 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
                                 float* pbias, float* dx_n, float* scratch) const {
     const Conv2dGeometry& g = g_;
     const int Q = g.OH * row_;  // the gradient plane's size, junk columns included (zeros)
-    if (lowering_ == Conv2dLowering::im2col) {
+    if (lowering_ == Conv2dLowering::im2col_loops) {
+        if (pweight) {
+            im2col(x_n, g, scratch);
+            small_gemm::kernels(isa_).nt(g.OC, g.P(), g.K(), dout, scratch, !first, pweight);
+        }
+    } else if (lowering_ == Conv2dLowering::im2col) {
         const int K = g.K(), P = g.P();
         if (pweight) {
             im2col(x_n, g, scratch);
@@ -109,6 +122,11 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
     if (pbias)
         for (int oc = 0; oc < g.OC; ++oc) pbias[oc] += sum_in_lanes(dout + std::size_t(oc) * Q, Q);
     if (!dx_n) return;
+    if (lowering_ == Conv2dLowering::im2col_loops) {
+        small_gemm::kernels(isa_).tn(g.OC, g.P(), g.K(), weight_, dout, scratch);
+        col2im_add(scratch, g, dx_n);
+        return;
+    }
     if (lowering_ == Conv2dLowering::im2col) {
         const int K = g.K(), P = g.P();
         gemm(true, false, K, P, g.OC, 1.0f, weight_, K, dout, P, 0.0f, scratch, P);

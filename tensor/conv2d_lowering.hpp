@@ -1,11 +1,13 @@
 // conv2d_lowering: how one image's convolution becomes GEMMs, shared by conv2d.cpp (the layer)
 // and conv_block.cpp (the fused block), which must compute the same bits.
 //
-// Two lowerings (letters as in conv2d.hpp; K = C*KH*KW, P = OH*OW):
+// Three lowerings (letters as in conv2d.hpp; K = C*KH*KW, P = OH*OW):
 //
 //   im2col   (Chellapilla et al. 2006; Darknet's im2col.c) unfold x_n into cols [K, P], then
 //            out = weight [OC, K] @ cols. Any stride. The backward unfolds x_n again for
 //            dweight += dout @ cols^T and folds dcols = weight^T @ dout back onto dx (col2im).
+//   im2col_loops  the same, with the three products as small_gemm.hpp's loops instead of
+//            OpenBLAS: for a tiny K, where OpenBLAS's kernels are mostly overhead.
 //   shifted  stride 1 only. x_n is copied once into zero-padded planes xp [C, HP, WP] (HP, WP:
 //            the padded input's height and width). Output pixel (oh, ow) reads xp at
 //            (oh + kh, ow + kw), i.e. flat place q + kh*WP + kw for q = oh*WP + ow. So for each
@@ -21,15 +23,16 @@
 //            many that im2col writes and col2im reads back (the tutorial's second conv: 14,400
 //            floats instead of 50,176, twice per step).
 //
-// Which lowering runs is the plan's choice (conv2d_lowering): shifted at stride 1 when C >= 8.
-// With fewer channels each tap's GEMM has an inner dimension too short to pay for its call and
-// packing: the first conv (C = 1) would make 4 GEMMs with inner dimension 1 (im2col: one with 4).
+// Which lowering runs is the plan's choice (conv2d_lowering): im2col_loops when K <= 8 (the first
+// conv: K = 4); else shifted at stride 1 when C >= 8 (the second conv); else im2col. With fewer
+// channels each tap's GEMM has an inner dimension too short to pay for its call and packing.
 #pragma once
 
 #include <cstddef>
 #include <vector>
 
 #include "tensor/conv2d.hpp"
+#include "tensor/simd.hpp"
 
 namespace semigrad {
 
@@ -41,9 +44,10 @@ Conv2dLowering conv2d_lowering(const Conv2dGeometry& g);
 // each passing its own scratch.
 class Conv2dPlan {
   public:
-    // Asking for `shifted` at a stride other than 1 throws ValueError.
+    // Asking for `shifted` at a stride other than 1 throws ValueError. `isa`: the variant of
+    // small_gemm's loops (im2col_loops; tensor/simd.hpp).
     Conv2dPlan(const Conv2dGeometry& g, const float* weight,
-               Conv2dLowering lowering = Conv2dLowering::automatic);
+               Conv2dLowering lowering = Conv2dLowering::automatic, Isa isa = active_isa());
 
     const Conv2dGeometry& geometry() const { return g_; }
     Conv2dLowering lowering() const { return lowering_; }
@@ -71,6 +75,7 @@ class Conv2dPlan {
     Conv2dLowering lowering_;
     int row_, HP_, WP_;
     const float* weight_;
+    Isa isa_;
     std::vector<float> taps_;  // shifted: weight as [KH*KW, OC, C]
 
     std::size_t padded_size() const;  // C*HP*WP floats plus the last tap's overrun

@@ -176,7 +176,7 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
                           const ConvBlockSpec& spec, std::vector<std::uint8_t>* record, Isa isa) {
     Block b = block_of(x, weight, bias, spec);
     const Conv2dGeometry& g = b.g;
-    const Conv2dPlan plan(g, weight.data());
+    const Conv2dPlan plan(g, weight.data(), Conv2dLowering::automatic, isa);
     b.row = plan.row();
     Tensor out = Tensor::uninitialised(
         {std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)});
@@ -207,7 +207,7 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                          Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa) {
     Block b = block_of(x, weight, Tensor(), spec);
     const Conv2dGeometry& g = b.g;
-    const Conv2dPlan plan(g, weight.data());
+    const Conv2dPlan plan(g, weight.data(), Conv2dLowering::automatic, isa);
     b.row = plan.row();
     const Shape out_shape{std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)};
     if (dout.shape() != out_shape || record.size() != dout.size())

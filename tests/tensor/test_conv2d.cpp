@@ -121,6 +121,7 @@ TEST(Conv2d, TinyConvolutionByHand) {
     const std::vector<float> expected = {37.5f, 47.5f, 21.5f, 67.5f, 77.5f,
                                          33.5f, 23.5f, 26.5f, 9.5f};
     for (const Tensor& out : {conv2d_forward(x, w, b, same, Conv2dLowering::im2col),
+                              conv2d_forward(x, w, b, same, Conv2dLowering::im2col_loops),
                               conv2d_forward(x, w, b, same, Conv2dLowering::shifted),
                               conv2d_forward_naive(x, w, b, same)})
         for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_FLOAT_EQ(out[i], expected[i]) << i;
@@ -131,13 +132,14 @@ TEST(Conv2d, TinyConvolutionByHand) {
     const Tensor dout = Tensor::ones({1, 1, 3, 3});
     const std::vector<float> dw_expected = {45, 33, 39, 28};
     const std::vector<float> dx_expected = {2, 4, 4, 5, 11, 11, 5, 11, 11};
-    for (int way = 0; way < 3; ++way) {  // naive, im2col, shifted
+    for (int way = 0; way < 4; ++way) {  // naive, then the three lowerings
         Tensor dx = Tensor::ones(x.shape()), dw(w.shape()), db({1});
+        const Conv2dLowering lowerings[] = {Conv2dLowering::im2col, Conv2dLowering::im2col_loops,
+                                            Conv2dLowering::shifted};
         if (way == 0)
             conv2d_backward_naive(dout, x, w, same, &dx, &dw, &db);
         else
-            conv2d_backward(dout, x, w, same, &dx, &dw, &db,
-                            way == 1 ? Conv2dLowering::im2col : Conv2dLowering::shifted);
+            conv2d_backward(dout, x, w, same, &dx, &dw, &db, lowerings[way - 1]);
         EXPECT_FLOAT_EQ(db[0], 9.0f);
         for (std::size_t i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(dw[i], dw_expected[i]) << i;
         for (std::size_t i = 0; i < 9; ++i) EXPECT_FLOAT_EQ(dx[i], dx_expected[i]) << i;
@@ -187,10 +189,13 @@ TEST(Conv2d, FastMatchesNaiveOnRandomShapes) {
         Tensor rdx = dx0, rdw = dw0, rdb = db0;
         conv2d_backward_naive(dout, x, w, spec, which & 1 ? &rdx : nullptr,
                               which & 2 ? &rdw : nullptr, which & 4 ? &rdb : nullptr);
-        // Both lowerings (the shifted one runs at stride 1 only).
-        for (const Conv2dLowering lowering : {Conv2dLowering::im2col, Conv2dLowering::shifted}) {
+        // Every lowering (the shifted one runs at stride 1 only).
+        for (const Conv2dLowering lowering : {Conv2dLowering::im2col, Conv2dLowering::im2col_loops,
+                                              Conv2dLowering::shifted}) {
             if (lowering == Conv2dLowering::shifted && (sh != 1 || sw != 1)) continue;
-            SCOPED_TRACE(lowering == Conv2dLowering::im2col ? "im2col" : "shifted");
+            SCOPED_TRACE(lowering == Conv2dLowering::im2col         ? "im2col"
+                         : lowering == Conv2dLowering::im2col_loops ? "im2col_loops"
+                                                                    : "shifted");
             const Tensor out = conv2d_forward(x, w, b, spec, lowering);
             ASSERT_EQ(out.shape(), conv2d_output_shape(xs, ws, spec));
             EXPECT_LT(max_abs_diff(out, conv2d_forward_naive(x, w, b, spec)), 1e-5f);
@@ -251,7 +256,8 @@ TEST(Conv2d, SameResultWithOneAndTwoThreads) {
     const Tensor x = random_uniform({7, 9, 9, 9}, rng), w = random_uniform({6, 9, 2, 2}, rng),
                  b = random_uniform({6}, rng);
     const Tensor dout = random_uniform({7, 6, 9, 9}, rng);
-    for (const Conv2dLowering lowering : {Conv2dLowering::im2col, Conv2dLowering::shifted}) {
+    for (const Conv2dLowering lowering : {Conv2dLowering::im2col, Conv2dLowering::im2col_loops,
+                                          Conv2dLowering::shifted}) {
         const int before = num_threads();
         Tensor out[2], dx[2], dw[2], db[2];
         for (int t = 0; t < 2; ++t) {
@@ -268,8 +274,9 @@ TEST(Conv2d, SameResultWithOneAndTwoThreads) {
     }
 }
 
-// Which lowering runs: shifted at stride 1 from 8 channels on (the tutorial's second conv),
-// im2col otherwise (its first, C = 1); asking for shifted at another stride is an error.
+// Which lowering runs: the loops up to K = C*KH*KW = 8 (the tutorial's first conv, C = 1), then
+// shifted at stride 1 from 8 channels on (its second), im2col otherwise; asking for shifted at
+// another stride is an error.
 TEST(Conv2d, LoweringChoice) {
     const auto geometry = [](std::size_t C, int stride) {
         return conv2d_geometry(Tensor({2, C, 14, 14}), Tensor({4, C, 2, 2}),
@@ -278,7 +285,10 @@ TEST(Conv2d, LoweringChoice) {
     EXPECT_EQ(conv2d_lowering(geometry(64, 1)), Conv2dLowering::shifted);
     EXPECT_EQ(conv2d_lowering(geometry(8, 1)), Conv2dLowering::shifted);
     EXPECT_EQ(conv2d_lowering(geometry(7, 1)), Conv2dLowering::im2col);
-    EXPECT_EQ(conv2d_lowering(geometry(1, 1)), Conv2dLowering::im2col);
+    EXPECT_EQ(conv2d_lowering(geometry(3, 1)), Conv2dLowering::im2col);
+    EXPECT_EQ(conv2d_lowering(geometry(2, 1)), Conv2dLowering::im2col_loops);
+    EXPECT_EQ(conv2d_lowering(geometry(1, 1)), Conv2dLowering::im2col_loops);
+    EXPECT_EQ(conv2d_lowering(geometry(1, 2)), Conv2dLowering::im2col_loops);
     EXPECT_EQ(conv2d_lowering(geometry(64, 2)), Conv2dLowering::im2col);
     const Tensor w({4, 64, 2, 2});
     const Conv2dPlan plan(geometry(64, 1), w.data());

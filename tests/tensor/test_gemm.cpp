@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
 #include "tensor/random.hpp"
+#include "tensor/small_gemm.hpp"
 
 using namespace semigrad;
 
@@ -42,4 +46,57 @@ TEST(Gemm, MatmulShapeErrorNamesBothShapes) {
         EXPECT_NE(m.find("[4,5]"), std::string::npos) << m;
     }
     EXPECT_THROW((void)matmul(Tensor({2, 3, 1}), Tensor({3, 2})), ShapeError);
+}
+
+// small_gemm's loops (tensor/small_gemm.hpp): the three products against the triple loop, odd
+// sizes around the 8-lane tail, and every variant this CPU runs giving the portable one's bits.
+TEST(SmallGemm, MatchesNaiveAndEveryVariantTheSameBits) {
+    Rng rng(11);
+    for (int trial = 0; trial < 30; ++trial) {
+        const int M = 1 + int(rng.below(70)), N = 1 + int(rng.below(300)), K = 1 + int(rng.below(9));
+        SCOPED_TRACE("M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
+        const auto shape = [](int r, int c) { return Shape{std::size_t(r), std::size_t(c)}; };
+        const Tensor w = random_uniform(shape(M, K), rng), cols = random_uniform(shape(K, N), rng),
+                     d = random_uniform(shape(M, N), rng), c0 = random_uniform(shape(M, K), rng);
+        Tensor out[3], dw[3], acc[3], dcols[3];
+        for (const Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
+            if (!cpu_runs(isa)) continue;
+            const small_gemm::Kernels k = small_gemm::kernels(isa);
+            const int i = int(isa);
+            out[i] = Tensor(shape(M, N)), dw[i] = Tensor(shape(M, K)), acc[i] = c0;
+            dcols[i] = Tensor(shape(K, N));
+            k.nn(M, N, K, w.data(), cols.data(), out[i].data());
+            k.nt(M, N, K, d.data(), cols.data(), false, dw[i].data());
+            k.nt(M, N, K, d.data(), cols.data(), true, acc[i].data());
+            k.tn(M, N, K, w.data(), d.data(), dcols[i].data());
+            if (isa == Isa::portable) {
+                Tensor r(shape(M, N)), rw(shape(M, K)), racc = c0, rcols(shape(K, N));
+                gemm_naive(false, false, M, N, K, 1, w.data(), K, cols.data(), N, 0, r.data(), N);
+                gemm_naive(false, true, M, K, N, 1, d.data(), N, cols.data(), N, 0, rw.data(), K);
+                gemm_naive(false, true, M, K, N, 1, d.data(), N, cols.data(), N, 1, racc.data(), K);
+                gemm_naive(true, false, K, N, M, 1, w.data(), K, d.data(), N, 0, rcols.data(), N);
+                EXPECT_LT(max_abs_diff(out[i], r), 1e-5f);
+                EXPECT_LT(max_abs_diff(dw[i], rw), 1e-4f);
+                EXPECT_LT(max_abs_diff(acc[i], racc), 1e-4f);
+                EXPECT_LT(max_abs_diff(dcols[i], rcols), 1e-4f);
+            } else {
+                SCOPED_TRACE(isa_name(isa));
+                EXPECT_EQ(max_abs_diff(out[i], out[0]), 0.0f);
+                EXPECT_EQ(max_abs_diff(dw[i], dw[0]), 0.0f);
+                EXPECT_EQ(max_abs_diff(acc[i], acc[0]), 0.0f);
+                EXPECT_EQ(max_abs_diff(dcols[i], dcols[0]), 0.0f);
+            }
+        }
+    }
+}
+
+// One dot product by hand: 1..10 times 1, in lanes j mod 8: lanes 0 and 1 hold 1+9 and 2+10.
+TEST(SmallGemm, NtByHand) {
+    std::vector<float> a(10), b(10, 1.0f);
+    for (int j = 0; j < 10; ++j) a[std::size_t(j)] = float(j + 1);
+    float c = 100.0f;
+    small_gemm::kernels(Isa::portable).nt(1, 10, 1, a.data(), b.data(), true, &c);
+    EXPECT_EQ(c, 155.0f);
+    small_gemm::kernels(Isa::portable).nt(1, 10, 1, a.data(), b.data(), false, &c);
+    EXPECT_EQ(c, 55.0f);
 }

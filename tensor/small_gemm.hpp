@@ -1,0 +1,145 @@
+// small_gemm: the three matrix products of a convolution whose GEMM inner dimension is tiny, as
+// plain loops. The tutorial's first conv has K = C*KH*KW = 4: its forward is [64,4] @ [4,784]
+// and its weight gradient [64,784] @ [784,4]^T per image. OpenBLAS's kernels are built for long
+// inner dimensions and pay their packing for every call; at these shapes its Haswell kernels (what
+// an AVX2 CPU runs) took 18-30 us per image for the forward and 25-33 us for the weight gradient,
+// 2-3.5x its SkylakeX kernels (9-13, 7-9). The loops below take about 12 us for the forward on
+// either, and make the first conv's bits independent of the BLAS and the CPU. Measured with
+// bench_kernels (conv1's backward, 1 thread, CPU time, on a shared host): 0.47 ms against 0.97-1.07
+// for OpenBLAS's Haswell kernels; 0.44 against 0.35-0.37 for its SkylakeX ones (a small loss on
+// AVX-512 CPUs); the portable variant 1.45 against 0.95 (8 lanes as two SSE halves).
+//
+// Shapes (row-major, no leading dimensions: every operand is contiguous):
+//   nn  out [M,N]  = a [M,K] @ b [K,N]          out[i][j] = ((a[i][0] b[0][j] + a[i][1] b[1][j]) + ...)
+//   nt  c   [M,K] (+)= a [M,N] @ b [K,N]^T      each entry one dot product of length N, summed in
+//                                               sum_in_lanes' order (element j in lane j mod 8)
+//                                               and then (c +) that sum
+//   tn  c   [K,N]  = a [M,K]^T @ b [M,N]        c[k][j] = ((a[0][k] b[0][j] + a[1][k] b[1][j]) + ...)
+//
+// The loop bodies are written once, here, and compiled three times (small_gemm.cpp portable,
+// small_gemm_avx2.cpp, small_gemm_avx512.cpp): each variant only sets the vector width the
+// compiler may use. With no fused multiply-add (-ffp-contract=off) and no reassociation, each
+// output's operations and their order are the source's, so all three give the same bits.
+#pragma once
+
+#include "tensor/simd.hpp"
+
+namespace semigrad::small_gemm {
+
+using Nn = void (*)(int M, int N, int K, const float* a, const float* b, float* out);
+using Nt = void (*)(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c);
+using Tn = void (*)(int M, int N, int K, const float* a, const float* b, float* c);
+
+struct Kernels {
+    Nn nn;
+    Nt nt;
+    Tn tn;
+};
+// The variants for `isa` (tensor/simd.hpp; the caller has checked that the CPU runs it).
+Kernels kernels(Isa isa);
+
+// ---------------------------------------------------------------------------------------------
+// the loop bodies, inlined into each variant
+
+[[gnu::always_inline]] inline void nn_loops(int M, int N, int K, const float* __restrict a,
+                                            const float* __restrict b, float* __restrict out) {
+    for (int i = 0; i < M; ++i) {
+        const float* ai = a + i * K;
+        float* o = out + static_cast<long>(i) * N;
+        // A row of out at a time (it stays in L1), one pass per k: the j loops vectorise.
+        for (int j = 0; j < N; ++j) o[j] = ai[0] * b[j];
+        for (int k = 1; k < K; ++k) {
+            const float w = ai[k];
+            const float* bk = b + static_cast<long>(k) * N;
+            for (int j = 0; j < N; ++j) o[j] += w * bk[j];
+        }
+    }
+}
+
+// Eight floats as one value (GCC's vector extension): one YMM register with AVX2 and up, two
+// XMM registers on plain x86-64; lane l is the same arithmetic either way.
+using Lanes = float __attribute__((vector_size(32)));
+
+// (Lanes go by reference: passing an AVX-sized vector by value would depend on the target.)
+[[gnu::always_inline]] inline void load(Lanes& v, const float* p) { __builtin_memcpy(&v, p, sizeof v); }
+
+// The eight lanes summed pairwise, as conv2d.hpp's sum_in_lanes does.
+[[gnu::always_inline]] inline float fold(const float* acc) {
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+// Row i of a against all K rows of b at once: a's eight floats are loaded once per step, and
+// the K dot products are K independent chains of additions (one chain would wait on each add).
+template <int K>
+[[gnu::always_inline]] inline void nt_row(int N, const float* __restrict ai,
+                                          const float* __restrict b, bool accumulate,
+                                          float* __restrict ci) {
+    Lanes acc[K] = {};
+    int j = 0;
+    for (; j + 8 <= N; j += 8) {
+        Lanes x, y;
+        load(x, ai + j);
+        for (int k = 0; k < K; ++k) {
+            load(y, b + static_cast<long>(k) * N + j);
+            acc[k] += x * y;
+        }
+    }
+    // The tail on plain floats: indexing a vector's lanes would keep it in memory throughout.
+    for (int k = 0; k < K; ++k) {
+        float lanes[8];
+        __builtin_memcpy(lanes, &acc[k], sizeof lanes);
+        for (int t = j, l = 0; t < N; ++t, ++l) lanes[l] += ai[t] * b[static_cast<long>(k) * N + t];
+        ci[k] = accumulate ? ci[k] + fold(lanes) : fold(lanes);
+    }
+}
+
+[[gnu::always_inline]] inline void nt_loops(int M, int N, int K, const float* __restrict a,
+                                            const float* __restrict b, bool accumulate,
+                                            float* __restrict c) {
+    for (int i = 0; i < M; ++i) {
+        const float* ai = a + static_cast<long>(i) * N;
+        float* ci = c + i * K;
+        switch (K) {  // K known at compile time: the chains live in registers
+            case 1: nt_row<1>(N, ai, b, accumulate, ci); break;
+            case 2: nt_row<2>(N, ai, b, accumulate, ci); break;
+            case 3: nt_row<3>(N, ai, b, accumulate, ci); break;
+            case 4: nt_row<4>(N, ai, b, accumulate, ci); break;
+            default:
+                for (int k0 = 0; k0 < K; k0 += 4) {
+                    const int k1 = K - k0 < 4 ? K - k0 : 4;
+                    const float* bk = b + static_cast<long>(k0) * N;
+                    if (k1 == 4) nt_row<4>(N, ai, bk, accumulate, ci + k0);
+                    else if (k1 == 3) nt_row<3>(N, ai, bk, accumulate, ci + k0);
+                    else if (k1 == 2) nt_row<2>(N, ai, bk, accumulate, ci + k0);
+                    else nt_row<1>(N, ai, bk, accumulate, ci + k0);
+                }
+        }
+    }
+}
+
+[[gnu::always_inline]] inline void tn_loops(int M, int N, int K, const float* __restrict a,
+                                            const float* __restrict b, float* __restrict c) {
+    for (int k = 0; k < K; ++k) {
+        float* ck = c + static_cast<long>(k) * N;
+        for (int j = 0; j < N; ++j) ck[j] = a[k] * b[j];
+        for (int i = 1; i < M; ++i) {
+            const float w = a[i * K + k];
+            const float* bi = b + static_cast<long>(i) * N;
+            for (int j = 0; j < N; ++j) ck[j] += w * bi[j];
+        }
+    }
+}
+
+void nn_portable(int M, int N, int K, const float* a, const float* b, float* out);
+void nt_portable(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c);
+void tn_portable(int M, int N, int K, const float* a, const float* b, float* c);
+#if SEMIGRAD_X86
+void nn_avx2(int M, int N, int K, const float* a, const float* b, float* out);
+void nt_avx2(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c);
+void tn_avx2(int M, int N, int K, const float* a, const float* b, float* c);
+void nn_avx512(int M, int N, int K, const float* a, const float* b, float* out);
+void nt_avx512(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c);
+void tn_avx512(int M, int N, int K, const float* a, const float* b, float* c);
+#endif
+
+}  // namespace semigrad::small_gemm

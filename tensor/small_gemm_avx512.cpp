@@ -1,0 +1,20 @@
+// small_gemm's AVX-512 variant: small_gemm.hpp's loop bodies compiled with AVX-512's vectors
+// (no fused multiply-add: -ffp-contract=off), so the same bits as the portable variant.
+#include "tensor/small_gemm.hpp"
+
+#if SEMIGRAD_X86
+namespace semigrad::small_gemm {
+
+SEMIGRAD_AVX512 void nn_avx512(int M, int N, int K, const float* a, const float* b, float* out) {
+    nn_loops(M, N, K, a, b, out);
+}
+SEMIGRAD_AVX512 void nt_avx512(int M, int N, int K, const float* a, const float* b, bool accumulate,
+                         float* c) {
+    nt_loops(M, N, K, a, b, accumulate, c);
+}
+SEMIGRAD_AVX512 void tn_avx512(int M, int N, int K, const float* a, const float* b, float* c) {
+    tn_loops(M, N, K, a, b, c);
+}
+
+}  // namespace semigrad::small_gemm
+#endif
