@@ -283,8 +283,8 @@ void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                                     dx ? dx->data() + n * x_image : nullptr, scratch.data());
             }
         }
+        partials.add_to(dweight, dbias);
     }
-    partials.add_to(dweight, dbias);
 }
 
 Tensor conv2d_forward_naive(const Tensor& x, const Tensor& weight, const Tensor& bias,

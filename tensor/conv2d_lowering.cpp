@@ -50,13 +50,6 @@ std::size_t Conv2dPlan::scratch_size() const {
     return 2 * padded_size();  // xp, dxp
 }
 
-std::size_t Conv2dPlan::weight_index(std::size_t i) const {
-    if (lowering_ != Conv2dLowering::shifted) return i;
-    const std::size_t per_tap = std::size_t(g_.OC) * g_.C;
-    const std::size_t t = i / per_tap, oc = i % per_tap / g_.C, c = i % g_.C;
-    return (oc * g_.C + c) * std::size_t(g_.KH * g_.KW) + t;
-}
-
 // x_n [C, H, W] -> xp [C, HP*WP + KW-1]: the image at (pt, pl) of each padded plane, zeros around.
 void Conv2dPlan::pad_image(const float* x_n, float* xp) const {
     const std::size_t plane = std::size_t(HP_) * WP_ + g_.KW - 1;
@@ -162,20 +155,34 @@ Conv2dPartials::Conv2dPartials(const Conv2dPlan& plan_, bool dweight, bool dbias
 void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
     const int n_chunks = chunks;
     if (dweight) {
+        // A partial's row r holds OC*K / rows contiguous elements: for im2col, row oc of
+        // [OC, K], in dweight's own order; for shifted, row (t, oc) of [KH*KW, OC, C], whose
+        // element c belongs at dweight[oc][c][t], i.e. oc*K + c*T + t.
+        const Conv2dGeometry& g = plan.geometry();
+        const bool per_tap = plan.lowering() == Conv2dLowering::shifted;
+        const int T = g.KH * g.KW, inner = per_tap ? g.C : g.K(), rows = per_tap ? T * g.OC : g.OC;
         float* d = dweight->data();
-#pragma omp parallel for schedule(static)
-        for (std::size_t i = 0; i < wsize; ++i) {
-            float acc = 0.0f;
-            for (int chunk = 0; chunk < n_chunks; ++chunk) acc += weight[chunk * wsize + i];
-            d[plan.weight_index(i)] += acc;
+#pragma omp for schedule(static) nowait
+        for (int r = 0; r < rows; ++r) {
+            const int t = per_tap ? r / g.OC : 0, oc = per_tap ? r % g.OC : r;
+            float* dst = d + std::size_t(oc) * g.K() + t;
+            const std::size_t stride = per_tap ? std::size_t(T) : 1;
+            for (int c = 0; c < inner; ++c) {
+                const std::size_t i = std::size_t(r) * inner + c;
+                float acc = 0.0f;
+                for (int chunk = 0; chunk < n_chunks; ++chunk) acc += weight[chunk * wsize + i];
+                dst[c * stride] += acc;
+            }
         }
     }
-    if (dbias)
+    if (dbias) {
+#pragma omp single nowait
         for (int oc = 0; oc < OC; ++oc) {
             float acc = 0.0f;
             for (int chunk = 0; chunk < n_chunks; ++chunk) acc += bias[std::size_t(chunk) * OC + oc];
             (*dbias)[std::size_t(oc)] += acc;
         }
+    }
 }
 
 }  // namespace semigrad

@@ -57,14 +57,13 @@ class Conv2dPlan {
     std::size_t image_size() const { return std::size_t(g_.OC) * g_.OH * row_; }
     // Floats of per-thread scratch that forward_image and backward_image need.
     std::size_t scratch_size() const;
-    // Floats of a dweight partial (OC*K), and where its element i belongs in dweight
-    // [OC, C, KH, KW]: itself for im2col; shifted partials are per tap, [KH*KW, OC, C].
+    // Floats of a dweight partial (OC*K): in dweight's order [OC, C, KH, KW] for the im2col
+    // lowerings; per tap, [KH*KW, OC, C], for shifted.
     std::size_t weight_size() const { return std::size_t(g_.OC) * g_.K(); }
-    std::size_t weight_index(std::size_t i) const;
 
     // out [OC, OH, row()] = the convolution of image x_n [C, H, W], without bias.
     void forward_image(const float* x_n, float* out, float* scratch) const;
-    // Given dout [OC, OH, row()] (junk columns zero): pweight [OC*K, layout of weight_index]
+    // Given dout [OC, OH, row()] (junk columns zero): pweight [OC*K, weight_size's layout]
     // += dout's weight gradient (= when `first`), pbias [OC] += dout's row sums, and
     // dx_n [C, H, W] += its input gradient. Null outputs are skipped.
     void backward_image(const float* dout, const float* x_n, bool first, float* pweight,
@@ -94,7 +93,11 @@ struct Conv2dPartials {
     int first_image(int chunk) const { return int(long(N) * chunk / chunks); }
     float* weight_of(int chunk) { return weight.empty() ? nullptr : weight.data() + chunk * wsize; }
     float* bias_of(int chunk) { return bias.empty() ? nullptr : bias.data() + std::size_t(chunk) * OC; }
-    // dweight += Σ chunks, dbias += Σ chunks (either may be null), in parallel over elements.
+    // dweight += Σ chunks, dbias += Σ chunks (either may be null). Called by every thread of the
+    // caller's parallel region after its loop over chunks (whose barrier completes the
+    // partials): the threads share dweight's elements, one adds dbias; no barrier at the end,
+    // the region's own closes it. (Outside a parallel region the one thread does it all.) One
+    // region per backward instead of two: at batch 32 each fork and join is a visible cost.
     void add_to(Tensor* dweight, Tensor* dbias) const;
 
   private:

@@ -238,8 +238,8 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                                     dx ? dx->data() + n * x_image : nullptr, scratch.data());
             }
         }
+        partials.add_to(dweight, dbias);
     }
-    partials.add_to(dweight, dbias);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // The 2x2 conv block's row kernels in AVX2 + FMA: eight outputs per step, the tail by masked
-// loads and stores. Lane for lane what conv_block_kernels.cpp computes (see
+// loads and buffered stores. Lane for lane what conv_block_kernels.cpp computes (see
 // conv_block_kernels.hpp). AVX2 has no 64-bit multiply, so the SplitMix64 dropout hash builds its
 // low 64 bits from three 32x32 -> 64-bit products (the high x high one only reaches bit 64).
 #include "tensor/conv_block_kernels.hpp"
@@ -45,11 +45,18 @@ SEMIGRAD_AVX2 inline __m256i first(int count) {
 SEMIGRAD_AVX2 inline __m256 load(const float* p, int count) {
     return count >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, first(count));
 }
+// The first count lanes of v to p. A tail goes through a buffer and memcpy, not vmaskmovps: AMD's
+// masked store is microcoded (Zen 3 and 4: tens of micro-ops each), and with the tutorial's rows
+// (OW = 14 and 7) nearly every row has a tail. Under SEMIGRAD_ISA=avx2 on this project's Zen 4 the
+// two row kernels were 18% of a 1-thread training step with masked stores (perf).
 SEMIGRAD_AVX2 inline void store(float* p, int count, __m256 v) {
-    if (count >= 8)
+    if (count >= 8) {
         _mm256_storeu_ps(p, v);
-    else if (count > 0)
-        _mm256_maskstore_ps(p, first(count), v);
+    } else if (count > 0) {
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, v);
+        std::memcpy(p, tmp, sizeof(float) * std::size_t(count));
+    }
 }
 
 // The even and the odd elements of the 16 floats lo:hi, in order.
@@ -115,8 +122,13 @@ SEMIGRAD_AVX2 void unpool_row_avx2(const UnpoolRow& a) {
     const __m256 scale = _mm256_set1_ps(a.scale);
     for (int j = 0; j < a.OW; j += 8) {
         const int m = std::min(8, a.OW - j);
+        // The record bytes gathered in a register: a memcpy of m < 8 bytes into a stack word
+        // read back at once as 8 bytes stalled on store forwarding (a third of this kernel, perf).
         std::uint64_t packed = 0;
-        std::memcpy(&packed, a.record + j, std::size_t(m));
+        if (m == 8)
+            std::memcpy(&packed, a.record + j, 8);
+        else
+            for (int i = 0; i < m; ++i) packed |= std::uint64_t(a.record[j + i]) << (8 * i);
         const __m256i r = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(std::int64_t(packed)));
         const __m256i flag = _mm256_set1_epi32(kConvBlockPasses);
         const __m256 passes = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(r, flag), flag));
