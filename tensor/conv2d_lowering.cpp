@@ -162,17 +162,18 @@ void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
         const bool per_tap = plan.lowering() == Conv2dLowering::shifted;
         const int T = g.KH * g.KW, inner = per_tap ? g.C : g.K(), rows = per_tap ? T * g.OC : g.OC;
         float* d = dweight->data();
+        std::vector<float> acc(static_cast<std::size_t>(inner));  // one row's sums, chunk by chunk
 #pragma omp for schedule(static) nowait
         for (int r = 0; r < rows; ++r) {
             const int t = per_tap ? r / g.OC : 0, oc = per_tap ? r % g.OC : r;
+            std::fill(acc.begin(), acc.end(), 0.0f);
+            for (int chunk = 0; chunk < n_chunks; ++chunk) {
+                const float* p = weight.data() + chunk * wsize + std::size_t(r) * inner;
+                for (int c = 0; c < inner; ++c) acc[std::size_t(c)] += p[c];
+            }
             float* dst = d + std::size_t(oc) * g.K() + t;
             const std::size_t stride = per_tap ? std::size_t(T) : 1;
-            for (int c = 0; c < inner; ++c) {
-                const std::size_t i = std::size_t(r) * inner + c;
-                float acc = 0.0f;
-                for (int chunk = 0; chunk < n_chunks; ++chunk) acc += weight[chunk * wsize + i];
-                dst[c * stride] += acc;
-            }
+            for (int c = 0; c < inner; ++c) dst[c * stride] += acc[std::size_t(c)];
         }
     }
     if (dbias) {

@@ -27,10 +27,10 @@ SEMIGRAD_AVX2 inline __m256i mullo64(__m256i a, std::uint64_t c) {
     return _mm256_add_epi64(_mm256_mul_epu32(a, cl), _mm256_slli_epi64(cross, 32));
 }
 
-// dropout_hash (tensor/dropout.hpp) of four indices.
-SEMIGRAD_AVX2 inline __m256i hash4(__m256i key, __m256i index) {
-    __m256i z = _mm256_add_epi64(
-        key, mullo64(_mm256_add_epi64(index, _mm256_set1_epi64x(1)), 0x9E3779B97F4A7C15ULL));
+// dropout_hash (tensor/dropout.hpp) of four indices, from its first state z = key + (index+1)·γ
+// (mod 2^64), which the caller steps by additions: consecutive indices' states differ by γ, so
+// the first of SplitMix64's three 64-bit multiplies, each three 32-bit ones here, is not needed.
+SEMIGRAD_AVX2 inline __m256i hash4(__m256i z) {
     z = mullo64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), 0xBF58476D1CE4E5B9ULL);
     z = mullo64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), 0x94D049BB133111EBULL);
     return _mm256_srli_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 31)), 40);
@@ -71,7 +71,12 @@ SEMIGRAD_AVX2 inline __m256 odds(__m256 lo, __m256 hi) {
 
 SEMIGRAD_AVX2 void pool_row_avx2(const PoolRow& a) {
     const __m256 bias = _mm256_set1_ps(a.bias), scale = _mm256_set1_ps(a.scale);
-    const __m256i key = _mm256_set1_epi64x(std::int64_t(a.key));
+    constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_hash's increment
+    const std::uint64_t z0 = a.key + (a.first + 1) * gamma;
+    __m256i state = _mm256_setr_epi64x(std::int64_t(z0), std::int64_t(z0 + gamma),
+                                       std::int64_t(z0 + 2 * gamma), std::int64_t(z0 + 3 * gamma));
+    const __m256i gamma4 = _mm256_set1_epi64x(std::int64_t(4 * gamma));
+    const __m256i gamma8 = _mm256_set1_epi64x(std::int64_t(8 * gamma));
     const __m256i threshold = _mm256_set1_epi64x(a.threshold);
     const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
     for (int j = 0; j < a.OW; j += 8) {
@@ -90,12 +95,11 @@ SEMIGRAD_AVX2 void pool_row_avx2(const PoolRow& a) {
         }
         __m256i kept = _mm256_set1_epi32(-1);
         if (a.dropout) {
-            const __m256i index = _mm256_add_epi64(_mm256_set1_epi64x(std::int64_t(a.first + j)),
-                                                   _mm256_setr_epi64x(0, 1, 2, 3));
-            // threshold > hash: dropped (both below 2^25, so the signed comparison is exact)
-            const __m256i drop0 = _mm256_cmpgt_epi64(threshold, hash4(key, index));
-            const __m256i drop1 = _mm256_cmpgt_epi64(
-                threshold, hash4(key, _mm256_add_epi64(index, _mm256_set1_epi64x(4))));
+            // Lanes 0-3 and 4-7: states of indices first+j .. first+j+7 (wrapping, as the
+            // scalar hash's unsigned arithmetic).
+            const __m256i drop0 = _mm256_cmpgt_epi64(threshold, hash4(state));
+            const __m256i drop1 = _mm256_cmpgt_epi64(threshold, hash4(_mm256_add_epi64(state, gamma4)));
+            state = _mm256_add_epi64(state, gamma8);
             const __m256i drop = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(drop0, low_halves),
                                                     _mm256_permutevar8x32_epi32(drop1, low_halves), 0xF0);
             kept = _mm256_xor_si256(drop, _mm256_set1_epi32(-1));
