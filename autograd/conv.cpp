@@ -1,6 +1,8 @@
 // conv2d and max_pool2d as differentiable functions: thin wrappers over the kernel pairs of
-// tensor/conv2d.hpp and tensor/pool2d.hpp (shape checks included), which accumulate straight
-// into the inputs' gradient buffers. Nothing is computed here that the kernels do not own.
+// tensor/conv2d.hpp and tensor/pool2d.hpp (shape checks included), which add straight into the
+// inputs' gradient buffers: they scatter (col2im, the pool's argmax), so under autograd/var.hpp's
+// protocol their buffers start from zeros (grad_buffer). Nothing is computed here that the
+// kernels do not own.
 //
 // Letters: N batch, C channels, H W input size, OC out-channels, KH KW kernel size.
 #include <cstdint>

@@ -26,12 +26,12 @@ namespace semigrad {
 
 struct Node;
 using NodePtr = std::shared_ptr<Node>;
-// Given d(loss)/d(output), accumulate d(loss)/d(input) into the inputs' gradients.
+// Given d(loss)/d(output), pass each input its share of d(loss)/d(input) (the protocol above).
 using BackwardFn = std::function<void(const Tensor& dout)>;
 
 struct Node {
     Tensor value;
-    Tensor grad;  // empty until the first accumulation (see grad_buffer)
+    Tensor grad;  // empty until the first share arrives (see grad_write_or_add)
     bool requires_grad = false;
     std::vector<NodePtr> inputs;  // in argument order: deterministic traversal
     BackwardFn backward_fn;       // empty for leaves

@@ -1,4 +1,4 @@
-// Triplet semi-hard loss, forward + backward: the O(B^2 log B) loss of losses/triplet.hpp at
+// Triplet semi-hard loss, forward + backward: the fast loss of losses/triplet.hpp at
 // B = 32 (the tutorial) to 4096, and TFA's literal O(B^3) algorithm (losses/triplet_reference.hpp)
 // up to B = 512, on L2-normalised random embeddings (D = 256, 10 classes) like the tutorial's.
 // Before timing, the fast loss is checked against the literal port (value and gradient) at every
@@ -9,7 +9,9 @@
 // Note: Debian's OpenBLAS 0.3.21 does not know recent Xeons and falls back to its SSE3
 // ("Prescott") kernels; scripts/openblas-env selects the AVX-512 ones (README, "OpenBLAS
 // kernels on new CPUs"). SEMIGRAD_ISA=avx2 with OPENBLAS_CORETYPE=Haswell runs what an
-// AVX2-only CPU runs. The GEMM/SYRK and its backward are about half the time at large B.
+// AVX2-only CPU runs. Where the time goes at B = 2048 on that path (perf, 1 thread, Zen 4,
+// 2026-11-29): OpenBLAS ~44% (the forward's SYRK about a third of it, the backward's S x GEMM
+// the rest), the mining ~32%, building the sparse backward's S ~12%.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>

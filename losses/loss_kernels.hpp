@@ -5,11 +5,12 @@
 //   losses/kernels_avx2.cpp       AVX2 (8 lanes; compress through a permutation table)
 //   losses/kernels_avx512.cpp     AVX-512 (16 lanes; compress and masks in hardware)
 //
-// Every kernel of every table computes the same bits (tests/losses/test_loss_kernels.cpp runs
-// each path the CPU has against the portable one). They may: the build is ISO C++ with
-// -ffp-contract=off (meson.build), so no a*b+c is fused into an FMA behind our back, and each
-// kernel performs the same IEEE operations per element in the same order; only max/min
-// reductions, which are exact in any order, are regrouped. Internal to losses/ (not installed).
+// Every kernel of every table computes the same bits (tests/losses/test_triplet.cpp,
+// EveryMiningPathGivesThePortableBits, runs each path the CPU has against the portable one).
+// They may: the build is ISO C++ with -ffp-contract=off (meson.build), so no a*b+c is fused
+// into an FMA behind our back, and each kernel performs the same IEEE operations per element
+// in the same order; only max/min reductions, which are exact in any order, are regrouped.
+// Internal to losses/ (not installed).
 //
 // Dimension letters: B batch size; one anchor's row has m positives and n negatives.
 #pragma once

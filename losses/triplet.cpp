@@ -1,4 +1,5 @@
-// The fast triplet losses: TFA's semantics (docs/triplet-losses.md §5-§6) with O(B^2 log B) mining.
+// The fast triplet losses: TFA's semantics (docs/triplet-losses.md §5-§6) with O(B^2) mining (per anchor
+// a counting sort of its positives and two table lookups per negative; TFA's masks are O(B^3)).
 //
 // Dimension letters: B batch size, D embedding width. Notation as in docs/triplet-losses.md: D[a,k] is the
 // distance matrix (row a = anchor), a "positive" of a is p != a with y_p == y_a, a "negative" is
