@@ -23,12 +23,12 @@ Tensor& Node::grad_buffer() {
     return grad;
 }
 
-void Node::accumulate_grad(const Tensor& g) {
+void Node::accumulate_grad(Tensor g) {
     if (g.shape() != value.shape())
         throw ShapeError("backward of " + op + ": gradient has shape " + to_string(g.shape()) +
                          ", value has shape " + to_string(value.shape()));
     if (grad.empty() && !value.empty()) {
-        grad = g;  // the first contribution: a copy, not zeros plus g
+        grad = std::move(g);  // the first share, as it is: not zeros plus g
         return;
     }
     float* a = grad.data();

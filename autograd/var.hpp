@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tensor/parallel.hpp"
@@ -48,9 +49,9 @@ struct Node {
     // The same buffer for a kernel that can only add (a scatter such as col2im or the pool's
     // backward, where several outputs land on one input entry): zero-filled when first.
     Tensor& grad_buffer();
-    // A finished share g: written (copied) when first, else added; throws ShapeError (naming
-    // `op`) unless g has value's shape.
-    void accumulate_grad(const Tensor& g);
+    // A finished share g: taken as the gradient when first (a temporary is moved in, not
+    // copied), else added; throws ShapeError (naming `op`) unless g has value's shape.
+    void accumulate_grad(Tensor g);
 };
 
 class Var {
@@ -69,7 +70,7 @@ class Var {
     const Tensor& grad() const { return node_->grad; }
     bool has_grad() const { return !node_->grad.empty(); }
     Tensor& grad_buffer() { return node_->grad_buffer(); }
-    void accumulate_grad(const Tensor& g) { node_->accumulate_grad(g); }
+    void accumulate_grad(Tensor g) { node_->accumulate_grad(std::move(g)); }
     void zero_grad() { node_->grad = Tensor(); }
 
     const NodePtr& node() const { return node_; }

@@ -42,10 +42,14 @@ Distance parse_distance(std::string_view name) {
 
 
 // Row sums of squares, accumulated in double: TF's reduce_sum has its own (tree) order, so the
-// best we can do is round the exact sum once.
+// best we can do is round the exact sum once. Rows in parallel (each is a chain of D dependent
+// additions), so that a second thread does not wait here.
 static std::vector<float> row_squared_norms(const float* x, std::size_t B, std::size_t D) {
     std::vector<float> sq(B);
-    for (std::size_t i = 0; i < B; ++i) {
+    const long nB = long(B);
+#pragma omp parallel for schedule(static) if (B >= kParallelRows)
+    for (long li = 0; li < nB; ++li) {
+        const std::size_t i = std::size_t(li);
         double s = 0.0;
         for (std::size_t d = 0; d < D; ++d) s += double(x[i * D + d]) * x[i * D + d];
         sq[i] = float(s);

@@ -136,11 +136,19 @@ struct ThreadLists {
 
 }  // namespace
 
+// The sparse dD of the last node that was destroyed, kept for the next call: at B = 2048 its
+// ~800K entries are 6.4 MB that a fresh matrix would zero-fill and page-fault again on one
+// thread. Shared with the nodes, which may outlive the workspace.
+struct SpareRows {
+    SparseRows rows;
+};
+
 struct TripletWorkspace::Impl {
     std::vector<std::unique_ptr<detail::SemihardMiner>> miners;  // per thread
     std::vector<ThreadLists> lists;                              // per thread
     std::vector<AnchorSums> sums;                                // per anchor
     std::shared_ptr<DistanceScratch> distance = std::make_shared<DistanceScratch>();
+    std::shared_ptr<SpareRows> spare_rows = std::make_shared<SpareRows>();
 
     // Before a parallel region of up to num_threads() threads: a slot per thread, and the sums
     // for B anchors, all zero.
@@ -163,13 +171,19 @@ TripletWorkspace::~TripletWorkspace() = default;
 
 void TripletWorkspace::release() {
     impl_->distance->release();
+    impl_->spare_rows->rows = SparseRows();
     auto distance = std::move(impl_->distance);
+    auto spare_rows = std::move(impl_->spare_rows);
     *impl_ = Impl();
-    impl_->distance = std::move(distance);  // nodes alive may share it; they keep working
+    impl_->distance = std::move(distance);  // nodes alive may share these; they keep working
+    impl_->spare_rows = std::move(spare_rows);
 }
 
 std::size_t TripletWorkspace::bytes() const {
-    std::size_t total = impl_->distance->bytes() + impl_->sums.capacity() * sizeof(AnchorSums);
+    const SparseRows& spare = impl_->spare_rows->rows;
+    std::size_t total = impl_->distance->bytes() + impl_->sums.capacity() * sizeof(AnchorSums) +
+                        spare.start.capacity() * sizeof(std::size_t) +
+                        spare.column.capacity() * sizeof(std::uint32_t) + spare.value.capacity() * sizeof(float);
     for (const auto& m : impl_->miners) total += m ? m->bytes() : 0;
     for (const ThreadLists& l : impl_->lists)
         total += (l.row.capacity() + l.values.capacity()) * sizeof(float) + l.columns.capacity() * sizeof(std::uint32_t);
@@ -191,7 +205,13 @@ class SparseRowsBuilder {
     SparseRowsBuilder(std::size_t B, bool active, Isa isa, TripletWorkspace::Impl& workspace)
         : B_(B), active_(active), kernels_(detail::loss_kernels(isa)), workspace_(workspace) {
         if (!active) return;
-        rows_ = std::make_shared<SparseRows>();
+        // The spare's storage, handed back when the node holding these rows is destroyed.
+        std::shared_ptr<SpareRows> spare = workspace.spare_rows;
+        rows_ = std::shared_ptr<SparseRows>(new SparseRows(std::move(spare->rows)), [spare](SparseRows* rows) {
+            spare->rows = std::move(*rows);
+            delete rows;
+        });
+        spare->rows = SparseRows();
         rows_->start.assign(B + 1, 0);
         count_.assign(B, 0);
         offset_.assign(B, 0);
