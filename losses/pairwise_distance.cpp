@@ -25,6 +25,9 @@ constexpr std::size_t kParallelRows = 128;
 // two of them stay in L1).
 constexpr std::size_t kTile = 64;
 
+// Padding of the sparse backward's S rows (see backward(SparseRows)): one cache line.
+constexpr std::size_t kRowPad = 16;
+
 const char* distance_name(Distance metric) {
     switch (metric) {
         case Distance::L2: return "L2";
@@ -312,7 +315,7 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
 #pragma omp for schedule(static)
         for (long li = 0; li < nB; ++li) rowsum[std::size_t(li)] = row_sum(s + std::size_t(li) * B, B);
     }
-    return embeddings_grad(s, rowsum);
+    return embeddings_grad(s, B, rowsum);
 }
 
 // The same for a sparse dD, bit for bit, without G in full. S is built a block of 64 rows at a
@@ -321,7 +324,10 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
 // transposed; tile_first[J*B + j] is where row j's entries in column tile J start, columns
 // being in increasing order), and sum its rows. Every entry is written where it lands, with no
 // [B,B] pass to transpose, and no two threads write the same block. S[i,j] = (0 + G[i,j]) +
-// G[j,i] is the dense path's G[i,j] + G[j,i] exactly.
+// G[j,i] is the dense path's G[i,j] + G[j,i] exactly. S's rows are kRowPad floats longer than
+// B: the column scatter writes one column of 64 rows at a time, and rows a power of two apart
+// (8 KiB at B = 2048) all fall in one L1 set, which evicted each line before the next column
+// came back to it (the scatter was most of this function's time in perf).
 Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
     if (!keep_for_backward_) throw Error("pairwise_distance: backward on a forward-only result");
     const std::size_t B = D_.dim(0), nnz = dD.column.size();
@@ -370,25 +376,26 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
         throw ValueError("pairwise_distance backward: sparse dD row " + std::to_string(i) + " has columns {" + columns +
                          "}, not increasing column indices below " + std::to_string(B));
     }
-    float* s = square_workspace(w, B * B);
+    const std::size_t ld = B + kRowPad;
+    float* s = square_workspace(w, B * ld);
     std::vector<float> rowsum(B);
 #pragma omp parallel for schedule(static) if (B >= kParallelRows)
     for (long lb = 0; lb < long(nb); ++lb) {
         const std::size_t ib = std::size_t(lb), i0 = ib * T, ni = std::min(B, i0 + T) - i0;
-        float* block = s + i0 * B;
-        std::fill_n(block, ni * B, 0.0f);
+        float* block = s + i0 * ld;
+        std::fill_n(block, ni * ld, 0.0f);
         for (std::size_t i = 0; i < ni; ++i)
-            for (std::size_t k = start[i0 + i]; k < start[i0 + i + 1]; ++k) block[i * B + column[k]] += g[k];
+            for (std::size_t k = start[i0 + i]; k < start[i0 + i + 1]; ++k) block[i * ld + column[k]] += g[k];
         const std::size_t* first = tile_first + ib * B;
         const std::size_t* last = tile_first + (ib + 1) * B;
         for (std::size_t j = 0; j < B; ++j)
-            for (std::size_t k = first[j]; k < last[j]; ++k) block[(column[k] - i0) * B + j] += g[k];
-        for (std::size_t i = 0; i < ni; ++i) rowsum[i0 + i] = row_sum(block + i * B, B);
+            for (std::size_t k = first[j]; k < last[j]; ++k) block[(column[k] - i0) * ld + j] += g[k];
+        for (std::size_t i = 0; i < ni; ++i) rowsum[i0 + i] = row_sum(block + i * ld, B);
     }
-    return embeddings_grad(s, rowsum);
+    return embeddings_grad(s, ld, rowsum);
 }
 
-Tensor PairwiseDistance::embeddings_grad(const float* s, const std::vector<float>& rowsum) const {
+Tensor PairwiseDistance::embeddings_grad(const float* s, std::size_t ld, const std::vector<float>& rowsum) const {
     const std::size_t B = D_.dim(0), D = x_.dim(1);
     Tensor dx = Tensor::uninitialised({B, D});  // every entry written below
     float* out = dx.data();
@@ -402,16 +409,19 @@ Tensor PairwiseDistance::embeddings_grad(const float* s, const std::vector<float
             const std::size_t i = std::size_t(li);
             for (std::size_t d = 0; d < D; ++d) out[i * D + d] = 2.0f * rowsum[i] * x[i * D + d];
         }
-        gemm(false, false, int(B), int(D), int(B), -2.0f, s, int(B), x, int(D), 1.0f, out, int(D));
+        gemm(false, false, int(B), int(D), int(B), -2.0f, s, int(ld), x, int(D), 1.0f, out, int(D));
         return dx;
     }
     // Angular: gram = x_hat x_hat^T, so dx_hat = S x_hat; then back through l2_normalize,
     // y = x * r with r = rsqrt(max(|x|^2, eps)), dr/d|x|^2 = -r^3/2 where |x|^2 >= eps:
     // dx = r dy - r^3 (dy . x) x.
     Tensor dxhat = Tensor::uninitialised({B, D});
-    gemm(false, false, int(B), int(D), int(B), 1.0f, s, int(B), x, int(D), 0.0f, dxhat.data(), int(D));
+    gemm(false, false, int(B), int(D), int(B), 1.0f, s, int(ld), x, int(D), 0.0f, dxhat.data(), int(D));
     const float* e = embeddings_.data();
-    for (std::size_t i = 0; i < B; ++i) {
+    const long nB = long(B);
+#pragma omp parallel for schedule(static) if (B >= kParallelRows)
+    for (long li = 0; li < nB; ++li) {
+        const std::size_t i = std::size_t(li);
         const float r = inv_norm_[i];
         float dot = 0.0f;
         for (std::size_t d = 0; d < D; ++d) dot += dxhat[i * D + d] * e[i * D + d];

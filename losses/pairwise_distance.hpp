@@ -94,8 +94,8 @@ class PairwiseDistance {
     Tensor backward(const SparseRows& dD, float scale = 1.0f) const;
 
   private:
-    // dx from the symmetric S = G + G^T [B,B] (in `s`) and its row sums.
-    Tensor embeddings_grad(const float* s, const std::vector<float>& rowsum) const;
+    // dx from the symmetric S = G + G^T [B,B] (in `s`, rows `ld` floats apart) and its row sums.
+    Tensor embeddings_grad(const float* s, std::size_t ld, const std::vector<float>& rowsum) const;
 
     DistanceScratch& scratch() const;
 
