@@ -10,8 +10,8 @@
 // ("Prescott") kernels; scripts/openblas-env selects the AVX-512 ones (README, "OpenBLAS
 // kernels on new CPUs"). SEMIGRAD_ISA=avx2 with OPENBLAS_CORETYPE=Haswell runs what an
 // AVX2-only CPU runs. Where the time goes at B = 2048 on that path (perf, 1 thread, Zen 4,
-// 2026-11-29): OpenBLAS ~44% (the forward's SYRK about a third of it, the backward's S x GEMM
-// the rest), the mining ~32%, building the sparse backward's S ~12%.
+// 2026-11-29): OpenBLAS ~47% (the forward's SYRK a third of its flops, the backward's S x GEMM
+// the rest), the mining ~35%, building the sparse backward's S ~9%, the distance map ~4%.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
