@@ -90,7 +90,7 @@ def plot(rows, title, path):
     import matplotlib.pyplot as plt
 
     colours = {"forward": "#4c72b0", "loss": "#dd8452", "backward": "#55a868", "optimiser": "#c44e52"}
-    fig, ax = plt.subplots(figsize=(8, 0.9 + 0.7 * len(rows)), dpi=100)
+    fig, ax = plt.subplots(figsize=(8, 1.3 + 0.7 * len(rows)), dpi=100)
     names = [name for name, _ in rows]
     for y, (_, parts) in enumerate(rows):
         left = 0.0
@@ -149,8 +149,8 @@ def main():
     print(f"PyTorch / semigrad fused: {ratio:.2f}x  ({a.threads} threads, semigrad's {report['isa']} path, "
           f"OpenBLAS {report['openblas_core']} kernels, torch {torch.__version__})")
     if a.plot:
-        title = (f"One training step, batch 32, {a.threads} threads: PyTorch {torch.__version__.split('a')[0]} "
-                 f"takes {ratio:.1f}x semigrad's time ({report['isa']} path)")
+        title = (f"One training step, batch 32, {a.threads} threads, semigrad's {report['isa']} path:\n"
+                 f"PyTorch {torch.__version__.split('a')[0]} takes {ratio:.1f}x semigrad's time")
         plot([(name, best[name]) for name in ("semigrad fused", "semigrad unfused", "PyTorch")], title, a.plot)
     if a.json:
         with open(a.json, "w") as f:
