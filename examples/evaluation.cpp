@@ -32,9 +32,9 @@ float nearest_train_accuracy(nn::Sequential& model, const data::Dataset& train,
         const std::size_t end = std::min(train_count, begin + block);
         // When `chunk` divides `block` (the trainer's 32 divides 4096), one process embeds every
         // image in the same chunk as when the whole set was embedded at once: the same bits.
-        const Tensor block = embed_sharded(model, train, begin, end, chunk, comm);
+        const Tensor embedded = embed_sharded(model, train, begin, end, chunk, comm);
         if (accuracy)
-            accuracy->add(block, std::span<const int>(train.labels.data() + begin, end - begin));
+            accuracy->add(embedded, std::span<const int>(train.labels.data() + begin, end - begin));
     }
     return accuracy ? accuracy->result() : 0.0f;
 }
