@@ -150,9 +150,33 @@ SEMIGRAD_AVX512 void distance_row(float sq_i, const float* __restrict sq, bool s
     }
 }
 
+// A whole panel of 64 in four registers; a narrower one 16 at a time with a lane mask.
+SEMIGRAD_AVX512 void combine_rows(const std::uint32_t* columns, const float* values, std::size_t count,
+                                  const float* x, std::size_t ld, std::size_t width, float* out) {
+    if (width == 64) {
+        __m512 acc[4];
+        for (__m512& a : acc) a = _mm512_setzero_ps();
+        for (std::size_t k = 0; k < count; ++k) {
+            const __m512 v = _mm512_set1_ps(values[k]);
+            const float* xr = x + std::size_t(columns[k]) * ld;
+            for (std::size_t l = 0; l < 4; ++l) acc[l] = _mm512_add_ps(acc[l], _mm512_mul_ps(v, _mm512_loadu_ps(xr + 16 * l)));
+        }
+        for (std::size_t l = 0; l < 4; ++l) _mm512_storeu_ps(out + 16 * l, acc[l]);
+        return;
+    }
+    for (std::size_t l0 = 0; l0 < width; l0 += 16) {
+        const __mmask16 live = first_lanes(width - l0);
+        __m512 acc = _mm512_setzero_ps();
+        for (std::size_t k = 0; k < count; ++k)
+            acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(values[k]),
+                                                   _mm512_maskz_loadu_ps(live, x + std::size_t(columns[k]) * ld + l0)));
+        _mm512_mask_storeu_ps(out + l0, live, acc);
+    }
+}
+
 }  // namespace
 
-const LossKernels kAvx512Kernels = {split, prefix_sum, rank, farthest, take_nonzero, distance_row};
+const LossKernels kAvx512Kernels = {split, prefix_sum, rank, farthest, take_nonzero, distance_row, combine_rows};
 
 }  // namespace semigrad::losses::detail
 

@@ -14,6 +14,7 @@
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
 #include "tensor/memory.hpp"
+#include "tensor/parallel.hpp"
 #include "losses/loss_kernels.hpp"
 
 namespace semigrad::losses {
@@ -118,7 +119,11 @@ static void map_gram(float* g, std::size_t B, bool upper_only, F f) {
 void DistanceScratch::release() { *this = DistanceScratch(); }
 
 std::size_t DistanceScratch::bytes() const {
-    return (spare.size() + s_size + g.capacity()) * sizeof(float) + tile_first.capacity() * sizeof(std::size_t);
+    std::size_t total = (spare.size() + s_size + g.capacity() + panels.capacity()) * sizeof(float) + tile_first.capacity() * sizeof(std::size_t);
+    for (const RowsOfS& r : rows_of_s)
+        total += (r.row.capacity() + r.start.capacity()) * sizeof(std::size_t) +
+                 (r.sum.capacity() + r.value.capacity()) * sizeof(float) + r.column.capacity() * sizeof(std::uint32_t);
+    return total;
 }
 
 // A [B,B] buffer: the scratch's spare when it has the right shape, else a fresh one on huge
@@ -144,6 +149,7 @@ DistanceScratch& PairwiseDistance::scratch() const { return *scratch_; }
 PairwiseDistance::PairwiseDistance(const Tensor& embeddings, Distance metric, bool keep_for_backward, Isa isa,
                                    std::shared_ptr<DistanceScratch> scratch)
     : metric_(metric),
+      isa_(isa),
       keep_for_backward_(keep_for_backward),
       scratch_(scratch ? std::move(scratch) : std::make_shared<DistanceScratch>()) {
     check_rank("pairwise_distance", "embeddings", embeddings, 2);
@@ -269,9 +275,90 @@ static float row_sum(const float* row, std::size_t B) {
     return total;
 }
 
-// dD [B,B] -> dx [B,D]. Every entry is d2_ij = |x_i|^2 + |x_j|^2 - 2 x_i.x_j (or the angular
-// 1 - x_hat_i.x_hat_j), so with G = dL/d(d2) (or dL/d(gram)) the chain rule collapses to
-// S = G + G^T and one gemm: dx = 2 diag(rowsum S) x - 2 S x.
+// dx from S, a thread's rows at a time. Every entry of D is d2_ij = |x_i|^2 + |x_j|^2 - 2 x_i.x_j
+// (or the angular 1 - x_hat_i.x_hat_j), so with G = dL/d(d2) (or dL/d(gram)) the chain rule
+// collapses to S = G + G^T: dx_i = 2 rowsum(S)_i x_i - 2 (S x)_i. S is sparse (the semi-hard
+// loss's dD touches about a fifth of the entries, S about twice that), so (S x)_i is a
+// combination of the rows of x that row i of S names, in column order: a dense gemm did 2.5x
+// the work and took a third of the loss's time at B = 2048. The product runs in panels of
+// kPanel columns of x, each over all of the thread's rows, so that the panel (B x 256 bytes)
+// stays in L2 while the rows pick from it at random; whole rows of x (B x 1 KiB) did not fit,
+// and the product waited on L3.
+constexpr std::size_t kPanel = 64;
+
+void PairwiseDistance::keep_row_of_s(RowsOfS& rows, std::size_t i, float* s_row) const {
+    const std::size_t B = D_.dim(0), used = rows.start.back();
+    if (rows.column.size() < used + B + detail::kSlack) {
+        rows.column.resize(2 * (used + B + detail::kSlack));
+        rows.value.resize(rows.column.size());
+    }
+    rows.row.push_back(i);
+    rows.sum.push_back(row_sum(s_row, B));
+    const std::size_t count =
+        detail::loss_kernels(isa_).take_nonzero(s_row, B, rows.column.data() + used, rows.value.data() + used);
+    rows.start.push_back(used + count);
+}
+
+void PairwiseDistance::embeddings_grad(const RowsOfS& rows, const float* panels, float* dx) const {
+    const std::size_t B = D_.dim(0), D = x_.dim(1), n = rows.row.size();
+    const detail::LossKernels& kernels = detail::loss_kernels(isa_);
+    for (std::size_t d0 = 0; d0 < D; d0 += kPanel) {
+        const std::size_t w = std::min(kPanel, D - d0);
+        for (std::size_t q = 0; q < n; ++q) {
+            const std::size_t k = rows.start[q];
+            kernels.combine_rows(rows.column.data() + k, rows.value.data() + k, rows.start[q + 1] - k,
+                                 panels + B * d0, w, w, dx + rows.row[q] * D + d0);
+        }
+    }
+    for (std::size_t q = 0; q < n; ++q) {
+        const std::size_t i = rows.row[q];
+        const float* x = x_.data() + i * D;
+        float* out = dx + i * D;  // (S x)_i, in place
+        if (metric_ != Distance::Angular) {
+            const float twice_sum = 2.0f * rows.sum[q];
+            for (std::size_t d = 0; d < D; ++d) out[d] = twice_sum * x[d] - 2.0f * out[d];
+            continue;
+        }
+        // Angular: gram = x_hat x_hat^T, so dx_hat = S x_hat (no row-sum term); then back
+        // through l2_normalize, y = x * r with r = rsqrt(max(|x|^2, eps)), dr/d|x|^2 = -r^3/2
+        // where |x|^2 >= eps: dx = r dy - r^3 (dy . x) x.
+        const float* e = embeddings_.data() + i * D;
+        const float r = inv_norm_[i];
+        float dot = 0.0f;
+        for (std::size_t d = 0; d < D; ++d) dot += out[d] * e[d];
+        const float c = norm_active_[i] ? r * r * r * dot : 0.0f;
+        for (std::size_t d = 0; d < D; ++d) out[d] = r * out[d] - c * e[d];
+    }
+}
+
+// x [B,D] cut into panels of kPanel columns, each stored whole ([B, w] row-major, panel p from
+// B * p * kPanel): its rows fill whole cache lines and every L2 set. Left in x, 1 KiB apart,
+// a panel's rows fell in a quarter of the sets, and the product missed L2 anyway. Called from
+// every thread of a parallel region (the loop is shared; the barrier at its end keeps the
+// panels whole before anyone reads them).
+static void copy_panels(const float* x, std::size_t B, std::size_t D, float* panels) {
+#pragma omp for schedule(static)
+    for (long lj = 0; lj < long(B); ++lj) {
+        const std::size_t j = std::size_t(lj);
+        for (std::size_t d0 = 0; d0 < D; d0 += kPanel) {
+            const std::size_t w = std::min(kPanel, D - d0);
+            std::copy_n(x + j * D + d0, w, panels + B * d0 + j * w);
+        }
+    }
+}
+
+// A thread's share of S's rows, empty, for B = `B` (one slot per thread, made before the
+// parallel region).
+static DistanceScratch::RowsOfS& empty_share(DistanceScratch& w) {
+    DistanceScratch::RowsOfS& rows = w.rows_of_s[std::size_t(thread_index())];
+    rows.row.clear();
+    rows.sum.clear();
+    rows.start.assign(1, 0);
+    return rows;
+}
+
+// dD [B,B] -> dx [B,D]: G = dL/d(d2) (or dL/d(gram)) in full, S = G + G^T, then dx row by row
+// (embeddings_grad above).
 Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
     if (!keep_for_backward_) throw Error("pairwise_distance: backward on a forward-only result");
     check_same_shape("pairwise_distance backward", dD, D_);
@@ -281,6 +368,8 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
     const float* dd = dD.data();
     const float* raw = raw_.empty() ? nullptr : raw_.data();
     float* s = square_workspace(scratch(), B * B);
+    scratch().rows_of_s.resize(std::max(scratch().rows_of_s.size(), std::size_t(num_threads())));
+    float* panels = at_least(scratch().panels, x_.size());
     // G row by row, then S = G + G^T in place, in 64x64 tile pairs (I, J >= I): a pair reads
     // G's tiles (I,J) and (J,I) and writes S's, nothing else, so threads never share an element;
     // the transposes go through a small buffer, so that s is only walked along its rows (they
@@ -288,7 +377,8 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
     // nb - I pairs, hence the round-robin schedule.
     constexpr std::size_t T = kTile;
     const std::size_t nb = (B + T - 1) / T;
-    std::vector<float> rowsum(B);
+    Tensor dx = Tensor::uninitialised({B, x_.dim(1)});  // every row written below
+    float* out = dx.data();
 #pragma omp parallel if (B >= kParallelRows)
     {
 #pragma omp for schedule(static)
@@ -312,18 +402,21 @@ Tensor PairwiseDistance::backward(const Tensor& dD, float scale) const {
                     for (std::size_t i = i0; i < i1; ++i) s[j * B + i] = tile[(i - i0) * T + (j - j0)];
             }
         }
-#pragma omp for schedule(static)
-        for (long li = 0; li < nB; ++li) rowsum[std::size_t(li)] = row_sum(s + std::size_t(li) * B, B);
+        copy_panels(x_.data(), B, x_.dim(1), panels);
+        RowsOfS& rows = empty_share(scratch());
+#pragma omp for schedule(static) nowait
+        for (long li = 0; li < nB; ++li) keep_row_of_s(rows, std::size_t(li), s + std::size_t(li) * B);
+        embeddings_grad(rows, panels, out);
     }
-    return embeddings_grad(s, B, rowsum);
+    return dx;
 }
 
-// The same for a sparse dD, bit for bit, without G in full. S is built a block of 64 rows at a
-// time in its own rows (1 MiB at B = 4096, which stays in L2 while it is filled): zero it, add
-// G's entries of those rows, add G's entries of those columns (S's rows I are G's columns I
-// transposed; tile_first[J*B + j] is where row j's entries in column tile J start, columns
-// being in increasing order), and sum its rows. Every entry is written where it lands, with no
-// [B,B] pass to transpose, and no two threads write the same block. S[i,j] = (0 + G[i,j]) +
+// The same for a sparse dD, bit for bit, without G or S in full. S is built a block of 64 rows
+// at a time in the thread's own block buffer (1 MiB at B = 4096, which stays in L2 while it is
+// filled): zero it, add G's entries of those rows, add G's entries of those columns (S's rows I
+// are G's columns I transposed; tile_first[J*B + j] is where row j's entries in column tile J
+// start, columns being in increasing order), then turn its rows into rows of dx. Every entry is
+// written where it lands, with no [B,B] pass to transpose. S[i,j] = (0 + G[i,j]) +
 // G[j,i] is the dense path's G[i,j] + G[j,i] exactly. S's rows are kRowPad floats longer than
 // B: the column scatter writes one column of 64 rows at a time, and rows a power of two apart
 // (8 KiB at B = 2048) all fall in one L1 set, which evicted each line before the next column
@@ -377,56 +470,30 @@ Tensor PairwiseDistance::backward(const SparseRows& dD, float scale) const {
                          "}, not increasing column indices below " + std::to_string(B));
     }
     const std::size_t ld = B + kRowPad;
-    float* s = square_workspace(w, B * ld);
-    std::vector<float> rowsum(B);
-#pragma omp parallel for schedule(static) if (B >= kParallelRows)
-    for (long lb = 0; lb < long(nb); ++lb) {
-        const std::size_t ib = std::size_t(lb), i0 = ib * T, ni = std::min(B, i0 + T) - i0;
-        float* block = s + i0 * ld;
-        std::fill_n(block, ni * ld, 0.0f);
-        for (std::size_t i = 0; i < ni; ++i)
-            for (std::size_t k = start[i0 + i]; k < start[i0 + i + 1]; ++k) block[i * ld + column[k]] += g[k];
-        const std::size_t* first = tile_first + ib * B;
-        const std::size_t* last = tile_first + (ib + 1) * B;
-        for (std::size_t j = 0; j < B; ++j)
-            for (std::size_t k = first[j]; k < last[j]; ++k) block[(column[k] - i0) * ld + j] += g[k];
-        for (std::size_t i = 0; i < ni; ++i) rowsum[i0 + i] = row_sum(block + i * ld, B);
-    }
-    return embeddings_grad(s, ld, rowsum);
-}
-
-Tensor PairwiseDistance::embeddings_grad(const float* s, std::size_t ld, const std::vector<float>& rowsum) const {
-    const std::size_t B = D_.dim(0), D = x_.dim(1);
-    Tensor dx = Tensor::uninitialised({B, D});  // every entry written below
+    const bool parallel = B >= kParallelRows;
+    float* blocks = square_workspace(w, (parallel ? std::size_t(num_threads()) : 1) * T * ld);
+    w.rows_of_s.resize(std::max(w.rows_of_s.size(), std::size_t(num_threads())));
+    float* panels = at_least(w.panels, x_.size());
+    Tensor dx = Tensor::uninitialised({B, x_.dim(1)});  // every row written below
     float* out = dx.data();
-    const float* x = x_.data();
-    if (metric_ != Distance::Angular) {
-        // dx = 2 diag(rowsum) x first (in parallel, also the buffer's first touch), then the gemm
-        // adds -2 S x to it (beta = 1) instead of a second pass.
-        const long nB = long(B);
-#pragma omp parallel for schedule(static) if (B >= kParallelRows)
-        for (long li = 0; li < nB; ++li) {
-            const std::size_t i = std::size_t(li);
-            for (std::size_t d = 0; d < D; ++d) out[i * D + d] = 2.0f * rowsum[i] * x[i * D + d];
+#pragma omp parallel if (parallel)
+    {
+        copy_panels(x_.data(), B, x_.dim(1), panels);
+        RowsOfS& rows = empty_share(w);
+        float* block = blocks + std::size_t(thread_index()) * T * ld;
+#pragma omp for schedule(static) nowait
+        for (long lb = 0; lb < long(nb); ++lb) {
+            const std::size_t ib = std::size_t(lb), i0 = ib * T, ni = std::min(B, i0 + T) - i0;
+            std::fill_n(block, ni * ld, 0.0f);
+            for (std::size_t i = 0; i < ni; ++i)
+                for (std::size_t k = start[i0 + i]; k < start[i0 + i + 1]; ++k) block[i * ld + column[k]] += g[k];
+            const std::size_t* first = tile_first + ib * B;
+            const std::size_t* last = tile_first + (ib + 1) * B;
+            for (std::size_t j = 0; j < B; ++j)
+                for (std::size_t k = first[j]; k < last[j]; ++k) block[(column[k] - i0) * ld + j] += g[k];
+            for (std::size_t i = 0; i < ni; ++i) keep_row_of_s(rows, i0 + i, block + i * ld);
         }
-        gemm(false, false, int(B), int(D), int(B), -2.0f, s, int(ld), x, int(D), 1.0f, out, int(D));
-        return dx;
-    }
-    // Angular: gram = x_hat x_hat^T, so dx_hat = S x_hat; then back through l2_normalize,
-    // y = x * r with r = rsqrt(max(|x|^2, eps)), dr/d|x|^2 = -r^3/2 where |x|^2 >= eps:
-    // dx = r dy - r^3 (dy . x) x.
-    Tensor dxhat = Tensor::uninitialised({B, D});
-    gemm(false, false, int(B), int(D), int(B), 1.0f, s, int(ld), x, int(D), 0.0f, dxhat.data(), int(D));
-    const float* e = embeddings_.data();
-    const long nB = long(B);
-#pragma omp parallel for schedule(static) if (B >= kParallelRows)
-    for (long li = 0; li < nB; ++li) {
-        const std::size_t i = std::size_t(li);
-        const float r = inv_norm_[i];
-        float dot = 0.0f;
-        for (std::size_t d = 0; d < D; ++d) dot += dxhat[i * D + d] * e[i * D + d];
-        const float c = norm_active_[i] ? r * r * r * dot : 0.0f;
-        for (std::size_t d = 0; d < D; ++d) out[i * D + d] = r * dxhat[i * D + d] - c * e[i * D + d];
+        embeddings_grad(rows, panels, out);
     }
     return dx;
 }

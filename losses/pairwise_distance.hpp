@@ -58,11 +58,22 @@ struct SparseRows {
 // with the instances; one thread at a time. Holds the largest buffers it was asked for until
 // it is destroyed or release()d.
 struct DistanceScratch {
+    // One thread's share of S's rows, sparse (the backward's product S x runs over them): row
+    // q of the share is row `row[q]` of S, with sum `sum[q]` and entries [start[q], start[q+1]).
+    struct RowsOfS {
+        std::vector<std::size_t> row, start;
+        std::vector<float> sum;
+        std::vector<std::uint32_t> column;
+        std::vector<float> value;
+    };
     Tensor spare;                         // [B,B], or empty
-    HugeBuffer s;                         // the backward's S = G + G^T, on huge pages
+    HugeBuffer s;                         // the backward's S = G + G^T, on huge pages (all of it for a
+                                          // dense dD, a block of rows per thread for a sparse one)
     std::size_t s_size = 0;
     std::vector<float> g;                 // sparse backward: G at each entry of dD
     std::vector<std::size_t> tile_first;  // sparse backward: see backward(SparseRows)
+    std::vector<RowsOfS> rows_of_s;       // per thread
+    std::vector<float> panels;            // the embeddings by column panels (see backward)
     void release();
     std::size_t bytes() const;
 };
@@ -94,12 +105,16 @@ class PairwiseDistance {
     Tensor backward(const SparseRows& dD, float scale = 1.0f) const;
 
   private:
-    // dx from the symmetric S = G + G^T [B,B] (in `s`, rows `ld` floats apart) and its row sums.
-    Tensor embeddings_grad(const float* s, std::size_t ld, const std::vector<float>& rowsum) const;
+    using RowsOfS = DistanceScratch::RowsOfS;
+    // Adds row i of the symmetric S = G + G^T (consumed: left zero) to a thread's share.
+    void keep_row_of_s(RowsOfS& rows, std::size_t i, float* s_row) const;
+    // The rows of dx that a thread's share of S gives (x_ by column panels in `panels`).
+    void embeddings_grad(const RowsOfS& rows, const float* panels, float* dx) const;
 
     DistanceScratch& scratch() const;
 
     Distance metric_;
+    Isa isa_;
     bool keep_for_backward_;
     std::shared_ptr<DistanceScratch> scratch_;  // never null after construction
     Tensor x_;       // [B,D] the embeddings (L2, SquaredL2) or x_hat (Angular)
