@@ -79,7 +79,8 @@ struct LossKernels {
     void (*distance_row)(float sq_i, const float* sq, bool squared, std::size_t n, float* row);
     // out[l] = sum over k = 0..count-1, in that order, of values[k] * x[columns[k] * ld + l], for
     // l < width <= 64: a panel of one row of S x for a sparse row of S (the distance backward).
-    // Each term is a product then an addition (no FMA), starting from 0.
+    // Each term is a product then an addition (no FMA), starting from 0. columns has kSlack
+    // readable entries past count (the vector kernels prefetch from them).
     void (*combine_rows)(const std::uint32_t* columns, const float* values, std::size_t count, const float* x,
                          std::size_t ld, std::size_t width, float* out);
 };
