@@ -1,7 +1,8 @@
 // The evaluation forward alone, on real images: the tutorial model (untrained, seeded: the
 // time does not depend on the weights) embeds the test set of an MNIST-format folder the way the
 // trainer does (chunks of --chunk images, dropout off, no graph), --repeats times. Prints one
-// JSON line: images, the best and every repeat's seconds, images per second at the best.
+// JSON line: images, the best and every repeat's seconds, images per second at the best, and
+// the kernels it ran (semigrad's instruction-set path, OpenBLAS's core).
 // benchmarks/eval_torch.py runs it beside PyTorch's inference of the same model on the same
 // images.
 //
@@ -19,6 +20,7 @@
 #include "tensor/error.hpp"
 #include "tensor/memory.hpp"
 #include "tensor/parallel.hpp"
+#include "tensor/simd.hpp"
 
 using namespace semigrad;
 
@@ -74,8 +76,10 @@ int main(int argc, char** argv) {
         }
         const double best = *std::min_element(seconds.begin(), seconds.end());
         std::printf("{\"images\": %zu, \"chunk\": %ld, \"threads\": %d, \"best_seconds\": %.6f, "
-                    "\"images_per_second\": %.1f, \"checksum\": %.6f, \"seconds\": [",
-                    test.count, chunk, num_threads(), best, double(test.count) / best, checksum);
+                    "\"images_per_second\": %.1f, \"checksum\": %.6f, \"isa\": \"%s\", "
+                    "\"openblas_core\": \"%s\", \"seconds\": [",
+                    test.count, chunk, num_threads(), best, double(test.count) / best, checksum,
+                    isa_name(active_isa()), openblas_core().c_str());
         for (std::size_t i = 0; i < seconds.size(); ++i)
             std::printf("%s%.6f", i ? ", " : "", seconds[i]);
         std::printf("]}\n");

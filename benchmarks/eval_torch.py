@@ -4,10 +4,12 @@ test images (an MNIST-format folder) on both sides, dropout off, no autograd gra
 as build/benchmarks/bench_eval (chunks of 32, as the trainer); PyTorch 1.13 (Debian's) under
 torch.inference_mode() with the same glibc allocator policy, at each of several chunk sizes, its
 best taken (its best configuration). The two alternate --rounds times, best of --repeats passes
-each; the ratio is of the best images/s on each side.
+each; the ratio is of the best images/s on each side. --isa avx2 holds both peers to an AVX2-only
+CPU's kernels (benchmarks/cpu_isa.py); each peer's kernels are printed as it reports them.
 
 Usage: /usr/bin/python3 benchmarks/eval_torch.py --cpp build/benchmarks/bench_eval
-           [--data data/fashion-mnist] [--threads 2] [--rounds 3] [--repeats 3] [--json out.json]
+           [--data data/fashion-mnist] [--threads 2] [--rounds 3] [--repeats 3] [--isa native|avx2]
+           [--json out.json]
 """
 import argparse
 import json
@@ -18,7 +20,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import allocator_policy  # noqa: E402
+import cpu_isa  # noqa: E402
 
+cpu_isa.apply(cpu_isa.isa_from_argv(sys.argv))  # before torch loads; bench_eval inherits it
 allocator_policy.apply()  # before torch loads
 
 import torch  # noqa: E402
@@ -43,11 +47,15 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--isa", choices=cpu_isa.CHOICES, default="native",
+                    help="avx2: both peers run only AVX2 kernels (an AVX2-only CPU emulated)")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
     if not os.access(a.cpp, os.X_OK):
         sys.exit(f"error: --cpp {a.cpp}: not an executable (build it: ninja -C build benchmarks/bench_eval)")
 
+    torch_isa = cpu_isa.torch_report(torch)
+    cpu_isa.check(a.isa, torch_isa)
     torch.set_num_threads(a.threads)
     torch.manual_seed(42)
     x, _ = load_split(a.data, "t10k")
@@ -56,10 +64,13 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     semigrad_best, torch_best = float("inf"), {c: float("inf") for c in TORCH_CHUNKS}
     for r in range(a.rounds):
-        out = subprocess.run([a.cpp, "--data", a.data, "--threads", str(a.threads),
-                              "--repeats", str(a.repeats)], env=env, check=True,
-                             capture_output=True, text=True).stdout
-        semigrad_best = min(semigrad_best, json.loads(out)["best_seconds"])
+        out = json.loads(subprocess.run([a.cpp, "--data", a.data, "--threads", str(a.threads),
+                                         "--repeats", str(a.repeats)], env=env, check=True,
+                                        capture_output=True, text=True).stdout)
+        semigrad_best = min(semigrad_best, out["best_seconds"])
+        semigrad_isa = f"{out['isa']} path, OpenBLAS {out['openblas_core']} kernels"
+        if a.isa == "avx2" and (out["isa"] != "avx2" or out["openblas_core"] != "Haswell"):
+            sys.exit(f"error: --isa avx2 did not take effect in {a.cpp}: {semigrad_isa}")
         for c in TORCH_CHUNKS:
             for _ in range(a.repeats):
                 torch_best[c] = min(torch_best[c], torch_pass_seconds(model, x, c))
@@ -68,7 +79,8 @@ def main():
     n = x.shape[0]
     chunk = min(torch_best, key=torch_best.get)
     result = {
-        "images": n, "threads": a.threads,
+        "images": n, "threads": a.threads, "isa_option": a.isa,
+        "semigrad_kernels": semigrad_isa, "torch_kernels": torch_isa,
         "semigrad_images_per_second": n / semigrad_best,
         "torch_images_per_second": n / torch_best[chunk], "torch_best_chunk": chunk,
         "torch_images_per_second_by_chunk": {str(c): n / s for c, s in torch_best.items()},
@@ -78,6 +90,7 @@ def main():
           f"{result['semigrad_images_per_second']:,.0f} images/s, PyTorch {torch.__version__} "
           f"{result['torch_images_per_second']:,.0f} images/s (chunk {chunk}): "
           f"{result['ratio']:.2f}x")
+    print(f"  --isa {a.isa}: semigrad {semigrad_isa}; PyTorch {cpu_isa.describe(torch_isa)}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -30,7 +30,9 @@ import time
 
 import numpy as np
 import allocator_policy
+import cpu_isa
 
+cpu_isa.apply(cpu_isa.isa_from_argv(sys.argv))  # before torch loads: --isa avx2 holds it to AVX2
 allocator_policy.apply()  # before torch loads: the same glibc allocator policy as semigrad's programs
 
 import torch  # noqa: E402
@@ -240,6 +242,8 @@ def parse_args():
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--limit-train", type=int, default=0, help="use only the first N training images")
+    p.add_argument("--isa", choices=cpu_isa.CHOICES, default="native",
+                   help="avx2: only AVX2 kernels in ATen, oneDNN and OpenBLAS (benchmarks/cpu_isa.py)")
     p.add_argument("--json", default="", help="write the results here as JSON")
     args = p.parse_args()
     for name in ("epochs", "batch_size", "threads"):
@@ -252,6 +256,8 @@ def parse_args():
 
 def main():
     args = parse_args()
+    kernels = cpu_isa.torch_report(torch)
+    cpu_isa.check(args.isa, kernels)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     order_rng = torch.Generator().manual_seed(args.seed)
@@ -262,7 +268,8 @@ def main():
         train_x, train_y = train_x[:args.limit_train], train_y[:args.limit_train]
     n = train_x.shape[0]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{args.data}: {n} train, {test_x.shape[0]} test")
+          f"{args.data}: {n} train, {test_x.shape[0]} test; --isa {args.isa}: "
+          f"{cpu_isa.describe(kernels)}")
 
     model = TutorialNet()
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-7)
@@ -298,6 +305,8 @@ def main():
         "margin": args.margin,
         "threads": args.threads,
         "seed": args.seed,
+        "isa_option": args.isa,
+        "kernels": kernels,
         "epoch_seconds": epoch_seconds,
         "epoch_loss": epoch_loss,
         # As semigrad's metrics.json: all epochs together, total samples over total seconds.
