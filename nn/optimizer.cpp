@@ -1,7 +1,9 @@
 // Adam and SGD update loops, Keras' formulas (see optimizer.hpp for the equations and sources).
 #include "nn/optimizer.hpp"
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <set>
 
 #include "tensor/error.hpp"
@@ -41,6 +43,22 @@ void Optimizer::set_iterations(std::int64_t t) {
     iterations_ = t;
 }
 
+namespace {
+
+// A float is NaN or infinite exactly when its 8 exponent bits are all ones. Tested on the bits,
+// a loop that ORs it over elements vectorises (std::isfinite's does not).
+std::uint32_t nonfinite_bit(float x) {
+    return (std::bit_cast<std::uint32_t>(x) & 0x7f800000u) == 0x7f800000u;
+}
+
+bool all_finite(const float* x, std::size_t n) {
+    std::uint32_t nonfinite = 0;
+    for (std::size_t j = 0; j < n; ++j) nonfinite |= nonfinite_bit(x[j]);
+    return !nonfinite;
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------
 
 Adam::Adam(std::vector<Parameter> params, AdamOptions o)
@@ -63,19 +81,24 @@ void adam_update_readable(float* theta, float* m, float* v, const float* g, std:
 // Each element is read once and written once: g, m, v and theta stream through the cache
 // together (7 x 4 bytes an element; 11.5 MB a step for the tutorial's 410,208 weights).
 // Elementwise, so each iteration writes its own element; small tensors (biases, small kernels)
-// stay on one thread, where waking the pool costs more than the work.
-void adam_update(float* theta, float* m, float* v, const float* g, std::size_t n,
+// stay on one thread, where waking the pool costs more than the work. Whether the new theta is
+// finite is ORed up while it is in a register (an OR reduction: the same answer in any order).
+bool adam_update(float* theta, float* m, float* v, const float* g, std::size_t n,
                  const AdamScalars& s) {
     const float one_minus_beta_1 = 1.0f - s.beta_1, one_minus_beta_2 = 1.0f - s.beta_2;
-#pragma omp parallel for schedule(static) if (n > kParallelMinElements)
+    std::uint32_t nonfinite = 0;
+#pragma omp parallel for schedule(static) reduction(| : nonfinite) if (n > kParallelMinElements)
     for (std::size_t j = 0; j < n; ++j) {
         const float gj = g[j];
         const float mj = m[j] + (gj - m[j]) * one_minus_beta_1;
         const float vj = v[j] + (gj * gj - v[j]) * one_minus_beta_2;
         m[j] = mj;
         v[j] = vj;
-        theta[j] -= (mj * s.alpha) / (std::sqrt(vj) + s.epsilon);
+        const float theta_j = theta[j] - (mj * s.alpha) / (std::sqrt(vj) + s.epsilon);
+        theta[j] = theta_j;
+        nonfinite |= nonfinite_bit(theta_j);
     }
+    return !nonfinite;
 }
 
 void Adam::step() {
@@ -87,11 +110,13 @@ void Adam::step() {
     const AdamScalars scalars{
         .alpha = learning_rate_ * std::sqrt(1.0f - std::pow(b2, t)) / (1.0f - std::pow(b1, t)),
         .beta_1 = b1, .beta_2 = b2, .epsilon = options_.epsilon};
+    last_step_finite_ = true;
     for (std::size_t i = 0; i < params_.size(); ++i) {
         Var& var = params_[i].var;
         if (!var.has_grad()) continue;
-        adam_update(var.value().data(), slots_[0][i].data(), slots_[1][i].data(),
-                    var.grad().data(), var.value().size(), scalars);
+        last_step_finite_ &= adam_update(var.value().data(), slots_[0][i].data(),
+                                         slots_[1][i].data(), var.grad().data(),
+                                         var.value().size(), scalars);
         var.zero_grad();  // read: the next backward writes a new one
     }
 }
@@ -111,6 +136,7 @@ void SGD::step() {
     profile::Scope scope("SGD");
     ++iterations_;
     const float lr = learning_rate_, mu = options_.momentum;
+    last_step_finite_ = true;
     for (std::size_t i = 0; i < params_.size(); ++i) {
         Var& var = params_[i].var;
         if (!var.has_grad()) continue;
@@ -126,6 +152,7 @@ void SGD::step() {
                 theta[j] += options_.nesterov ? velocity[j] * mu - g[j] * lr : velocity[j];
             }
         }
+        last_step_finite_ &= all_finite(theta, n);
         var.zero_grad();
     }
 }

@@ -12,6 +12,11 @@
 // a buffer. (Under autograd's protocol the first share to reach a gradient is written into an
 // uninitialised buffer, autograd/var.hpp: zeros kept from the last step would only be re-read.)
 //
+// step() also notes whether every value it wrote is finite (last_step_finite), in the pass that
+// writes them: a trainer that must stop on NaN or infinity needs no second, serial scan of the
+// weights after each step. (The values it did not write were finite already: weights start
+// finite, checkpoints holding NaN or infinity are refused, and only step() changes them.)
+//
 // Construct the optimiser after building the model: building again makes new tensors.
 #pragma once
 
@@ -34,6 +39,8 @@ class Optimizer {
     // Drops every parameter's gradient buffer (has_grad() turns false: the parameter is skipped
     // until a backward() reaches it).
     void zero_grad();
+    // Whether every parameter value the last step() wrote is finite (true before any step).
+    bool last_step_finite() const { return last_step_finite_; }
     // Number of step() calls so far (Keras' `optimizer.iterations`).
     std::int64_t iterations() const { return iterations_; }
 
@@ -61,6 +68,7 @@ class Optimizer {
     std::vector<std::vector<Tensor>> slots_;
     std::int64_t iterations_ = 0;
     float learning_rate_;
+    bool last_step_finite_ = true;
 };
 
 struct AdamOptions {
@@ -84,12 +92,13 @@ struct AdamOptions {
 //   adam_update_readable: the formula above, line by line; the tests' reference.
 //   adam_update:          each element's m, v and theta from registers, written once, in
 //                         parallel; the loop vectorises (generic x86-64: SSE2, 4 lanes).
+//                         Returns whether every new theta is finite (see Optimizer).
 struct AdamScalars {
     float alpha, beta_1, beta_2, epsilon;
 };
 void adam_update_readable(float* theta, float* m, float* v, const float* g, std::size_t n,
                           const AdamScalars& s);
-void adam_update(float* theta, float* m, float* v, const float* g, std::size_t n,
+bool adam_update(float* theta, float* m, float* v, const float* g, std::size_t n,
                  const AdamScalars& s);
 
 class Adam : public Optimizer {

@@ -8,6 +8,7 @@
 #include "autograd/functions.hpp"
 #include "nn/optimizer.hpp"
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 #include "tensor/random.hpp"
 
 using namespace semigrad;
@@ -112,13 +113,59 @@ TEST(Adam, OnePassUpdateEqualsTheReadableFormulaBitForBit) {
         for (const AdamScalars s : {AdamScalars{0.0316228f, 0.9f, 0.999f, 1e-7f},
                                     AdamScalars{0.1f, 0.5f, 0.75f, 1e-3f}}) {
             adam_update_readable(theta.data(), m.data(), v.data(), g.data(), n, s);
-            adam_update(theta2.data(), m2.data(), v2.data(), g.data(), n, s);
+            EXPECT_TRUE(adam_update(theta2.data(), m2.data(), v2.data(), g.data(), n, s));
             for (std::size_t j = 0; j < n; ++j) {
                 ASSERT_EQ(std::bit_cast<std::uint32_t>(theta[j]), std::bit_cast<std::uint32_t>(theta2[j]))
                     << "theta, n " << n << " j " << j << ": " << theta[j] << " vs " << theta2[j];
                 ASSERT_EQ(std::bit_cast<std::uint32_t>(m[j]), std::bit_cast<std::uint32_t>(m2[j]));
                 ASSERT_EQ(std::bit_cast<std::uint32_t>(v[j]), std::bit_cast<std::uint32_t>(v2[j]));
             }
+        }
+    }
+}
+
+// step() says whether every value it wrote is finite, so a trainer needs no scan of its own. One
+// bad gradient (NaN, +inf, -inf) at the first, a middle and the last element, in a parameter
+// small enough for one thread and one above kParallelMinElements (the parallel reduction), in
+// either parameter of two, for Adam and SGD. A value the step did not write is not its concern:
+// a parameter without a gradient keeps whatever it holds.
+TEST(Optimizers, LastStepFiniteSeesEveryNonFiniteValueTheStepWrote) {
+    const float bad_values[] = {std::nanf(""), INFINITY, -INFINITY};
+    for (const bool use_adam : {true, false}) {
+        for (const std::size_t n : {std::size_t(5), kParallelMinElements * 2 + 3}) {
+            for (const std::size_t where : {std::size_t(0), n / 2, n - 1}) {
+                for (const float bad : bad_values) {
+                    for (const int which : {0, 1}) {
+                        Parameter a = param("a", std::vector<float>(n, 0.5f));
+                        Parameter b = param("b", std::vector<float>(n, -0.5f));
+                        Adam adam({a, b});
+                        SGD sgd({a, b}, {.momentum = 0.9f});
+                        Optimizer& opt = use_adam ? static_cast<Optimizer&>(adam) : sgd;
+                        EXPECT_TRUE(opt.last_step_finite());  // before any step
+                        std::vector<float> good(n, 0.25f), poisoned(n, 0.25f);
+                        poisoned[where] = bad;
+                        set_grad(a, which == 0 ? poisoned : good);
+                        set_grad(b, which == 1 ? poisoned : good);
+                        opt.step();
+                        EXPECT_FALSE(opt.last_step_finite())
+                            << (use_adam ? "Adam" : "SGD") << " n " << n << " at " << where
+                            << " value " << bad << " in parameter " << which;
+                        set_grad(a, good);
+                        set_grad(b, good);
+                        opt.step();  // the bad value stays: NaN and inf are absorbing here
+                        EXPECT_FALSE(opt.last_step_finite());
+                    }
+                }
+            }
+            // All finite: true; and a parameter that holds NaN but has no gradient is not written.
+            Parameter a = param("a", std::vector<float>(n, 0.5f));
+            Parameter idle = param("idle", std::vector<float>(n, std::nanf("")));
+            Adam adam({a, idle});
+            SGD sgd({a, idle});
+            Optimizer& opt = use_adam ? static_cast<Optimizer&>(adam) : sgd;
+            set_grad(a, std::vector<float>(n, -1e-3f));
+            opt.step();
+            EXPECT_TRUE(opt.last_step_finite()) << (use_adam ? "Adam" : "SGD") << " n " << n;
         }
     }
 }
