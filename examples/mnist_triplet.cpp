@@ -305,7 +305,8 @@ int run(const Options& opt, const distributed::Communicator& comm) {
 
     say("semigrad mnist_triplet: " + dataset + ", " + std::to_string(train_count) + " train / " +
         std::to_string(test_count) + " test images, " + std::to_string(threads) +
-        " threads, OpenBLAS " + openblas_core() + " kernels, " + isa_name(active_isa()) + " path" +
+        " threads, OpenBLAS " + openblas_core() + " kernels, " + isa_name(active_isa()) + " path, " +
+        opt.loss + " loss on " + opt.distance + " distances" +
         (comm.size() > 1 ? ", " + std::to_string(comm.size()) + " processes (" + opt.mining +
                                " mining)"
                          : ""));
