@@ -23,7 +23,9 @@
 #include "autograd/var.hpp"
 #include "losses/triplet.hpp"
 #include "losses/triplet_reference.hpp"
+#include "tensor/parallel.hpp"
 #include "tensor/random.hpp"
+#include "tensor/simd.hpp"
 
 using namespace semigrad;
 using namespace semigrad::losses;
@@ -115,6 +117,9 @@ bool verify() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // What ran, for benchmarks/triplet_torch.py to print and check (its --isa).
+    benchmark::AddCustomContext("semigrad_isa", isa_name(active_isa()));
+    benchmark::AddCustomContext("openblas_core", openblas_core());
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     if (!verify()) return 1;

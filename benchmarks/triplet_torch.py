@@ -19,6 +19,7 @@ Run with Debian's interpreter and python3-torch 1.13 (python3-matplotlib for --p
     /usr/bin/python3 benchmarks/triplet_torch.py
     /usr/bin/python3 benchmarks/triplet_torch.py --cpp build/benchmarks/bench_triplet   # + ratios
     /usr/bin/python3 benchmarks/triplet_torch.py --cpp build/benchmarks/bench_triplet --plot loss-vs-batch.png
+    /usr/bin/python3 benchmarks/triplet_torch.py --cpp build/benchmarks/bench_triplet --isa avx2   # both peers AVX2-only
 """
 import argparse
 import json
@@ -30,8 +31,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import allocator_policy  # noqa: E402
+import cpu_isa  # noqa: E402
 
 allocator_policy.apply()  # before torch loads: the same glibc allocator policy as semigrad's programs
+cpu_isa.apply(cpu_isa.isa_from_argv(sys.argv))  # before torch loads; bench_triplet inherits it
 
 import torch  # noqa: E402
 
@@ -117,11 +120,12 @@ def time_step(B, generator, min_seconds, loss=triplet_semihard_loss):
 
 
 def cpp_times(binary):
-    """{"fast": {B: ms}, "literal": {B: ms}} from one run of bench_triplet."""
+    """{"fast": {B: ms}, "literal": {B: ms}, "kernels": what it ran} from one run of bench_triplet."""
     out = subprocess.run([binary, "--benchmark_filter=BM_Semihard(Fast|Literal)", "--benchmark_format=json",
                           "--benchmark_min_time=1"], check=True, capture_output=True, text=True).stdout
     report = json.loads(out[out.index("{"):])
-    times = {"fast": {}, "literal": {}}
+    context = report["context"]
+    times = {"fast": {}, "literal": {}, "kernels": (context.get("semigrad_isa", "?"), context.get("openblas_core", "?"))}
     for b in report["benchmarks"]:
         name, size = b["name"].split("/")[:2]
         times["literal" if name.endswith("Literal") else "fast"][int(size)] = b["real_time"]
@@ -162,7 +166,11 @@ def main():
     parser.add_argument("--min-seconds", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=2, help="PyTorch's and bench_triplet's threads")
     parser.add_argument("--plot", help="draw every series on log-log axes into this PNG")
+    parser.add_argument("--isa", choices=cpu_isa.CHOICES, default="native",
+                        help="avx2: hold both peers to an AVX2-only CPU's kernels (benchmarks/cpu_isa.py)")
     args = parser.parse_args()
+    torch_isa = cpu_isa.torch_report(torch)
+    cpu_isa.check(args.isa, torch_isa)
 
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for bench_triplet
@@ -175,6 +183,13 @@ def main():
 
     cpp_all = cpp_times(args.cpp) if args.cpp else {"fast": {}, "literal": {}}
     cpp = cpp_all["fast"]
+    if args.cpp:
+        isa, core = cpp_all["kernels"]
+        if args.isa == "avx2" and (isa != "avx2" or core != "Haswell"):
+            sys.exit(f"error: --isa avx2 did not take effect in {args.cpp}: {isa} path, OpenBLAS {core}")
+        print(f"--isa {args.isa}: semigrad {isa} path, OpenBLAS {core} kernels; PyTorch {cpu_isa.describe(torch_isa)}")
+    else:
+        print(f"--isa {args.isa}: PyTorch {cpu_isa.describe(torch_isa)}")
     print(f"{'B':>6} {'torch ms':>10}" + (f" {'semigrad ms':>12} {'torch/semigrad':>15}" if cpp else ""))
     torch_sorted = {}
     for B in BATCH_SIZES:
