@@ -228,39 +228,9 @@ SEMIGRAD_AVX2 void distance_row(float sq_i, const float* __restrict sq, bool squ
     kPortableKernels.distance_row(sq_i, sq + j, squared, n - j, row + j);
 }
 
-// A whole panel of 64 in eight registers; a narrower one 8 at a time, then one at a time for the
-// last width mod 8 (the same operations per lane; no masked load in the loop). The rows are
-// picked at random from a panel in L2, so the row kPrefetch entries ahead is asked for early
-// (12% faster; columns has kSlack readable entries past the end, and a prefetch never faults).
 SEMIGRAD_AVX2 void combine_rows(const std::uint32_t* columns, const float* values, std::size_t count,
                                 const float* x, std::size_t ld, std::size_t width, float* out) {
-    constexpr std::size_t kPrefetch = 12;
-    static_assert(kPrefetch <= kSlack);
-    if (width == 64) {
-        __m256 acc[8];
-        for (__m256& a : acc) a = _mm256_setzero_ps();
-        for (std::size_t k = 0; k < count; ++k) {
-            const char* ahead = reinterpret_cast<const char*>(x + std::size_t(columns[k + kPrefetch]) * ld);
-            for (std::size_t line = 0; line < 4; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
-            const __m256 v = _mm256_set1_ps(values[k]);
-            const float* xr = x + std::size_t(columns[k]) * ld;
-            for (std::size_t l = 0; l < 8; ++l) acc[l] = _mm256_add_ps(acc[l], _mm256_mul_ps(v, _mm256_loadu_ps(xr + 8 * l)));
-        }
-        for (std::size_t l = 0; l < 8; ++l) _mm256_storeu_ps(out + 8 * l, acc[l]);
-        return;
-    }
-    std::size_t l0 = 0;
-    for (; l0 + 8 <= width; l0 += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        for (std::size_t k = 0; k < count; ++k)
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_set1_ps(values[k]), _mm256_loadu_ps(x + std::size_t(columns[k]) * ld + l0)));
-        _mm256_storeu_ps(out + l0, acc);
-    }
-    for (; l0 < width; ++l0) {
-        float acc = 0.0f;
-        for (std::size_t k = 0; k < count; ++k) acc = acc + values[k] * x[std::size_t(columns[k]) * ld + l0];
-        out[l0] = acc;
-    }
+    combine_rows_loops(columns, values, count, x, ld, width, out);
 }
 
 }  // namespace

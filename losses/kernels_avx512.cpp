@@ -150,33 +150,9 @@ SEMIGRAD_AVX512 void distance_row(float sq_i, const float* __restrict sq, bool s
     }
 }
 
-// A whole panel of 64 in four registers; a narrower one 16 at a time with a lane mask. The row
-// kPrefetch entries ahead is asked for early, as in the AVX2 kernel.
 SEMIGRAD_AVX512 void combine_rows(const std::uint32_t* columns, const float* values, std::size_t count,
                                   const float* x, std::size_t ld, std::size_t width, float* out) {
-    constexpr std::size_t kPrefetch = 12;
-    static_assert(kPrefetch <= kSlack);
-    if (width == 64) {
-        __m512 acc[4];
-        for (__m512& a : acc) a = _mm512_setzero_ps();
-        for (std::size_t k = 0; k < count; ++k) {
-            const char* ahead = reinterpret_cast<const char*>(x + std::size_t(columns[k + kPrefetch]) * ld);
-            for (std::size_t line = 0; line < 4; ++line) _mm_prefetch(ahead + 64 * line, _MM_HINT_T0);
-            const __m512 v = _mm512_set1_ps(values[k]);
-            const float* xr = x + std::size_t(columns[k]) * ld;
-            for (std::size_t l = 0; l < 4; ++l) acc[l] = _mm512_add_ps(acc[l], _mm512_mul_ps(v, _mm512_loadu_ps(xr + 16 * l)));
-        }
-        for (std::size_t l = 0; l < 4; ++l) _mm512_storeu_ps(out + 16 * l, acc[l]);
-        return;
-    }
-    for (std::size_t l0 = 0; l0 < width; l0 += 16) {
-        const __mmask16 live = first_lanes(width - l0);
-        __m512 acc = _mm512_setzero_ps();
-        for (std::size_t k = 0; k < count; ++k)
-            acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(values[k]),
-                                                   _mm512_maskz_loadu_ps(live, x + std::size_t(columns[k]) * ld + l0)));
-        _mm512_mask_storeu_ps(out + l0, live, acc);
-    }
+    combine_rows_loops(columns, values, count, x, ld, width, out);
 }
 
 }  // namespace

