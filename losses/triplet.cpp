@@ -136,19 +136,15 @@ struct ThreadLists {
 
 }  // namespace
 
-// The sparse dD of the last node that was destroyed, kept for the next call: at B = 2048 its
-// ~800K entries are 6.4 MB that a fresh matrix would zero-fill and page-fault again on one
-// thread. Shared with the nodes, which may outlive the workspace.
-struct SpareRows {
-    SparseRows rows;
-};
-
 struct TripletWorkspace::Impl {
     std::vector<std::unique_ptr<detail::SemihardMiner>> miners;  // per thread
     std::vector<ThreadLists> lists;                              // per thread
     std::vector<AnchorSums> sums;                                // per anchor
     std::shared_ptr<DistanceScratch> distance = std::make_shared<DistanceScratch>();
-    std::shared_ptr<SpareRows> spare_rows = std::make_shared<SpareRows>();
+    // The sparse dD of the last node that was destroyed, kept for the next call: at B = 2048 its
+    // ~800K entries are 6.4 MB that a fresh matrix would zero-fill and page-fault again on one
+    // thread. Shared with the nodes, which may outlive the workspace.
+    std::shared_ptr<SparseRows> spare_rows = std::make_shared<SparseRows>();
 
     // Before a parallel region of up to num_threads() threads: a slot per thread, and the sums
     // for B anchors, all zero.
@@ -171,7 +167,7 @@ TripletWorkspace::~TripletWorkspace() = default;
 
 void TripletWorkspace::release() {
     impl_->distance->release();
-    impl_->spare_rows->rows = SparseRows();
+    *impl_->spare_rows = SparseRows();
     auto distance = std::move(impl_->distance);
     auto spare_rows = std::move(impl_->spare_rows);
     *impl_ = Impl();
@@ -180,7 +176,7 @@ void TripletWorkspace::release() {
 }
 
 std::size_t TripletWorkspace::bytes() const {
-    const SparseRows& spare = impl_->spare_rows->rows;
+    const SparseRows& spare = *impl_->spare_rows;
     std::size_t total = impl_->distance->bytes() + impl_->sums.capacity() * sizeof(AnchorSums) +
                         spare.start.capacity() * sizeof(std::size_t) +
                         spare.column.capacity() * sizeof(std::uint32_t) + spare.value.capacity() * sizeof(float);
@@ -206,12 +202,12 @@ class SparseRowsBuilder {
         : B_(B), active_(active), kernels_(detail::loss_kernels(isa)), workspace_(workspace) {
         if (!active) return;
         // The spare's storage, handed back when the node holding these rows is destroyed.
-        std::shared_ptr<SpareRows> spare = workspace.spare_rows;
-        rows_ = std::shared_ptr<SparseRows>(new SparseRows(std::move(spare->rows)), [spare](SparseRows* rows) {
-            spare->rows = std::move(*rows);
+        std::shared_ptr<SparseRows> spare = workspace.spare_rows;
+        rows_ = std::shared_ptr<SparseRows>(new SparseRows(std::move(*spare)), [spare](SparseRows* rows) {
+            *spare = std::move(*rows);
             delete rows;
         });
-        spare->rows = SparseRows();
+        *spare = SparseRows();
         rows_->start.assign(B + 1, 0);
         count_.assign(B, 0);
         offset_.assign(B, 0);
