@@ -38,12 +38,9 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLower
                 taps_[(std::size_t(t) * g.OC + oc) * g.C + c] = weight[std::size_t(oc * g.C + c) * T + t];
 }
 
-// One padded plane is HP*WP floats, followed by KW-1 zeros: the last tap's view of a plane runs
-// KW-1 places past it (into junk columns), and with the gap it reads zeros there, and the dx
-// GEMMs' rows never overlap one another.
-std::size_t Conv2dPlan::padded_size() const {
-    return std::size_t(g_.C) * (std::size_t(HP_) * WP_ + g_.KW - 1);
-}
+// plane_size(): HP*WP floats, followed by KW-1 zeros: the last tap's view of a plane runs KW-1
+// places past it (into junk columns), and with the gap it reads zeros there, and the dx GEMMs'
+// rows never overlap one another.
 
 std::size_t Conv2dPlan::scratch_size() const {
     if (lowering_ != Conv2dLowering::shifted) return std::size_t(g_.K()) * g_.P();
@@ -52,7 +49,7 @@ std::size_t Conv2dPlan::scratch_size() const {
 
 // x_n [C, H, W] -> xp [C, HP*WP + KW-1]: the image at (pt, pl) of each padded plane, zeros around.
 void Conv2dPlan::pad_image(const float* x_n, float* xp) const {
-    const std::size_t plane = std::size_t(HP_) * WP_ + g_.KW - 1;
+    const std::size_t plane = std::size_t(plane_size());
     for (int c = 0; c < g_.C; ++c) {
         float* p = xp + c * plane;
         const float* src = x_n + std::size_t(c) * g_.H * g_.W;
@@ -82,7 +79,7 @@ void Conv2dPlan::forward_image(const float* x_n, float* out, float* scratch) con
     }
     float* xp = scratch;
     pad_image(x_n, xp);
-    const int plane = HP_ * WP_ + g.KW - 1, Q = g.OH * WP_;
+    const int plane = plane_size(), Q = g.OH * WP_;
     for (int t = 0; t < g.KH * g.KW; ++t)
         gemm(false, false, g.OC, Q, g.C, 1.0f, taps_.data() + std::size_t(t) * g.OC * g.C, g.C,
              xp + tap_offset(t), plane, t == 0 ? 0.0f : 1.0f, out, Q);
@@ -106,7 +103,7 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
     } else if (pweight) {
         float* xp = scratch;
         pad_image(x_n, xp);
-        const int plane = HP_ * WP_ + g.KW - 1;
+        const int plane = plane_size();
         for (int t = 0; t < g.KH * g.KW; ++t)
             gemm(false, true, g.OC, g.C, Q, 1.0f, dout, Q, xp + tap_offset(t), plane,
                  first ? 0.0f : 1.0f, pweight + std::size_t(t) * g.OC * g.C, g.C);
@@ -128,7 +125,7 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
     }
     float* dxp = scratch + padded_size();
     std::fill(dxp, dxp + padded_size(), 0.0f);
-    const int plane = HP_ * WP_ + g.KW - 1;
+    const int plane = plane_size();
     for (int t = 0; t < g.KH * g.KW; ++t)
         gemm(true, false, g.C, Q, g.OC, 1.0f, taps_.data() + std::size_t(t) * g.OC * g.C, g.C,
              dout, Q, 1.0f, dxp + tap_offset(t), plane);

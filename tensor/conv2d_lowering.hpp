@@ -77,7 +77,9 @@ class Conv2dPlan {
     Isa isa_;
     std::vector<float> taps_;  // shifted: weight as [KH*KW, OC, C]
 
-    std::size_t padded_size() const;  // C*HP*WP floats plus the last tap's overrun
+    // One padded plane's floats: HP*WP, then KW-1 zeros for the last tap's overrun.
+    int plane_size() const { return HP_ * WP_ + g_.KW - 1; }
+    std::size_t padded_size() const { return std::size_t(g_.C) * plane_size(); }
     int tap_offset(int t) const { return (t / g_.KW) * WP_ + t % g_.KW; }
     void pad_image(const float* x_n, float* xp) const;
 };
