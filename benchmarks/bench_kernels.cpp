@@ -1,5 +1,5 @@
 // Benchmarks of the floor-1 kernels at the tutorial's shapes (batch 32): conv2d forward and
-// backward (its three lowerings, conv2d_lowering.hpp, against the direct loops) and
+// backward (its four lowerings, conv2d_lowering.hpp, against the direct loops) and
 // max-pool forward/backward. Every fast
 // kernel is first checked against its reference on the same inputs; a mismatch aborts before
 // any timing. Counters: FLOP/s for convolutions (2 flops per multiply-add), bytes/s for pooling,
@@ -24,11 +24,12 @@ using namespace semigrad;
 namespace {
 
 // How a convolution runs: the direct loops, or one of conv2d_lowering.hpp's lowerings.
-enum Way { naive, lowered_im2col, lowered_loops, lowered_shifted };
+enum Way { naive, lowered_im2col, lowered_loops, lowered_shifted, lowered_winograd };
 Conv2dLowering lowering_of(Way way) {
-    return way == lowered_shifted ? Conv2dLowering::shifted
-           : way == lowered_loops ? Conv2dLowering::im2col_loops
-                                  : Conv2dLowering::im2col;
+    return way == lowered_winograd  ? Conv2dLowering::winograd
+           : way == lowered_shifted ? Conv2dLowering::shifted
+           : way == lowered_loops   ? Conv2dLowering::im2col_loops
+                                    : Conv2dLowering::im2col;
 }
 
 void check_or_abort(const char* what, const Tensor& fast, const Tensor& naive, float tolerance) {
@@ -79,7 +80,7 @@ struct ConvCase {
         const Tensor reference = forward(naive);
         Tensor rdx(x.shape()), rdw(weight.shape()), rdb(bias.shape());
         backward(naive, rdx, rdw, rdb);
-        for (const Way way : {lowered_im2col, lowered_loops, lowered_shifted}) {
+        for (const Way way : {lowered_im2col, lowered_loops, lowered_shifted, lowered_winograd}) {
             check_or_abort(name, forward(way), reference, 1e-4f);
             Tensor dx(x.shape()), dw(weight.shape()), db(bias.shape());
             backward(way, dx, dw, db);
@@ -196,6 +197,9 @@ BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_im2col_loops, 2, lowered_loops)
 BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_shifted, 2, lowered_shifted)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_winograd, 2, lowered_winograd)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Conv2dForward, conv2_naive, 2, naive)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
@@ -218,6 +222,9 @@ BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_im2col_loops, 2, lowered_loops)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_shifted, 2, lowered_shifted)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_winograd, 2, lowered_winograd)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_naive, 2, naive)

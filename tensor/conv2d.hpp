@@ -38,7 +38,7 @@ Shape conv2d_output_shape(const Shape& x, const Shape& weight, const Conv2dSpec&
 
 // How one image becomes GEMMs (conv2d_lowering.hpp); `automatic` picks by geometry. Tests name
 // one to check both.
-enum class Conv2dLowering { automatic, im2col, im2col_loops, shifted };
+enum class Conv2dLowering { automatic, im2col, im2col_loops, shifted, winograd };
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                       const Conv2dSpec& spec, Conv2dLowering lowering = Conv2dLowering::automatic);

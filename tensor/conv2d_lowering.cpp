@@ -1,4 +1,5 @@
-// conv2d_lowering: one image's convolution as GEMMs, im2col or shifted (see conv2d_lowering.hpp),
+// conv2d_lowering: one image's convolution as GEMMs, im2col, shifted or winograd (see
+// conv2d_lowering.hpp),
 // and the backward's per-chunk partials of dweight and dbias.
 //
 // Every GEMM here runs inside the callers' parallel loops over images, so OpenBLAS runs it on
@@ -16,13 +17,26 @@ namespace semigrad {
 
 Conv2dLowering conv2d_lowering(const Conv2dGeometry& g) {
     if (g.K() <= 8) return Conv2dLowering::im2col_loops;
-    return g.sh == 1 && g.sw == 1 && g.C >= 8 ? Conv2dLowering::shifted : Conv2dLowering::im2col;
+    if (g.sh != 1 || g.sw != 1 || g.C < 8) return Conv2dLowering::im2col;
+    return g.KH == 2 && g.KW == 2 ? Conv2dLowering::winograd : Conv2dLowering::shifted;
 }
+
+namespace wg = winograd;
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLowering lowering,
                        Isa isa)
     : g_(g), lowering_(lowering == Conv2dLowering::automatic ? conv2d_lowering(g) : lowering),
       row_(g.OW), HP_(0), WP_(0), weight_(weight), isa_(isa) {
+    if (lowering_ == Conv2dLowering::winograd) {
+        if (g.sh != 1 || g.sw != 1 || g.KH != 2 || g.KW != 2)
+            throw ValueError("conv2d: the winograd lowering needs a 2x2 kernel at stride 1, got " +
+                             std::to_string(g.KH) + "x" + std::to_string(g.KW) + " at stride " +
+                             std::to_string(g.sh) + "x" + std::to_string(g.sw));
+        tiles_ = wg::tiling(g.OH, g.OW), dx_tiles_ = wg::tiling(g.H, g.W);
+        taps_.resize(std::size_t(wg::kPoints) * g.OC * g.C);
+        wg::transform_kernel(weight, g.OC, g.C, taps_.data());
+        return;
+    }
     if (lowering_ != Conv2dLowering::shifted) return;
     if (g.sh != 1 || g.sw != 1)
         throw ValueError("conv2d: the shifted lowering needs stride 1, got " +
@@ -42,7 +56,36 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLower
 // places past it (into junk columns), and with the gap it reads zeros there, and the dx GEMMs'
 // rows never overlap one another.
 
+std::size_t Conv2dPlan::weight_size() const {
+    const std::size_t per_pair = lowering_ == Conv2dLowering::winograd ? wg::kPoints : g_.KH * g_.KW;
+    return std::size_t(g_.OC) * g_.C * per_pair;
+}
+
+// The winograd lowering's scratch, one after another: the zero-extended planes (the input's,
+// or dout's), then the forward's U and M; the backward's U and Vdy (dweight), and U and M of
+// dout (dx).
+namespace {
+struct WinogradScratch {
+    std::size_t padded, u, m, dy_v, dy_u, dx_m;  // offsets
+    std::size_t forward_end, backward_end;
+    WinogradScratch(const Conv2dGeometry& g, wg::Tiling t, wg::Tiling dt) {
+        padded = 0;
+        u = std::size_t(std::max(g.C, g.OC)) * std::max(wg::padded_plane(t), wg::padded_plane(dt));
+        m = u + wg::kPoints * wg::point_stride(g.C, t);
+        forward_end = m + wg::kPoints * wg::point_stride(g.OC, t);
+        dy_v = m;  // the backward has no M of the forward
+        dy_u = dy_v + wg::kPoints * wg::point_stride(g.OC, t);
+        dx_m = dy_u + wg::kPoints * wg::point_stride(g.OC, dt);
+        backward_end = dx_m + wg::kPoints * wg::point_stride(g.C, dt);
+    }
+};
+}  // namespace
+
 std::size_t Conv2dPlan::scratch_size() const {
+    if (lowering_ == Conv2dLowering::winograd) {
+        const WinogradScratch w(g_, tiles_, dx_tiles_);
+        return std::max(w.forward_end, w.backward_end);
+    }
     if (lowering_ != Conv2dLowering::shifted) return std::size_t(g_.K()) * g_.P();
     return 2 * padded_size();  // xp, dxp
 }
@@ -77,6 +120,21 @@ void Conv2dPlan::forward_image(const float* x_n, float* out, float* scratch) con
         gemm(false, false, g.OC, P, K, 1.0f, weight_, K, scratch, P, 0.0f, out, P);
         return;
     }
+    if (lowering_ == Conv2dLowering::winograd) {
+        const WinogradScratch w(g, tiles_, dx_tiles_);
+        const wg::Transforms& transforms = wg::transforms(isa_);
+        const wg::Tiling t = tiles_;
+        const int T = t.tiles();
+        const std::size_t su = wg::point_stride(g.C, t), sm = wg::point_stride(g.OC, t);
+        float *padded = scratch + w.padded, *u = scratch + w.u, *m = scratch + w.m;
+        wg::pad_planes(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
+        transforms.input(padded, g.C, t, u, su);
+        for (int p = 0; p < wg::kPoints; ++p)
+            gemm(false, false, g.OC, T, g.C, 1.0f, taps_.data() + std::size_t(p) * g.OC * g.C, g.C,
+                 u + p * su, T, 0.0f, m + p * sm, T);
+        transforms.output(m, sm, g.OC, t, g.OH, g.OW, out, false);
+        return;
+    }
     float* xp = scratch;
     pad_image(x_n, xp);
     const int plane = plane_size(), Q = g.OH * WP_;
@@ -100,6 +158,24 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             im2col(x_n, g, scratch);
             gemm(false, true, g.OC, K, P, 1.0f, dout, P, scratch, P, first ? 0.0f : 1.0f, pweight, K);
         }
+    } else if (lowering_ == Conv2dLowering::winograd) {
+        if (pweight) {
+            // dweight[oc][c] = Σ_tiles Aᵀ [(G dy Gᵀ) ⊙ (Bᵀ d B)] A: the sums in the transformed
+            // domain here, Aᵀ . A once the chunks are added (Conv2dPartials::add_to).
+            const WinogradScratch w(g, tiles_, dx_tiles_);
+            const wg::Transforms& transforms = wg::transforms(isa_);
+            const wg::Tiling t = tiles_;
+            const int T = t.tiles();
+            const std::size_t su = wg::point_stride(g.C, t), sv = wg::point_stride(g.OC, t);
+            float *padded = scratch + w.padded, *u = scratch + w.u, *v = scratch + w.dy_v;
+            wg::pad_planes(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
+            transforms.input(padded, g.C, t, u, su);
+            wg::pad_planes(dout, g.OC, g.OH, g.OW, 0, 0, t, padded);
+            transforms.gradient(padded, g.OC, t, v, sv);
+            for (int p = 0; p < wg::kPoints; ++p)
+                gemm(false, true, g.OC, g.C, T, 1.0f, v + p * sv, T, u + p * su, T,
+                     first ? 0.0f : 1.0f, pweight + std::size_t(p) * g.OC * g.C, g.C);
+        }
     } else if (pweight) {
         float* xp = scratch;
         pad_image(x_n, xp);
@@ -121,6 +197,24 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
         const int K = g.K(), P = g.P();
         gemm(true, false, K, P, g.OC, 1.0f, weight_, K, dout, P, 0.0f, scratch, P);
         col2im_add(scratch, g, dx_n);
+        return;
+    }
+    if (lowering_ == Conv2dLowering::winograd) {
+        // dx[h][w] = Σ dout[h + pt - a][w + pl - b] w[a][b]: the correlation of dout placed at
+        // (1 - pt, 1 - pl) with the kernel flipped, whose V[p] is V[8 - p] (conv2d_winograd.hpp).
+        const WinogradScratch w(g, tiles_, dx_tiles_);
+        const wg::Transforms& transforms = wg::transforms(isa_);
+        const wg::Tiling t = dx_tiles_;
+        const int T = t.tiles();
+        const std::size_t su = wg::point_stride(g.OC, t), sm = wg::point_stride(g.C, t);
+        float *padded = scratch + w.padded, *u = scratch + w.dy_u, *m = scratch + w.dx_m;
+        wg::pad_planes(dout, g.OC, g.OH, g.OW, 1 - g.pt, 1 - g.pl, t, padded);
+        transforms.input(padded, g.OC, t, u, su);
+        for (int p = 0; p < wg::kPoints; ++p)
+            gemm(true, false, g.C, T, g.OC, 1.0f,
+                 taps_.data() + std::size_t(wg::kPoints - 1 - p) * g.OC * g.C, g.C, u + p * su, T,
+                 0.0f, m + p * sm, T);
+        transforms.output(m, sm, g.C, t, g.H, g.W, dx_n, true);
         return;
     }
     float* dxp = scratch + padded_size();
@@ -151,7 +245,27 @@ Conv2dPartials::Conv2dPartials(const Conv2dPlan& plan_, bool dweight, bool dbias
 
 void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
     const int n_chunks = chunks;
-    if (dweight) {
+    if (dweight && plan.lowering() == Conv2dLowering::winograd) {
+        // Partials per point [9, OC, C]: for each oc, its 9 rows summed over chunks (contiguous
+        // rows of C), then Aᵀ . A per (oc, c).
+        const Conv2dGeometry& g = plan.geometry();
+        const std::size_t step = std::size_t(g.OC) * g.C;
+        float* d = dweight->data();
+        std::vector<float> acc(std::size_t(winograd::kPoints) * g.C);  // [9, C]
+#pragma omp for schedule(static) nowait
+        for (int oc = 0; oc < g.OC; ++oc) {
+            std::fill(acc.begin(), acc.end(), 0.0f);
+            for (int chunk = 0; chunk < n_chunks; ++chunk)
+                for (int p = 0; p < winograd::kPoints; ++p) {
+                    const float* row = weight.data() + chunk * wsize + p * step + std::size_t(oc) * g.C;
+                    float* a = acc.data() + std::size_t(p) * g.C;
+                    for (int c = 0; c < g.C; ++c) a[c] += row[c];
+                }
+            for (int c = 0; c < g.C; ++c)
+                winograd::add_kernel_gradient(acc.data() + c, std::size_t(g.C),
+                                              d + (std::size_t(oc) * g.C + c) * 4);
+        }
+    } else if (dweight) {
         // A partial's row r holds OC*K / rows contiguous elements: for im2col, row oc of
         // [OC, K], in dweight's own order; for shifted, row (t, oc) of [KH*KW, OC, C], whose
         // element c belongs at dweight[oc][c][t], i.e. oc*K + c*T + t.

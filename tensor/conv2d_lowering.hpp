@@ -1,7 +1,7 @@
 // conv2d_lowering: how one image's convolution becomes GEMMs, shared by conv2d.cpp (the layer)
 // and conv_block.cpp (the fused block), which must compute the same bits.
 //
-// Three lowerings (letters as in conv2d.hpp; K = C*KH*KW, P = OH*OW):
+// Four lowerings (letters as in conv2d.hpp; K = C*KH*KW, P = OH*OW):
 //
 //   im2col   (Chellapilla et al. 2006; Darknet's im2col.c) unfold x_n into cols [K, P], then
 //            out = weight [OC, K] @ cols. Any stride. The backward unfolds x_n again for
@@ -23,15 +23,30 @@
 //            many that im2col writes and col2im reads back (the tutorial's second conv: 14,400
 //            floats instead of 50,176, twice per step).
 //
+//   winograd a 2x2 kernel at stride 1 only: Winograd's F(2x2, 2x2) (conv2d_winograd.hpp). Each
+//            channel plane is cut into 2x2 output tiles (T of them) and transformed; then
+//                M[p] [OC, T] = V[p] [OC, C] @ U[p] [C, T]     for the 9 points p,
+//            9 GEMMs of T columns where shifted runs 4 of about 4T (OH*WP), and the inverse
+//            transform writes out. The backward is the same three steps twice: for dweight,
+//            9 GEMMs dV[p] [OC, C] += Vdy[p] [OC, T] @ U[p]^T, summed per chunk in the transformed
+//            domain (conv2d_winograd.hpp), and for dx the flipped kernel's V against the
+//            transformed, shifted dout. In all, 27 GEMMs an image whose flops are 9/16 of
+//            shifted's 12 GEMMs'. The tutorial's second conv at batch 32 (bench_kernels, one
+//            thread, SkylakeX OpenBLAS): forward 0.93 ms against shifted's 1.27, backward 2.15
+//            against 2.97. Its sums regroup the direct ones, so the outputs differ from shifted's
+//            in the last bits, not more (tests/tensor/test_conv2d.cpp).
+//
 // Which lowering runs is the plan's choice (conv2d_lowering): im2col_loops when K <= 8 (the first
-// conv: K = 4); else shifted at stride 1 when C >= 8 (the second conv); else im2col. With fewer
-// channels each tap's GEMM has an inner dimension too short to pay for its call and packing.
+// conv: K = 4); else, at stride 1 when C >= 8, winograd for a 2x2 kernel (the second conv) and
+// shifted for any other; else im2col. With fewer channels each GEMM has an inner dimension too
+// short to pay for its call and packing.
 #pragma once
 
 #include <cstddef>
 #include <vector>
 
 #include "tensor/conv2d.hpp"
+#include "tensor/conv2d_winograd.hpp"
 #include "tensor/simd.hpp"
 
 namespace semigrad {
@@ -57,9 +72,10 @@ class Conv2dPlan {
     std::size_t image_size() const { return std::size_t(g_.OC) * g_.OH * row_; }
     // Floats of per-thread scratch that forward_image and backward_image need.
     std::size_t scratch_size() const;
-    // Floats of a dweight partial (OC*K): in dweight's order [OC, C, KH, KW] for the im2col
-    // lowerings; per tap, [KH*KW, OC, C], for shifted.
-    std::size_t weight_size() const { return std::size_t(g_.OC) * g_.K(); }
+    // Floats of a dweight partial: OC*K in dweight's order [OC, C, KH, KW] for the im2col
+    // lowerings; per tap, [KH*KW, OC, C], for shifted; per point, [9, OC, C], for winograd
+    // (still to be transformed back: Conv2dPartials::add_to).
+    std::size_t weight_size() const;
 
     // out [OC, OH, row()] = the convolution of image x_n [C, H, W], without bias.
     void forward_image(const float* x_n, float* out, float* scratch) const;
@@ -75,7 +91,8 @@ class Conv2dPlan {
     int row_, HP_, WP_;
     const float* weight_;
     Isa isa_;
-    std::vector<float> taps_;  // shifted: weight as [KH*KW, OC, C]
+    std::vector<float> taps_;  // shifted: weight as [KH*KW, OC, C]; winograd: V as [9, OC, C]
+    winograd::Tiling tiles_{}, dx_tiles_{};  // winograd: of the output, of the input gradient
 
     // One padded plane's floats: HP*WP, then KW-1 zeros for the last tap's overrun.
     int plane_size() const { return HP_ * WP_ + g_.KW - 1; }

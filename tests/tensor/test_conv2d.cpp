@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "tensor/conv2d.hpp"
 #include "tensor/conv2d_lowering.hpp"
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/random.hpp"
+#include "tensor/simd.hpp"
 
 using namespace semigrad;
 
@@ -123,6 +125,7 @@ TEST(Conv2d, TinyConvolutionByHand) {
     for (const Tensor& out : {conv2d_forward(x, w, b, same, Conv2dLowering::im2col),
                               conv2d_forward(x, w, b, same, Conv2dLowering::im2col_loops),
                               conv2d_forward(x, w, b, same, Conv2dLowering::shifted),
+                              conv2d_forward(x, w, b, same, Conv2dLowering::winograd),
                               conv2d_forward_naive(x, w, b, same)})
         for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_FLOAT_EQ(out[i], expected[i]) << i;
 
@@ -132,10 +135,10 @@ TEST(Conv2d, TinyConvolutionByHand) {
     const Tensor dout = Tensor::ones({1, 1, 3, 3});
     const std::vector<float> dw_expected = {45, 33, 39, 28};
     const std::vector<float> dx_expected = {2, 4, 4, 5, 11, 11, 5, 11, 11};
-    for (int way = 0; way < 4; ++way) {  // naive, then the three lowerings
+    for (int way = 0; way < 5; ++way) {  // naive, then the four lowerings
         Tensor dx = Tensor::ones(x.shape()), dw(w.shape()), db({1});
         const Conv2dLowering lowerings[] = {Conv2dLowering::im2col, Conv2dLowering::im2col_loops,
-                                            Conv2dLowering::shifted};
+                                            Conv2dLowering::shifted, Conv2dLowering::winograd};
         if (way == 0)
             conv2d_backward_naive(dout, x, w, same, &dx, &dw, &db);
         else
@@ -220,6 +223,78 @@ TEST(Conv2d, FastMatchesNaiveOnRandomShapes) {
     }
 }
 
+// Winograd's F(2x2, 2x2) against the direct loops, where its tiling has edges: 2x2 kernels at
+// stride 1 on odd and even sizes, valid, same and explicit padding up to 3 on a side (so dout,
+// placed at (1 - pt, 1 - pl) for dx, starts outside the plane), 1-12 channels, and more than 8
+// tiles in a row (the transforms' vectors run 8 tiles at a time). Each output regroups the
+// direct sum's terms, so it stays within a few float roundings of it.
+TEST(Conv2d, WinogradMatchesNaiveOnRandomShapes) {
+    Rng rng(77);
+    for (int trial = 0; trial < 40; ++trial) {
+        const std::size_t N = 1 + rng.below(3), C = 1 + rng.below(12), OC = 1 + rng.below(9);
+        const int H = 1 + int(rng.below(13)), W = 1 + int(rng.below(21));
+        Conv2dSpec spec{1, 1, {}};
+        const int mode = trial % 3;
+        if (mode == 1) spec.pad = tf_padding(Padding::Same, H, W, 2, 2, 1, 1);
+        if (mode == 2)
+            spec.pad = {int(rng.below(4)), int(rng.below(4)), int(rng.below(4)), int(rng.below(4))};
+        if (H + spec.pad.top + spec.pad.bottom < 2 || W + spec.pad.left + spec.pad.right < 2)
+            spec.pad = {1, 1, 1, 1};
+        const Shape xs{N, C, std::size_t(H), std::size_t(W)}, ws{OC, C, 2, 2};
+        SCOPED_TRACE("x " + to_string(xs) + " w " + to_string(ws) + " pad " +
+                     std::to_string(spec.pad.top) + "," + std::to_string(spec.pad.bottom) + "," +
+                     std::to_string(spec.pad.left) + "," + std::to_string(spec.pad.right));
+        const Tensor x = random_uniform(xs, rng), w = random_uniform(ws, rng),
+                     b = random_uniform({OC}, rng);
+        const Tensor dout = random_uniform(conv2d_output_shape(xs, ws, spec), rng);
+        const Tensor dx0 = random_uniform(xs, rng), dw0 = random_uniform(ws, rng),
+                     db0 = random_uniform({OC}, rng);
+        Tensor rdx = dx0, rdw = dw0, rdb = db0, dx = dx0, dw = dw0, db = db0;
+        conv2d_backward_naive(dout, x, w, spec, &rdx, &rdw, &rdb);
+        conv2d_backward(dout, x, w, spec, &dx, &dw, &db, Conv2dLowering::winograd);
+        EXPECT_LT(max_abs_diff(conv2d_forward(x, w, b, spec, Conv2dLowering::winograd),
+                               conv2d_forward_naive(x, w, b, spec)),
+                  1e-5f);
+        EXPECT_LT(max_abs_diff(dx, rdx), 1e-5f);
+        EXPECT_LT(max_abs_diff(dw, rdw), 2e-5f);  // sums of N*OH*OW products
+        EXPECT_LT(max_abs_diff(db, rdb), 1e-5f);
+    }
+}
+
+// The transforms' AVX2 and AVX-512 variants (conv2d_winograd_*.cpp) give the portable one's
+// bits: one image through each plan, forward and backward, at a size whose tile rows take two
+// vector groups (TW = 11) and end in a clipped column.
+TEST(Conv2d, WinogradSameBitsOnEveryPath) {
+    Rng rng(31);
+    const Tensor x = random_uniform({1, 9, 13, 21}, rng), w = random_uniform({5, 9, 2, 2}, rng);
+    const Conv2dSpec spec{1, 1, tf_padding(Padding::Same, 13, 21, 2, 2, 1, 1)};
+    const Conv2dGeometry g = conv2d_geometry(x, w, spec);
+    const Tensor dout = random_uniform(conv2d_output_shape(x.shape(), w.shape(), spec), rng);
+    struct Result {
+        std::vector<float> out, dweight, dbias, dx;
+    };
+    const auto run = [&](Isa isa) {
+        const Conv2dPlan plan(g, w.data(), Conv2dLowering::winograd, isa);
+        std::vector<float> scratch(plan.scratch_size());
+        Result r{std::vector<float>(plan.image_size()), std::vector<float>(plan.weight_size()),
+                 std::vector<float>(5, 0.0f), std::vector<float>(x.size(), 0.0f)};
+        plan.forward_image(x.data(), r.out.data(), scratch.data());
+        plan.backward_image(dout.data(), x.data(), true, r.dweight.data(), r.dbias.data(),
+                            r.dx.data(), scratch.data());
+        return r;
+    };
+    const Result portable = run(Isa::portable);
+    for (const Isa isa : {Isa::avx2, Isa::avx512}) {
+        if (!cpu_runs(isa)) continue;
+        SCOPED_TRACE(isa_name(isa));
+        const Result r = run(isa);
+        EXPECT_EQ(r.out, portable.out);
+        EXPECT_EQ(r.dweight, portable.dweight);
+        EXPECT_EQ(r.dbias, portable.dbias);
+        EXPECT_EQ(r.dx, portable.dx);
+    }
+}
+
 // The reference backward against central differences of the reference forward, for
 // L = sum(out * r). Convolution is linear in x, w and b, so the differences are exact up to
 // float rounding and a large step is fine.
@@ -257,7 +332,7 @@ TEST(Conv2d, SameResultWithOneAndTwoThreads) {
                  b = random_uniform({6}, rng);
     const Tensor dout = random_uniform({7, 6, 9, 9}, rng);
     for (const Conv2dLowering lowering : {Conv2dLowering::im2col, Conv2dLowering::im2col_loops,
-                                          Conv2dLowering::shifted}) {
+                                          Conv2dLowering::shifted, Conv2dLowering::winograd}) {
         const int before = num_threads();
         Tensor out[2], dx[2], dw[2], db[2];
         for (int t = 0; t < 2; ++t) {
@@ -275,15 +350,17 @@ TEST(Conv2d, SameResultWithOneAndTwoThreads) {
 }
 
 // Which lowering runs: the loops up to K = C*KH*KW = 8 (the tutorial's first conv, C = 1), then
-// shifted at stride 1 from 8 channels on (its second), im2col otherwise; asking for shifted at
-// another stride is an error.
+// at stride 1 from 8 channels on winograd for a 2x2 kernel (its second) and shifted for others,
+// im2col otherwise; asking for shifted or winograd where they do not apply is an error.
 TEST(Conv2d, LoweringChoice) {
-    const auto geometry = [](std::size_t C, int stride) {
-        return conv2d_geometry(Tensor({2, C, 14, 14}), Tensor({4, C, 2, 2}),
-                               {stride, stride, {0, 1, 0, 1}});
+    const auto geometry = [](std::size_t C, int stride, std::size_t k = 2) {
+        return conv2d_geometry(Tensor({2, C, 14, 14}), Tensor({4, C, k, k}),
+                               {stride, stride, {0, int(k) - 1, 0, int(k) - 1}});
     };
-    EXPECT_EQ(conv2d_lowering(geometry(64, 1)), Conv2dLowering::shifted);
-    EXPECT_EQ(conv2d_lowering(geometry(8, 1)), Conv2dLowering::shifted);
+    EXPECT_EQ(conv2d_lowering(geometry(64, 1)), Conv2dLowering::winograd);
+    EXPECT_EQ(conv2d_lowering(geometry(8, 1)), Conv2dLowering::winograd);
+    EXPECT_EQ(conv2d_lowering(geometry(64, 1, 3)), Conv2dLowering::shifted);
+    EXPECT_EQ(conv2d_lowering(geometry(8, 1, 3)), Conv2dLowering::shifted);
     EXPECT_EQ(conv2d_lowering(geometry(7, 1)), Conv2dLowering::im2col);
     EXPECT_EQ(conv2d_lowering(geometry(3, 1)), Conv2dLowering::im2col);
     EXPECT_EQ(conv2d_lowering(geometry(2, 1)), Conv2dLowering::im2col_loops);
@@ -291,9 +368,17 @@ TEST(Conv2d, LoweringChoice) {
     EXPECT_EQ(conv2d_lowering(geometry(1, 2)), Conv2dLowering::im2col_loops);
     EXPECT_EQ(conv2d_lowering(geometry(64, 2)), Conv2dLowering::im2col);
     const Tensor w({4, 64, 2, 2});
-    const Conv2dPlan plan(geometry(64, 1), w.data());
-    EXPECT_EQ(plan.row(), 15);  // 14 columns and one of wrap-around
+    const Conv2dPlan shifted(geometry(64, 1), w.data(), Conv2dLowering::shifted);
+    EXPECT_EQ(shifted.row(), 15);  // 14 columns and one of wrap-around
+    EXPECT_EQ(Conv2dPlan(geometry(64, 1), w.data()).row(), 14);  // winograd's: no junk
     expect_throw_naming<ValueError>(
         [&] { Conv2dPlan(geometry(64, 2), w.data(), Conv2dLowering::shifted); },
         {"conv2d", "shifted", "stride 1", "2x2"});
+    expect_throw_naming<ValueError>(
+        [&] { Conv2dPlan(geometry(64, 2), w.data(), Conv2dLowering::winograd); },
+        {"conv2d", "winograd", "2x2 kernel at stride 1", "stride 2x2"});
+    const Tensor w3({4, 64, 3, 3});
+    expect_throw_naming<ValueError>(
+        [&] { Conv2dPlan(geometry(64, 1, 3), w3.data(), Conv2dLowering::winograd); },
+        {"conv2d", "winograd", "got 3x3"});
 }

@@ -1,0 +1,232 @@
+// conv2d_winograd: the transforms of Winograd's minimal filtering F(2x2, 2x2), with which
+// conv2d_lowering.cpp runs a 2x2 convolution at stride 1 in 9 multiplications per 2x2 output
+// tile where the direct products take 16 (Lavin and Gray 2016, "Fast Algorithms for
+// Convolutional Neural Networks", section 4; Winograd 1980).
+//
+// In one dimension, two outputs of a 2-tap correlation, y_k = g_0 d_k + g_1 d_(k+1), k = 0, 1,
+// from three inputs d_0..d_2 take three products instead of four:
+//     m_0 = (d_0 - d_1) g_0,   m_1 = d_1 (g_0 + g_1),   m_2 = (d_2 - d_1) g_1,
+//     y_0 = m_0 + m_1,         y_1 = m_1 + m_2,
+// i.e. y = Aᵀ [(G g) ⊙ (Bᵀ d)] with
+//     Bᵀ = | 1 -1  0 |     G = | 1  0 |     Aᵀ = | 1  1  0 |
+//          | 0  1  0 |         | 1  1 |          | 0  1  1 |
+//          | 0 -1  1 |         | 0  1 |
+// Nested in two dimensions, a 2x2 output tile Y of a 2x2 kernel g over the 3x3 input tile d is
+//     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A,
+// and over channels the 9 element-wise products become 9 matrix products, one per point
+// p = 3u + v of the 3x3 transformed tile:
+//     M[p] [OC, T] = V[p] [OC, C] @ U[p] [C, T],   V = G w Gᵀ (per oc, c), U = Bᵀ d B (per c, tile).
+// Every transform is additions and subtractions only (points 0, 1 and infinity), which is why F(2,2)
+// loses next to nothing in float32 against the direct sum: each output is the direct sum's terms,
+// regrouped.
+//
+// The same algorithm serves the backward (conv2d_lowering.cpp spells out which plane plays which
+// part): the input gradient is a correlation of the zero-extended output gradient with the kernel
+// flipped, and V of a flipped kernel is V with both point axes reversed; the weight gradient of
+// one tile is a correlation of its 3x3 input tile with its 2x2 output gradient, the gradient
+// playing the kernel's part (G dy Gᵀ), and is summed over tiles and channels in the transformed
+// domain before one Aᵀ . A per weight.
+//
+// Layout: a transformed operand holds 9 point matrices [rows, T] one after another, `stride`
+// floats apart (rows * T plus at least kSlack: the vector loops below read and write up to 7
+// floats past a row's last tile, which the next row overwrites or the slack absorbs; so the
+// transforms go through the rows in order). T = TH * TW tiles, row-major; tile (i, j) covers
+// output rows 2i, 2i+1 and columns 2j, 2j+1.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include "tensor/simd.hpp"
+
+namespace semigrad::winograd {
+
+inline constexpr int kPoints = 9;
+inline constexpr int kSlack = 8;
+
+// A plane of `rows` x `cols` floats in 2x2 tiles: ceil(rows / 2) by ceil(cols / 2).
+struct Tiling {
+    int TH, TW;
+    int tiles() const { return TH * TW; }
+};
+inline Tiling tiling(int rows, int cols) { return {(rows + 1) / 2, (cols + 1) / 2}; }
+
+// The stride between point matrices of a transformed operand with `rows` rows.
+inline std::size_t point_stride(int rows, Tiling t) {
+    return std::size_t(rows) * t.tiles() + kSlack;
+}
+
+// The transforms read planes from a zero-extended copy: 2*TH + 1 rows of pitch(t) floats each,
+// enough for every tile's 3x3 window and for the vectors' reach past the last tile (the last
+// group of 8 tiles, from tile j0, reads 16 floats from column 2*j0 + 2).
+inline int pitch(Tiling t) { return 2 * ((t.TW - 1) / 8 * 8) + 18; }
+inline std::size_t padded_plane(Tiling t) { return std::size_t(2 * t.TH + 1) * pitch(t); }
+
+// padded [planes, 2*TH + 1, pitch] = the planes src [planes, rows, cols], each placed with its
+// (0, 0) at (top, left) in zeros.
+void pad_planes(const float* src, int planes, int rows, int cols, int top, int left, Tiling t,
+                float* padded);
+
+// v [9, OC, C] = G w Gᵀ for each w[oc][c], a 2x2 kernel (w: [OC, C, 2, 2]).
+void transform_kernel(const float* w, int OC, int C, float* v);
+
+// dw[0..3] += Aᵀ m A for one 3x3 matrix m[p * step] (p = 0..8): a kernel's weight gradient from
+// its transformed sum.
+void add_kernel_gradient(const float* m, std::size_t step, float* dw);
+
+// The per-plane data transforms, in one variant per instruction set (tensor/simd.hpp); all give
+// the same bits (additions only, in the same order).
+struct Transforms {
+    // u[p][plane][tile] = (Bᵀ d B)[p], d the tile's 3x3 window of padded's plane: tile (i, j)
+    // reads its rows 2i..2i+2 and columns 2j..2j+2.
+    void (*input)(const float* padded, int planes, Tiling t, float* u, std::size_t stride);
+    // v[p][plane][tile] = (G dy Gᵀ)[p], dy the tile's 2x2 block of padded's plane (rows 2i, 2i+1,
+    // columns 2j, 2j+1).
+    void (*gradient)(const float* padded, int planes, Tiling t, float* v, std::size_t stride);
+    // dst [planes, rows, cols] = or += Aᵀ m A, each tile's 2x2 clipped to the plane.
+    void (*output)(const float* m, std::size_t stride, int planes, Tiling t, int rows, int cols,
+                   float* dst, bool add);
+};
+const Transforms& transforms(Isa isa);
+
+// ---------------------------------------------------------------------------------------------
+// the loop bodies, compiled into each variant (conv2d_winograd.cpp, _avx2.cpp, _avx512.cpp) with
+// its own vector width, as tensor/small_gemm.hpp does.
+//
+// They run on 8 tiles of a tile row at once, as 8-float vectors (GCC's vector extension). Tile
+// j's columns 2j, 2j+1 and 2j+2 for 8 tiles are the even and odd lanes of the 16 floats from
+// column 2j and the even lanes of the 16 from column 2j+2: loads and shuffles, no gathers.
+
+namespace detail {
+
+using Lanes = float __attribute__((vector_size(32)));
+using Picks = int __attribute__((vector_size(32)));
+inline constexpr int kLanes = 8;
+
+// (Lanes go by reference: passing an AVX-sized vector by value would depend on the target.)
+[[gnu::always_inline]] inline void load(Lanes& v, const float* p) { std::memcpy(&v, p, sizeof v); }
+[[gnu::always_inline]] inline void store(float* p, const Lanes& v) { std::memcpy(p, &v, sizeof v); }
+
+// Columns 2j and 2j+1 of 8 tiles from the 16 floats at p.
+[[gnu::always_inline]] inline void split(const float* p, Lanes& even, Lanes& odd) {
+    Lanes a, b;
+    load(a, p), load(b, p + kLanes);
+    even = __builtin_shuffle(a, b, Picks{0, 2, 4, 6, 8, 10, 12, 14});
+    odd = __builtin_shuffle(a, b, Picks{1, 3, 5, 7, 9, 11, 13, 15});
+}
+
+[[gnu::always_inline]] inline void input_loops(const float* __restrict padded, int planes, Tiling t,
+                                               float* __restrict u, std::size_t stride) {
+    const int P = pitch(t);
+    for (int c = 0; c < planes; ++c) {
+        const float* plane = padded + c * padded_plane(t);
+        float* base = u + std::size_t(c) * t.tiles();
+        for (int i = 0; i < t.TH; ++i)
+            for (int j0 = 0; j0 < t.TW; j0 += kLanes) {
+                // Rows 2i..2i+2 of the tiles' first (even), middle (odd) and last (next even)
+                // columns.
+                Lanes e[3], o[3], n[3], unused;
+                for (int r = 0; r < 3; ++r) {
+                    const float* p = plane + std::size_t(2 * i + r) * P + 2 * j0;
+                    split(p, e[r], o[r]);
+                    split(p + 2, n[r], unused);
+                }
+                // Bᵀ d down the columns: rows (d_0 - d_1, d_1, d_2 - d_1) ...
+                const Lanes ec[3] = {e[0] - e[1], e[1], e[2] - e[1]};
+                const Lanes oc[3] = {o[0] - o[1], o[1], o[2] - o[1]};
+                const Lanes nc[3] = {n[0] - n[1], n[1], n[2] - n[1]};
+                // ... then . B along each row: (t_0 - t_1, t_1, t_2 - t_1). A store runs up to 7
+                // tiles past the row's end: into the next row, written after it, or the slack.
+                float* out = base + std::size_t(i) * t.TW + j0;
+                for (int r = 0; r < 3; ++r) {
+                    store(out + (3 * r) * stride, ec[r] - oc[r]);
+                    store(out + (3 * r + 1) * stride, oc[r]);
+                    store(out + (3 * r + 2) * stride, nc[r] - oc[r]);
+                }
+            }
+    }
+}
+
+[[gnu::always_inline]] inline void gradient_loops(const float* __restrict padded, int planes,
+                                                  Tiling t, float* __restrict v, std::size_t stride) {
+    const int P = pitch(t);
+    for (int c = 0; c < planes; ++c) {
+        const float* plane = padded + c * padded_plane(t);
+        float* base = v + std::size_t(c) * t.tiles();
+        for (int i = 0; i < t.TH; ++i)
+            for (int j0 = 0; j0 < t.TW; j0 += kLanes) {
+                const float* p = plane + std::size_t(2 * i) * P + 2 * j0;
+                Lanes g00, g01, g10, g11;
+                split(p, g00, g01);
+                split(p + P, g10, g11);
+                const Lanes m0 = g00 + g10, m1 = g01 + g11;  // as transform_kernel
+                const Lanes out[kPoints] = {g00, g00 + g01, g01, m0, m0 + m1, m1, g10, g10 + g11, g11};
+                float* dst = base + std::size_t(i) * t.TW + j0;
+                for (int q = 0; q < kPoints; ++q) store(dst + q * stride, out[q]);
+            }
+    }
+}
+
+[[gnu::always_inline]] inline void output_loops(const float* __restrict m, std::size_t stride,
+                                                int planes, Tiling t, int rows, int cols,
+                                                float* __restrict dst, bool add) {
+    for (int c = 0; c < planes; ++c) {
+        const float* base = m + std::size_t(c) * t.tiles();
+        float* plane = dst + std::size_t(c) * rows * cols;
+        for (int i = 0; i < t.TH; ++i)
+            for (int j0 = 0; j0 < t.TW; j0 += kLanes) {
+                const float* in = base + std::size_t(i) * t.TW + j0;
+                Lanes mp[kPoints];
+                for (int q = 0; q < kPoints; ++q) load(mp[q], in + q * stride);
+                // Aᵀ M: rows (M_0 + M_1, M_1 + M_2); then . A along each: (t_0 + t_1, t_1 + t_2).
+                const Lanes a0 = mp[0] + mp[3], a1 = mp[1] + mp[4], a2 = mp[2] + mp[5];
+                const Lanes b0 = mp[3] + mp[6], b1 = mp[4] + mp[7], b2 = mp[5] + mp[8];
+                const Lanes y[2][2] = {{a0 + a1, a1 + a2}, {b0 + b1, b1 + b2}};
+                // Each output row's columns 2j, 2j+1 interleaved back, clipped at the plane's edge.
+                const int count = std::min(2 * std::min(kLanes, t.TW - j0), cols - 2 * j0);
+                for (int dy = 0; dy < 2 && 2 * i + dy < rows; ++dy) {
+                    Lanes lo = __builtin_shuffle(y[dy][0], y[dy][1], Picks{0, 8, 1, 9, 2, 10, 3, 11});
+                    const Lanes hi = __builtin_shuffle(y[dy][0], y[dy][1], Picks{4, 12, 5, 13, 6, 14, 7, 15});
+                    float* d = plane + std::size_t(2 * i + dy) * cols + 2 * j0;
+                    float tail[2 * kLanes];  // what does not fill a whole vector, one by one
+                    int k = 0;
+                    if (count >= kLanes) {
+                        if (add) {
+                            Lanes before;
+                            load(before, d);
+                            lo += before;
+                        }
+                        store(d, lo);
+                        store(tail + kLanes, hi);
+                        k = kLanes;
+                    } else {
+                        store(tail, lo), store(tail + kLanes, hi);
+                    }
+                    if (add)
+                        for (; k < count; ++k) d[k] += tail[k];
+                    else
+                        for (; k < count; ++k) d[k] = tail[k];
+                }
+            }
+    }
+}
+
+}  // namespace detail
+
+void input_portable(const float* padded, int planes, Tiling t, float* u, std::size_t stride);
+void gradient_portable(const float* padded, int planes, Tiling t, float* v, std::size_t stride);
+void output_portable(const float* m, std::size_t stride, int planes, Tiling t, int rows, int cols,
+                     float* dst, bool add);
+#if SEMIGRAD_X86
+void input_avx2(const float* padded, int planes, Tiling t, float* u, std::size_t stride);
+void gradient_avx2(const float* padded, int planes, Tiling t, float* v, std::size_t stride);
+void output_avx2(const float* m, std::size_t stride, int planes, Tiling t, int rows, int cols,
+                 float* dst, bool add);
+void input_avx512(const float* padded, int planes, Tiling t, float* u, std::size_t stride);
+void gradient_avx512(const float* padded, int planes, Tiling t, float* v, std::size_t stride);
+void output_avx512(const float* m, std::size_t stride, int planes, Tiling t, int rows, int cols,
+                   float* dst, bool add);
+#endif
+
+}  // namespace semigrad::winograd
