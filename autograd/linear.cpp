@@ -1,7 +1,8 @@
 // Linear maps as differentiable functions: matmul, Keras' Dense (x · kernel + bias) and bias_add.
-// Every product is one `gemm` call with transpose flags (tensor/gemm.hpp), never an explicit
-// transpose; gradients go straight into the inputs' buffers, with beta = 0 for the first share
-// (written) and beta = 1 for later ones (added): autograd/var.hpp's protocol.
+// Every product is one `gemm` call with transpose flags (tensor/gemm.hpp; for Dense's, the
+// model's largest, `gemm_split`), never an explicit transpose; gradients go straight into the
+// inputs' buffers, with beta = 0 for the first share (written) and beta = 1 for later ones
+// (added): autograd/var.hpp's protocol.
 //
 // Dimension letters: M, K, N for matmul ([M,K] @ [K,N]); N batch, D in features, U units for
 // dense; N, C (+ H, W) for bias_add.
@@ -64,8 +65,8 @@ static Var dense_impl(const Var& x, const Var& kernel, const Var& bias, bool has
         for (int n = 0; n < N; ++n)
             for (int u = 0; u < U; ++u) po[n * U + u] = pb[u];
     }
-    gemm(false, false, N, U, D, 1.0f, x.value().data(), D, kernel.value().data(), U,
-         has_bias ? 1.0f : 0.0f, po, U);
+    gemm_split(false, false, N, U, D, 1.0f, x.value().data(), D, kernel.value().data(), U,
+               has_bias ? 1.0f : 0.0f, po, U);
 
     std::vector<Var> inputs = {x, kernel};
     if (has_bias) inputs.push_back(bias);
@@ -74,13 +75,13 @@ static Var dense_impl(const Var& x, const Var& kernel, const Var& bias, bool has
         bool first;
         if (x.requires_grad()) {  // dx = dout · kernelᵀ
             float* dx = x.node()->grad_write_or_add(first).data();
-            gemm(false, true, N, D, U, 1.0f, dout.data(), U, kernel.value().data(), U, beta(first),
-                 dx, D);
+            gemm_split(false, true, N, D, U, 1.0f, dout.data(), U, kernel.value().data(), U,
+                       beta(first), dx, D);
         }
         if (kernel.requires_grad()) {  // dkernel = xᵀ · dout
             float* dk = kernel.node()->grad_write_or_add(first).data();
-            gemm(true, false, D, U, N, 1.0f, x.value().data(), D, dout.data(), U, beta(first),
-                 dk, U);
+            gemm_split(true, false, D, U, N, 1.0f, x.value().data(), D, dout.data(), U,
+                       beta(first), dk, U);
         }
         if (bias.requires_grad()) {  // dbias = Σ_n dout[n, :], rows added in order
             float* db = bias.node()->grad_write_or_add(first).data();

@@ -2,7 +2,10 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 #include "tensor/profile.hpp"
 
 namespace semigrad {
@@ -17,6 +20,42 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
                                             : std::string());
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_split(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+    constexpr double kSplitMinVolume = double(1 << 20);
+    if (num_threads() == 1 || in_parallel() || double(M) * N * K < kSplitMinVolume) {
+        gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    profile::Scope scope(profile::enabled() ? "sgemm " + std::to_string(M) + "x" +
+                                                  std::to_string(N) + "x" + std::to_string(K) +
+                                                  (trans_a ? " T" : " N") + (trans_b ? "T" : "N") +
+                                                  " split"
+                                            : std::string());
+    const bool by_rows = M >= N;
+    const int extent = by_rows ? M : N;
+#pragma omp parallel
+    {
+        // Blocks in multiples of 16, the width of OpenBLAS's micro-kernels here.
+        const int threads = team_size(), t = thread_index();
+        const int blocks = (extent + 15) / 16;
+        const int b0 = int(long(blocks) * t / threads), b1 = int(long(blocks) * (t + 1) / threads);
+        const int first = std::min(extent, 16 * b0), last = std::min(extent, 16 * b1);
+        if (last > first) {
+            if (by_rows)
+                cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                            trans_b ? CblasTrans : CblasNoTrans, last - first, N, K, alpha,
+                            trans_a ? A + first : A + std::size_t(first) * lda, lda, B, ldb, beta,
+                            C + std::size_t(first) * ldc, ldc);
+            else
+                cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                            trans_b ? CblasTrans : CblasNoTrans, M, last - first, K, alpha, A, lda,
+                            trans_b ? B + std::size_t(first) * ldb : B + first, ldb, beta,
+                            C + first, ldc);
+        }
+    }
 }
 
 void gemm_naive(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,

@@ -26,6 +26,22 @@ int thread_index() {
 #endif
 }
 
+bool in_parallel() {
+#ifdef _OPENMP
+    return omp_in_parallel();
+#else
+    return false;
+#endif
+}
+
+int team_size() {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 void set_num_threads(int n) {
     if (n < 1) throw ValueError("set_num_threads: thread count must be >= 1, got " + std::to_string(n));
 #ifdef _OPENMP

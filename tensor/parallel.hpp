@@ -22,6 +22,10 @@ int num_threads();
 // The calling thread's number within its OpenMP team, 0 .. num_threads() - 1 (0 outside a
 // parallel region and without OpenMP): the index of a thread's own slot in per-thread scratch.
 int thread_index();
+// Whether the caller runs inside an active OpenMP parallel region (false without OpenMP).
+bool in_parallel();
+// Threads in the calling thread's team: num_threads()'s count inside a region, 1 outside.
+int team_size();
 // Sets the thread count for OpenMP regions and, through them, for OpenBLAS.
 void set_num_threads(int n);
 // True when the OpenBLAS loaded at run time is its OpenMP build (openblas_get_parallel() == 2).

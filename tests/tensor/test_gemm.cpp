@@ -5,6 +5,7 @@
 
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
+#include "tensor/parallel.hpp"
 #include "tensor/random.hpp"
 #include "tensor/small_gemm.hpp"
 
@@ -34,6 +35,39 @@ TEST(Gemm, MatchesNaiveOnRandomShapes) {
         gemm_naive(ta, tb, M, N, K, alpha, A.data(), int(A.dim(1)), B.data(), int(B.dim(1)), beta, C1.data(), N);
         EXPECT_LT(max_abs_diff(C0, C1), 1e-4f) << "M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb;
     }
+}
+
+// gemm_split against the naive product, split by rows (M >= N) and by columns, with sizes that
+// are not multiples of its 16-wide blocks, every transpose, beta 0 and 1, on 1 and 2 threads,
+// and below its size threshold (one plain call).
+TEST(Gemm, SplitMatchesNaive) {
+    Rng rng(11);
+    const int before = num_threads();
+    struct Case {
+        int M, N, K;
+    };
+    for (const Case c : {Case{1568, 256, 32}, Case{32, 1568, 256}, Case{203, 97, 77}, Case{33, 700, 61},
+                         Case{5, 7, 3}})
+        for (int flags = 0; flags < 8; ++flags)
+            for (int threads = 1; threads <= 2; ++threads) {
+                set_num_threads(threads);
+                const bool ta = flags & 1, tb = flags & 2;
+                const float beta = flags & 4 ? 1.0f : 0.0f;
+                const auto shape = [](bool t, int r, int k) {
+                    return t ? Shape{std::size_t(k), std::size_t(r)} : Shape{std::size_t(r), std::size_t(k)};
+                };
+                const Tensor A = random_uniform(shape(ta, c.M, c.K), rng),
+                             B = random_uniform(shape(!tb, c.N, c.K), rng);
+                Tensor C = random_uniform({std::size_t(c.M), std::size_t(c.N)}, rng), R = C;
+                gemm_split(ta, tb, c.M, c.N, c.K, 0.5f, A.data(), int(A.dim(1)), B.data(),
+                           int(B.dim(1)), beta, C.data(), c.N);
+                gemm_naive(ta, tb, c.M, c.N, c.K, 0.5f, A.data(), int(A.dim(1)), B.data(),
+                           int(B.dim(1)), beta, R.data(), c.N);
+                EXPECT_LT(max_abs_diff(C, R), 1e-4f) << c.M << "x" << c.N << "x" << c.K << " ta "
+                                                     << ta << " tb " << tb << " beta " << beta
+                                                     << " threads " << threads;
+            }
+    set_num_threads(before);
 }
 
 TEST(Gemm, MatmulShapeErrorNamesBothShapes) {
