@@ -70,7 +70,7 @@ struct WinogradScratch {
     std::size_t forward_end, backward_end;
     WinogradScratch(const Conv2dGeometry& g, wg::Tiling t, wg::Tiling dt) {
         padded = 0;
-        u = std::size_t(std::max(g.C, g.OC)) * std::max(wg::padded_plane(t), wg::padded_plane(dt));
+        u = std::max(wg::padded_size(std::max(g.C, g.OC), t), wg::padded_size(std::max(g.C, g.OC), dt));
         m = u + wg::kPoints * wg::point_stride(g.C, t);
         forward_end = m + wg::kPoints * wg::point_stride(g.OC, t);
         dy_v = m;  // the backward has no M of the forward
@@ -127,7 +127,7 @@ void Conv2dPlan::forward_image(const float* x_n, float* out, float* scratch) con
         const int T = t.tiles();
         const std::size_t su = wg::point_stride(g.C, t), sm = wg::point_stride(g.OC, t);
         float *padded = scratch + w.padded, *u = scratch + w.u, *m = scratch + w.m;
-        wg::pad_planes(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
+        transforms.pad(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
         transforms.input(padded, g.C, t, u, su);
         for (int p = 0; p < wg::kPoints; ++p)
             gemm(false, false, g.OC, T, g.C, 1.0f, taps_.data() + std::size_t(p) * g.OC * g.C, g.C,
@@ -168,9 +168,9 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             const int T = t.tiles();
             const std::size_t su = wg::point_stride(g.C, t), sv = wg::point_stride(g.OC, t);
             float *padded = scratch + w.padded, *u = scratch + w.u, *v = scratch + w.dy_v;
-            wg::pad_planes(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
+            transforms.pad(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
             transforms.input(padded, g.C, t, u, su);
-            wg::pad_planes(dout, g.OC, g.OH, g.OW, 0, 0, t, padded);
+            transforms.pad(dout, g.OC, g.OH, g.OW, 0, 0, t, padded);
             transforms.gradient(padded, g.OC, t, v, sv);
             for (int p = 0; p < wg::kPoints; ++p)
                 gemm(false, true, g.OC, g.C, T, 1.0f, v + p * sv, T, u + p * su, T,
@@ -208,7 +208,7 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
         const int T = t.tiles();
         const std::size_t su = wg::point_stride(g.OC, t), sm = wg::point_stride(g.C, t);
         float *padded = scratch + w.padded, *u = scratch + w.dy_u, *m = scratch + w.dx_m;
-        wg::pad_planes(dout, g.OC, g.OH, g.OW, 1 - g.pt, 1 - g.pl, t, padded);
+        transforms.pad(dout, g.OC, g.OH, g.OW, 1 - g.pt, 1 - g.pl, t, padded);
         transforms.input(padded, g.OC, t, u, su);
         for (int p = 0; p < wg::kPoints; ++p)
             gemm(true, false, g.C, T, g.OC, 1.0f,

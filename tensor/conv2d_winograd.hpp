@@ -62,11 +62,8 @@ inline std::size_t point_stride(int rows, Tiling t) {
 // group of 8 tiles, from tile j0, reads 16 floats from column 2*j0 + 2).
 inline int pitch(Tiling t) { return 2 * ((t.TW - 1) / 8 * 8) + 18; }
 inline std::size_t padded_plane(Tiling t) { return std::size_t(2 * t.TH + 1) * pitch(t); }
-
-// padded [planes, 2*TH + 1, pitch] = the planes src [planes, rows, cols], each placed with its
-// (0, 0) at (top, left) in zeros.
-void pad_planes(const float* src, int planes, int rows, int cols, int top, int left, Tiling t,
-                float* padded);
+// Floats for `planes` such planes (and the slack the copy's last vector may run into).
+inline std::size_t padded_size(int planes, Tiling t) { return planes * padded_plane(t) + 8; }
 
 // v [9, OC, C] = G w Gᵀ for each w[oc][c], a 2x2 kernel (w: [OC, C, 2, 2]).
 void transform_kernel(const float* w, int OC, int C, float* v);
@@ -78,6 +75,10 @@ void add_kernel_gradient(const float* m, std::size_t step, float* dw);
 // The per-plane data transforms, in one variant per instruction set (tensor/simd.hpp); all give
 // the same bits (additions only, in the same order).
 struct Transforms {
+    // padded [planes, 2*TH + 1, pitch] = the planes src [planes, rows, cols], each placed with
+    // its (0, 0) at (top, left) in zeros.
+    void (*pad)(const float* src, int planes, int rows, int cols, int top, int left, Tiling t,
+                float* padded);
     // u[p][plane][tile] = (Bᵀ d B)[p], d the tile's 3x3 window of padded's plane: tile (i, j)
     // reads its rows 2i..2i+2 and columns 2j..2j+2.
     void (*input)(const float* padded, int planes, Tiling t, float* u, std::size_t stride);
@@ -114,6 +115,41 @@ inline constexpr int kLanes = 8;
     load(a, p), load(b, p + kLanes);
     even = __builtin_shuffle(a, b, Picks{0, 2, 4, 6, 8, 10, 12, 14});
     odd = __builtin_shuffle(a, b, Picks{1, 3, 5, 7, 9, 11, 13, 15});
+}
+
+// Rows here are 14 to 32 floats: too short for a call to memcpy or memset to pay, which is what
+// GCC makes of a plain copy or fill loop (-ftree-loop-distribute-patterns). An empty asm
+// statement in the loop keeps the loop a loop.
+[[gnu::always_inline]] inline void keep_loop() { asm volatile(""); }
+
+// n floats from s to d, 8 at a time, the last 8 overlapping the ones before.
+[[gnu::always_inline]] inline void copy_floats(float* __restrict d, const float* __restrict s, int n) {
+    if (n < kLanes) {
+        for (int x = 0; x < n; ++x) d[x] = s[x], keep_loop();
+        return;
+    }
+    Lanes v;
+    for (int x = 0; x + kLanes <= n; x += kLanes) load(v, s + x), store(d + x, v), keep_loop();
+    load(v, s + n - kLanes), store(d + n - kLanes, v);
+}
+
+[[gnu::always_inline]] inline void pad_loops(const float* __restrict src, int planes, int rows,
+                                             int cols, int top, int left, Tiling t,
+                                             float* __restrict padded) {
+    const int P = pitch(t), nrows = 2 * t.TH + 1;
+    const int x0 = std::max(0, -left), x1 = std::min(cols, P - left), n = std::max(0, x1 - x0);
+    const Lanes zero = {};
+    for (int c = 0; c < planes; ++c)
+        for (int y = 0; y < nrows; ++y) {
+            // The whole row zeroed (P >= 18: whole vectors, the last one overlapping), then the
+            // source row, if any lands here, copied over it.
+            float* row = padded + c * padded_plane(t) + std::size_t(y) * P;
+            for (int q = 0; q + kLanes <= P; q += kLanes) store(row + q, zero), keep_loop();
+            store(row + P - kLanes, zero);
+            const int sy = y - top;
+            if (sy >= 0 && sy < rows)
+                copy_floats(row + x0 + left, src + (std::size_t(c) * rows + sy) * cols + x0, n);
+        }
 }
 
 [[gnu::always_inline]] inline void input_loops(const float* __restrict padded, int planes, Tiling t,
@@ -214,15 +250,21 @@ inline constexpr int kLanes = 8;
 
 }  // namespace detail
 
+void pad_portable(const float* src, int planes, int rows, int cols, int top, int left, Tiling t,
+                  float* padded);
 void input_portable(const float* padded, int planes, Tiling t, float* u, std::size_t stride);
 void gradient_portable(const float* padded, int planes, Tiling t, float* v, std::size_t stride);
 void output_portable(const float* m, std::size_t stride, int planes, Tiling t, int rows, int cols,
                      float* dst, bool add);
 #if SEMIGRAD_X86
+void pad_avx2(const float* src, int planes, int rows, int cols, int top, int left, Tiling t,
+              float* padded);
 void input_avx2(const float* padded, int planes, Tiling t, float* u, std::size_t stride);
 void gradient_avx2(const float* padded, int planes, Tiling t, float* v, std::size_t stride);
 void output_avx2(const float* m, std::size_t stride, int planes, Tiling t, int rows, int cols,
                  float* dst, bool add);
+void pad_avx512(const float* src, int planes, int rows, int cols, int top, int left, Tiling t,
+                float* padded);
 void input_avx512(const float* padded, int planes, Tiling t, float* u, std::size_t stride);
 void gradient_avx512(const float* padded, int planes, Tiling t, float* v, std::size_t stride);
 void output_avx512(const float* m, std::size_t stride, int planes, Tiling t, int rows, int cols,

@@ -7,6 +7,10 @@
 SEMIGRAD_KERNELS_BEGIN
 namespace semigrad::winograd {
 
+SEMIGRAD_AVX2 void pad_avx2(const float* src, int planes, int rows, int cols, int top, int left, Tiling t,
+                  float* padded) {
+    detail::pad_loops(src, planes, rows, cols, top, left, t, padded);
+}
 SEMIGRAD_AVX2 void input_avx2(const float* padded, int planes, Tiling t, float* u, std::size_t stride) {
     detail::input_loops(padded, planes, t, u, stride);
 }

@@ -41,27 +41,38 @@ Kernels kernels(Isa isa);
 // ---------------------------------------------------------------------------------------------
 // the loop bodies, inlined into each variant
 
-[[gnu::always_inline]] inline void nn_loops(int M, int N, int K, const float* __restrict a,
-                                            const float* __restrict b, float* __restrict out) {
-    for (int i = 0; i < M; ++i) {
-        const float* ai = a + i * K;
-        float* o = out + static_cast<long>(i) * N;
-        // A row of out at a time (it stays in L1), one pass per k: the j loops vectorise.
-        for (int j = 0; j < N; ++j) o[j] = ai[0] * b[j];
-        for (int k = 1; k < K; ++k) {
-            const float w = ai[k];
-            const float* bk = b + static_cast<long>(k) * N;
-            for (int j = 0; j < N; ++j) o[j] += w * bk[j];
-        }
-    }
-}
-
 // Eight floats as one value (GCC's vector extension): one YMM register with AVX2 and up, two
 // XMM registers on plain x86-64; lane l is the same arithmetic either way.
 using Lanes = float __attribute__((vector_size(32)));
 
 // (Lanes go by reference: passing an AVX-sized vector by value would depend on the target.)
 [[gnu::always_inline]] inline void load(Lanes& v, const float* p) { __builtin_memcpy(&v, p, sizeof v); }
+
+[[gnu::always_inline]] inline void nn_loops(int M, int N, int K, const float* __restrict a,
+                                            const float* __restrict b, float* __restrict out) {
+    for (int i = 0; i < M; ++i) {
+        const float* ai = a + i * K;
+        float* o = out + static_cast<long>(i) * N;
+        // Eight outputs at a time, their K terms summed in a register and stored once (one pass
+        // over the row per k would load and store it K times).
+        int j = 0;
+        for (; j + 8 <= N; j += 8) {
+            Lanes acc, y;
+            load(acc, b + j);
+            acc *= ai[0];
+            for (int k = 1; k < K; ++k) {
+                load(y, b + static_cast<long>(k) * N + j);
+                acc += ai[k] * y;
+            }
+            __builtin_memcpy(o + j, &acc, sizeof acc);
+        }
+        for (; j < N; ++j) {
+            float acc = ai[0] * b[j];
+            for (int k = 1; k < K; ++k) acc += ai[k] * b[static_cast<long>(k) * N + j];
+            o[j] = acc;
+        }
+    }
+}
 
 // The eight lanes summed pairwise, as conv2d.hpp's sum_in_lanes does.
 [[gnu::always_inline]] inline float fold(const float* acc) {
