@@ -153,6 +153,32 @@ void unpool2x2_image(const float* dout, const std::uint8_t* record, const Block&
 }
 
 
+// The fused first conv (conv_block_kernels.hpp, ConvPool): one input channel, a 2x2 kernel at
+// stride 1, a 2x2 pool.
+bool is_conv_pool(const Block& b) {
+    return b.g.C == 1 && b.g.KH == 2 && b.g.KW == 2 && b.g.sh == 1 && b.g.sw == 1 &&
+           is_pool2x2(b.pool);
+}
+int conv_pool_pitch(const Block& b) { return (b.OW + 15) / 16 * 16 + 16; }
+
+// x_n [1, H, W] placed at (pt, pl) in zeros, rows 0..2*OH, split into even [rows, pitch] and odd
+// [rows, pitch] columns.
+void split_padded_image(const float* x_n, const Block& b, int pitch, float* even, float* odd) {
+    const Conv2dGeometry& g = b.g;
+    for (int r = 0; r <= 2 * b.OH; ++r) {
+        float* e = even + std::size_t(r) * pitch;
+        float* o = odd + std::size_t(r) * pitch;
+        std::fill(e, e + pitch, 0.0f);
+        std::fill(o, o + pitch, 0.0f);
+        const int h = r - g.pt;
+        if (h < 0 || h >= g.H) continue;
+        for (int w = 0; w < g.W; ++w) {
+            const int q = w + g.pl;
+            if (q < 2 * pitch) ((q & 1) ? o : e)[q / 2] = x_n[std::size_t(h) * g.W + w];
+        }
+    }
+}
+
 }  // namespace
 
 Shape conv_block_output_shape(const Shape& x, const Shape& weight, const Tensor& bias,
@@ -184,6 +210,29 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
     const float* pb = bias.empty() ? nullptr : bias.data();
     const bool pool2x2 = is_pool2x2(b.pool);
+    if (is_conv_pool(b)) {
+        // The conv's output is never stored: each image's windows come from its split rows.
+        const int pitch = conv_pool_pitch(b);
+        const std::size_t split = std::size_t(2 * b.OH + 1) * pitch;
+        const auto conv_pool = k::row_kernels(isa).conv_pool;
+        std::vector<std::uint8_t> unkept;  // records nobody keeps
+        if (!record) unkept.resize(out.size());
+        std::uint8_t* records = record ? record->data() : unkept.data();
+#pragma omp parallel
+        {
+            std::vector<float> halves(2 * split);
+#pragma omp for schedule(static)
+            for (int n = 0; n < g.N; ++n) {
+                split_padded_image(x.data() + n * x_image, b, pitch, halves.data(),
+                                   halves.data() + split);
+                const std::uint64_t first = std::uint64_t(b.sample_offset + std::size_t(n)) * b.out_image();
+                conv_pool({halves.data(), halves.data() + split, pitch, weight.data(), pb, g.OC,
+                           b.OH, b.OW, b.rate > 0.0f, b.key, first, b.threshold, b.scale,
+                           out.data() + n * b.out_image(), records + n * b.out_image()});
+            }
+        }
+        return out;
+    }
 #pragma omp parallel
     {
         std::vector<float> scratch(plan.scratch_size()), conv(plan.image_size());

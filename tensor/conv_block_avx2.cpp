@@ -69,16 +69,68 @@ SEMIGRAD_AVX2 inline __m256 odds(__m256 lo, __m256 hi) {
 
 }  // namespace
 
+namespace {
+
+// One window value of the fused first conv: ((w0 x00 + w1 x01) + w2 x10) + w3 x11, then the
+// bias, in small_gemm nn's order and then PoolRow's (see ConvPool).
+SEMIGRAD_AVX2 inline __m256 window(__m256 w0, __m256 w1, __m256 w2, __m256 w3, __m256 x00, __m256 x01, __m256 x10,
+                                __m256 x11, __m256 bias) {
+    const __m256 s = _mm256_add_ps(_mm256_mul_ps(w0, x00), _mm256_mul_ps(w1, x01));
+    const __m256 t = _mm256_add_ps(_mm256_add_ps(s, _mm256_mul_ps(w2, x10)), _mm256_mul_ps(w3, x11));
+    return _mm256_add_ps(t, bias);
+}
+
+// The epilogue of eight outputs (m of them real) from their windows' four values, bias
+// included: the first maximum and its place, the dropout decision of outputs index..index+7,
+// the output and its record byte.
+SEMIGRAD_AVX2 inline void finish(const __m256 v[4], int m, bool dropout, std::uint64_t key,
+                                 std::uint64_t index, std::uint32_t threshold, float scale,
+                                 float* out, std::uint8_t* record) {
+    __m256 best = v[0];
+    __m256i place = _mm256_setzero_si256();
+    for (int k = 1; k < 4; ++k) {
+        const __m256 gt = _mm256_cmp_ps(v[k], best, _CMP_GT_OQ);
+        best = _mm256_blendv_ps(best, v[k], gt);
+        place = _mm256_blendv_epi8(place, _mm256_set1_epi32(k), _mm256_castps_si256(gt));
+    }
+    __m256i kept = _mm256_set1_epi32(-1);
+    if (dropout) {
+        // Lanes 0-3 and 4-7: states of indices index .. index+7 (wrapping, as the scalar hash's
+        // unsigned arithmetic).
+        constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_hash's increment
+        const std::uint64_t z0 = key + (index + 1) * gamma;
+        const __m256i state = _mm256_setr_epi64x(std::int64_t(z0), std::int64_t(z0 + gamma),
+                                                 std::int64_t(z0 + 2 * gamma), std::int64_t(z0 + 3 * gamma));
+        const __m256i limit = _mm256_set1_epi64x(threshold);
+        const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+        const __m256i drop0 = _mm256_cmpgt_epi64(limit, hash4(state));
+        const __m256i drop1 = _mm256_cmpgt_epi64(
+            limit, hash4(_mm256_add_epi64(state, _mm256_set1_epi64x(std::int64_t(4 * gamma)))));
+        const __m256i drop = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(drop0, low_halves),
+                                                _mm256_permutevar8x32_epi32(drop1, low_halves), 0xF0);
+        kept = _mm256_xor_si256(drop, _mm256_set1_epi32(-1));
+    }
+    const __m256 passes = _mm256_and_ps(_mm256_castsi256_ps(kept),
+                                        _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ));
+    store(out, m, _mm256_and_ps(_mm256_mul_ps(best, _mm256_set1_ps(scale)), passes));
+    const __m256i flags = _mm256_or_si256(
+        place, _mm256_and_si256(_mm256_castps_si256(passes), _mm256_set1_epi32(kConvBlockPasses)));
+    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(flags),
+                                           _mm256_extracti128_si256(flags, 1));
+    const __m128i bytes = _mm_packus_epi16(words, words);
+    if (m == 8) {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(record), bytes);
+    } else {
+        alignas(16) std::uint8_t tmp[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+        std::memcpy(record, tmp, std::size_t(m));
+    }
+}
+
+}  // namespace
+
 SEMIGRAD_AVX2 void pool_row_avx2(const PoolRow& a) {
-    const __m256 bias = _mm256_set1_ps(a.bias), scale = _mm256_set1_ps(a.scale);
-    constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_hash's increment
-    const std::uint64_t z0 = a.key + (a.first + 1) * gamma;
-    __m256i state = _mm256_setr_epi64x(std::int64_t(z0), std::int64_t(z0 + gamma),
-                                       std::int64_t(z0 + 2 * gamma), std::int64_t(z0 + 3 * gamma));
-    const __m256i gamma4 = _mm256_set1_epi64x(std::int64_t(4 * gamma));
-    const __m256i gamma8 = _mm256_set1_epi64x(std::int64_t(8 * gamma));
-    const __m256i threshold = _mm256_set1_epi64x(a.threshold);
-    const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    const __m256 bias = _mm256_set1_ps(a.bias);
     for (int j = 0; j < a.OW; j += 8) {
         const int m = std::min(8, a.OW - j);
         const int lo = std::min(2 * m, 8), hi = std::max(2 * m - 8, 0);
@@ -86,40 +138,38 @@ SEMIGRAD_AVX2 void pool_row_avx2(const PoolRow& a) {
         const __m256 b0 = load(a.r1 + 2 * j, lo), b1 = load(a.r1 + 2 * j + 8, hi);
         const __m256 v[4] = {_mm256_add_ps(evens(a0, a1), bias), _mm256_add_ps(odds(a0, a1), bias),
                              _mm256_add_ps(evens(b0, b1), bias), _mm256_add_ps(odds(b0, b1), bias)};
-        __m256 best = v[0];
-        __m256i place = _mm256_setzero_si256();
-        for (int k = 1; k < 4; ++k) {
-            const __m256 gt = _mm256_cmp_ps(v[k], best, _CMP_GT_OQ);
-            best = _mm256_blendv_ps(best, v[k], gt);
-            place = _mm256_blendv_epi8(place, _mm256_set1_epi32(k), _mm256_castps_si256(gt));
-        }
-        __m256i kept = _mm256_set1_epi32(-1);
-        if (a.dropout) {
-            // Lanes 0-3 and 4-7: states of indices first+j .. first+j+7 (wrapping, as the
-            // scalar hash's unsigned arithmetic).
-            const __m256i drop0 = _mm256_cmpgt_epi64(threshold, hash4(state));
-            const __m256i drop1 = _mm256_cmpgt_epi64(threshold, hash4(_mm256_add_epi64(state, gamma4)));
-            state = _mm256_add_epi64(state, gamma8);
-            const __m256i drop = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(drop0, low_halves),
-                                                    _mm256_permutevar8x32_epi32(drop1, low_halves), 0xF0);
-            kept = _mm256_xor_si256(drop, _mm256_set1_epi32(-1));
-        }
-        const __m256 passes = _mm256_and_ps(_mm256_castsi256_ps(kept),
-                                            _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ));
-        store(a.out + j, m, _mm256_and_ps(_mm256_mul_ps(best, scale), passes));
-        const __m256i record = _mm256_or_si256(
-            place, _mm256_and_si256(_mm256_castps_si256(passes), _mm256_set1_epi32(kConvBlockPasses)));
-        const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(record),
-                                               _mm256_extracti128_si256(record, 1));
-        const __m128i bytes = _mm_packus_epi16(words, words);
-        if (m == 8) {
-            _mm_storel_epi64(reinterpret_cast<__m128i*>(a.record + j), bytes);
-        } else {
-            alignas(16) std::uint8_t tmp[16];
-            _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
-            std::memcpy(a.record + j, tmp, std::size_t(m));
-        }
+        finish(v, m, a.dropout, a.key, a.first + std::uint64_t(j), a.threshold, a.scale, a.out + j,
+               a.record + j);
     }
+}
+
+SEMIGRAD_AVX2 void conv_pool_avx2(const ConvPool& a) {
+    for (int oh = 0; oh < a.OH; ++oh)
+        for (int j = 0; j < a.OW; j += 8) {
+            const int m = std::min(8, a.OW - j);
+            // Rows 2oh..2oh+2 of the windows' columns 2j (e), 2j+1 (o) and 2j+2 (n): read once,
+            // used by every output channel.
+            __m256 e[3], o[3], n[3];
+            for (int r = 0; r < 3; ++r) {
+                const float* er = a.even + std::ptrdiff_t(2 * oh + r) * a.pitch + j;
+                e[r] = _mm256_loadu_ps(er), n[r] = _mm256_loadu_ps(er + 1);
+                o[r] = _mm256_loadu_ps(a.odd + std::ptrdiff_t(2 * oh + r) * a.pitch + j);
+            }
+            for (int oc = 0; oc < a.OC; ++oc) {
+                const float* w = a.weight + 4 * oc;
+                const __m256 w0 = _mm256_set1_ps(w[0]), w1 = _mm256_set1_ps(w[1]),
+                             w2 = _mm256_set1_ps(w[2]), w3 = _mm256_set1_ps(w[3]);
+                const __m256 bias = _mm256_set1_ps(a.bias ? a.bias[oc] : 0.0f);
+                // Window places (0,0), (0,1), (1,0), (1,1): their 2x2 patches of the input.
+                const __m256 v[4] = {window(w0, w1, w2, w3, e[0], o[0], e[1], o[1], bias),
+                                     window(w0, w1, w2, w3, o[0], n[0], o[1], n[1], bias),
+                                     window(w0, w1, w2, w3, e[1], o[1], e[2], o[2], bias),
+                                     window(w0, w1, w2, w3, o[1], n[1], o[2], n[2], bias)};
+                const std::size_t at = (std::size_t(oc) * a.OH + oh) * a.OW + j;
+                finish(v, m, a.dropout, a.key, a.first + at, a.threshold, a.scale, a.out + at,
+                       a.record + at);
+            }
+        }
 }
 
 SEMIGRAD_AVX2 void unpool_row_avx2(const UnpoolRow& a) {

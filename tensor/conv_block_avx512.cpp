@@ -33,17 +33,55 @@ SEMIGRAD_AVX512 inline __mmask16 first(int count) {
 
 }  // namespace
 
+namespace {
+
+// One window value of the fused first conv: ((w0 x00 + w1 x01) + w2 x10) + w3 x11, then the
+// bias, in small_gemm nn's order and then PoolRow's (see ConvPool).
+SEMIGRAD_AVX512 inline __m512 window(__m512 w0, __m512 w1, __m512 w2, __m512 w3, __m512 x00, __m512 x01, __m512 x10,
+                                __m512 x11, __m512 bias) {
+    const __m512 s = _mm512_add_ps(_mm512_mul_ps(w0, x00), _mm512_mul_ps(w1, x01));
+    const __m512 t = _mm512_add_ps(_mm512_add_ps(s, _mm512_mul_ps(w2, x10)), _mm512_mul_ps(w3, x11));
+    return _mm512_add_ps(t, bias);
+}
+
+// The epilogue of sixteen outputs (m of them real) from their windows' four values, bias
+// included: the first maximum and its place, the dropout decision of outputs index..index+15,
+// the output and its record byte.
+SEMIGRAD_AVX512 inline void finish(const __m512 v[4], int m, bool dropout, std::uint64_t key,
+                                   std::uint64_t index, std::uint32_t threshold, float scale,
+                                   float* out, std::uint8_t* record) {
+    __m512 best = v[0];
+    __m512i place = _mm512_setzero_si512();
+    for (int k = 1; k < 4; ++k) {
+        const __mmask16 gt = _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ);
+        best = _mm512_mask_mov_ps(best, gt, v[k]);
+        place = _mm512_mask_mov_epi32(place, gt, _mm512_set1_epi32(k));
+    }
+    __mmask16 kept = 0xffff;
+    if (dropout) {
+        constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_hash's increment
+        const __m512i state = _mm512_add_epi64(
+            _mm512_set1_epi64(std::int64_t(key + (index + 1) * gamma)),
+            _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
+                               _mm512_set1_epi64(std::int64_t(gamma))));
+        const __m512i limit = _mm512_set1_epi64(threshold);
+        const __mmask8 k0 = _mm512_cmpge_epu64_mask(hash8(state), limit);
+        const __mmask8 k1 = _mm512_cmpge_epu64_mask(
+            hash8(_mm512_add_epi64(state, _mm512_set1_epi64(std::int64_t(8 * gamma)))), limit);
+        kept = __mmask16(k0 | (unsigned(k1) << 8));
+    }
+    const __mmask16 passes = kept & _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
+    _mm512_mask_storeu_ps(out, first(m), _mm512_maskz_mul_ps(passes, best, _mm512_set1_ps(scale)));
+    const __m512i bytes = _mm512_mask_or_epi32(place, passes, place, _mm512_set1_epi32(kConvBlockPasses));
+    _mm_mask_storeu_epi8(record, first(m), _mm512_cvtepi32_epi8(bytes));
+}
+
+}  // namespace
+
 SEMIGRAD_AVX512 void pool_row_avx512(const PoolRow& a) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    const __m512 bias = _mm512_set1_ps(a.bias), scale = _mm512_set1_ps(a.scale);
-    constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_hash's increment
-    const std::uint64_t z0 = a.key + (a.first + 1) * gamma;
-    __m512i state = _mm512_add_epi64(_mm512_set1_epi64(std::int64_t(z0)),
-                                     _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
-                                                        _mm512_set1_epi64(std::int64_t(gamma))));
-    const __m512i gamma8 = _mm512_set1_epi64(std::int64_t(8 * gamma));
-    const __m512i threshold = _mm512_set1_epi64(a.threshold);
+    const __m512 bias = _mm512_set1_ps(a.bias);
     for (int j = 0; j < a.OW; j += 16) {
         const int m = std::min(16, a.OW - j);
         const __mmask16 lo = first(2 * m), hi = first(std::max(2 * m - 16, 0));
@@ -56,26 +94,38 @@ SEMIGRAD_AVX512 void pool_row_avx512(const PoolRow& a) {
                              _mm512_add_ps(_mm512_permutex2var_ps(a0, odd, a1), bias),
                              _mm512_add_ps(_mm512_permutex2var_ps(b0, even, b1), bias),
                              _mm512_add_ps(_mm512_permutex2var_ps(b0, odd, b1), bias)};
-        __m512 best = v[0];
-        __m512i place = _mm512_setzero_si512();
-        for (int k = 1; k < 4; ++k) {
-            const __mmask16 gt = _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ);
-            best = _mm512_mask_mov_ps(best, gt, v[k]);
-            place = _mm512_mask_mov_epi32(place, gt, _mm512_set1_epi32(k));
-        }
-        __mmask16 kept = 0xffff;
-        if (a.dropout) {
-            const __mmask8 k0 = _mm512_cmpge_epu64_mask(hash8(state), threshold);
-            const __mmask8 k1 =
-                _mm512_cmpge_epu64_mask(hash8(_mm512_add_epi64(state, gamma8)), threshold);
-            state = _mm512_add_epi64(state, _mm512_add_epi64(gamma8, gamma8));
-            kept = __mmask16(k0 | (unsigned(k1) << 8));
-        }
-        const __mmask16 passes = kept & _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
-        _mm512_mask_storeu_ps(a.out + j, first(m), _mm512_maskz_mul_ps(passes, best, scale));
-        const __m512i record = _mm512_mask_or_epi32(place, passes, place, _mm512_set1_epi32(kConvBlockPasses));
-        _mm_mask_storeu_epi8(a.record + j, first(m), _mm512_cvtepi32_epi8(record));
+        finish(v, m, a.dropout, a.key, a.first + std::uint64_t(j), a.threshold, a.scale, a.out + j,
+               a.record + j);
     }
+}
+
+SEMIGRAD_AVX512 void conv_pool_avx512(const ConvPool& a) {
+    for (int oh = 0; oh < a.OH; ++oh)
+        for (int j = 0; j < a.OW; j += 16) {
+            const int m = std::min(16, a.OW - j);
+            // Rows 2oh..2oh+2 of the windows' columns 2j (e), 2j+1 (o) and 2j+2 (n): read once,
+            // used by every output channel.
+            __m512 e[3], o[3], n[3];
+            for (int r = 0; r < 3; ++r) {
+                const float* er = a.even + std::ptrdiff_t(2 * oh + r) * a.pitch + j;
+                e[r] = _mm512_loadu_ps(er), n[r] = _mm512_loadu_ps(er + 1);
+                o[r] = _mm512_loadu_ps(a.odd + std::ptrdiff_t(2 * oh + r) * a.pitch + j);
+            }
+            for (int oc = 0; oc < a.OC; ++oc) {
+                const float* w = a.weight + 4 * oc;
+                const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]),
+                             w2 = _mm512_set1_ps(w[2]), w3 = _mm512_set1_ps(w[3]);
+                const __m512 bias = _mm512_set1_ps(a.bias ? a.bias[oc] : 0.0f);
+                // Window places (0,0), (0,1), (1,0), (1,1): their 2x2 patches of the input.
+                const __m512 v[4] = {window(w0, w1, w2, w3, e[0], o[0], e[1], o[1], bias),
+                                     window(w0, w1, w2, w3, o[0], n[0], o[1], n[1], bias),
+                                     window(w0, w1, w2, w3, e[1], o[1], e[2], o[2], bias),
+                                     window(w0, w1, w2, w3, o[1], n[1], o[2], n[2], bias)};
+                const std::size_t at = (std::size_t(oc) * a.OH + oh) * a.OW + j;
+                finish(v, m, a.dropout, a.key, a.first + at, a.threshold, a.scale, a.out + at,
+                       a.record + at);
+            }
+        }
 }
 
 SEMIGRAD_AVX512 void unpool_row_avx512(const UnpoolRow& a) {

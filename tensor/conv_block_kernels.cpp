@@ -3,6 +3,8 @@
 // and a mispredicted branch costs more than computing both sides.
 #include "tensor/conv_block_kernels.hpp"
 
+#include <algorithm>
+
 #include "tensor/conv_block.hpp"
 #include "tensor/dropout.hpp"
 
@@ -25,6 +27,36 @@ void pool_row_portable(const PoolRow& a) {
     }
 }
 
+void conv_pool_portable(const ConvPool& a) {
+    for (int oc = 0; oc < a.OC; ++oc) {
+        const float* w = a.weight + 4 * oc;
+        const float bias = a.bias ? a.bias[oc] : 0.0f;
+        for (int oh = 0; oh < a.OH; ++oh) {
+            const std::size_t at = (std::size_t(oc) * a.OH + oh) * a.OW;
+            const float* e = a.even + std::ptrdiff_t(2 * oh) * a.pitch;
+            const float* o = a.odd + std::ptrdiff_t(2 * oh) * a.pitch;
+            const float* e1 = e + a.pitch;
+            const float* o1 = o + a.pitch;
+            const float* e2 = e1 + a.pitch;
+            const float* o2 = o1 + a.pitch;
+            // Conv rows 2oh and 2oh+1 over the windows' columns, as PoolRow's r0 and r1.
+            float r0[2 * 64], r1[2 * 64];
+            for (int j0 = 0; j0 < a.OW; j0 += 64) {
+                const int n = std::min(64, a.OW - j0);
+                for (int j = 0; j < n; ++j) {
+                    const int c = j0 + j;
+                    r0[2 * j] = ((w[0] * e[c] + w[1] * o[c]) + w[2] * e1[c]) + w[3] * o1[c];
+                    r0[2 * j + 1] = ((w[0] * o[c] + w[1] * e[c + 1]) + w[2] * o1[c]) + w[3] * e1[c + 1];
+                    r1[2 * j] = ((w[0] * e1[c] + w[1] * o1[c]) + w[2] * e2[c]) + w[3] * o2[c];
+                    r1[2 * j + 1] = ((w[0] * o1[c] + w[1] * e1[c + 1]) + w[2] * o2[c]) + w[3] * e2[c + 1];
+                }
+                pool_row_portable({r0, r1, bias, n, a.dropout, a.key, a.first + at + j0, a.threshold,
+                                   a.scale, a.out + at + j0, a.record + at + j0});
+            }
+        }
+    }
+}
+
 void unpool_row_portable(const UnpoolRow& a) {
     for (int j = 0; j < a.OW; ++j) {
         const std::uint8_t r = a.record[j];
@@ -39,11 +71,11 @@ void unpool_row_portable(const UnpoolRow& a) {
 
 RowKernels row_kernels(Isa isa) {
 #if SEMIGRAD_X86
-    if (isa == Isa::avx512) return {pool_row_avx512, unpool_row_avx512};
-    if (isa == Isa::avx2) return {pool_row_avx2, unpool_row_avx2};
+    if (isa == Isa::avx512) return {pool_row_avx512, unpool_row_avx512, conv_pool_avx512};
+    if (isa == Isa::avx2) return {pool_row_avx2, unpool_row_avx2, conv_pool_avx2};
 #endif
     (void)isa;
-    return {pool_row_portable, unpool_row_portable};
+    return {pool_row_portable, unpool_row_portable, conv_pool_portable};
 }
 
 }  // namespace semigrad::conv_block_kernels

@@ -44,12 +44,38 @@ struct UnpoolRow {
     float* d1;
 };
 
+// The whole forward of a block whose conv has one input channel and a 2x2 kernel at stride 1
+// (the tutorial's first), for one image: each output's four window values are computed in
+// registers from the padded input and go straight into PoolRow's epilogue; the conv's output
+// is never stored. The padded image xp comes split into its even and odd columns,
+// even[r][j] = xp[r][2j] and odd[r][j] = xp[r][2j+1], so output j's window columns 2j, 2j+1 and
+// 2j+2 are even[j], odd[j] and even[j+1], plain vector loads. Each window value is small_gemm
+// nn's sum over im2col's rows, ((w0 x[0][0] + w1 x[0][1]) + w2 x[1][0]) + w3 x[1][1], plus the
+// bias: the bits of the im2col_loops lowering followed by PoolRow.
+struct ConvPool {
+    const float* even;  // [2*OH + 1, pitch]; even[r][OW] is read too
+    const float* odd;   // [2*OH + 1, pitch]
+    int pitch;          // >= OW rounded up to 16, plus 16: a vector of 16 may start at any j < OW
+    const float* weight;  // [OC, 4]
+    const float* bias;    // [OC], or null for none
+    int OC, OH, OW;
+    bool dropout;
+    std::uint64_t key, first;  // first: the hash index of the image's output (0, 0, 0)
+    std::uint32_t threshold;
+    float scale;
+    float* out;             // [OC, OH, OW]
+    std::uint8_t* record;   // [OC, OH, OW]
+};
+
 void pool_row_portable(const PoolRow& a);
+void conv_pool_portable(const ConvPool& a);
 void unpool_row_portable(const UnpoolRow& a);
 #if SEMIGRAD_X86
 void pool_row_avx2(const PoolRow& a);
+void conv_pool_avx2(const ConvPool& a);
 void unpool_row_avx2(const UnpoolRow& a);
 void pool_row_avx512(const PoolRow& a);
+void conv_pool_avx512(const ConvPool& a);
 void unpool_row_avx512(const UnpoolRow& a);
 #endif
 
@@ -57,6 +83,7 @@ void unpool_row_avx512(const UnpoolRow& a);
 struct RowKernels {
     void (*pool)(const PoolRow&);
     void (*unpool)(const UnpoolRow&);
+    void (*conv_pool)(const ConvPool&);
 };
 RowKernels row_kernels(Isa isa);
 

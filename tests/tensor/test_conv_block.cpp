@@ -87,8 +87,14 @@ const Case kCases[] = {
     {1, 3, 11, 5, 4, 3, 1, Padding::Same, 3, 2, Padding::Same, 0.0f, true},  // overlapping windows
     {2, 3, 10, 13, 4, 3, 2, Padding::Valid, 2, 1, Padding::Valid, 0.2f, true},  // strided conv
     {1, 2, 9, 9, 2, 2, 1, Padding::Valid, 3, 3, Padding::Same, 0.0f, false},
-    // 8 channels or more at stride 1: the shifted lowering (conv2d_lowering.hpp), with junk
-    // columns beside odd widths, padding on every side, and a 3x3 kernel padded top and left
+    // one channel, a 2x2 kernel at stride 1 and a 2x2 pool: the conv fused into the pool
+    // (conv_block_kernels.hpp, ConvPool), on odd sizes and on rows of 17 outputs (two vector
+    // groups with AVX-512's 16 lanes, three with AVX2's 8)
+    {2, 1, 9, 7, 3, 2, 1, Padding::Same, 2, 2, Padding::Valid, 0.5f, false},
+    {2, 1, 7, 35, 4, 2, 1, Padding::Valid, 2, 2, Padding::Valid, 0.3f, true},
+    // 8 channels or more at stride 1: the winograd lowering for 2x2 kernels, shifted for the
+    // 3x3 ones (conv2d_lowering.hpp, with junk columns beside odd widths), padding on every
+    // side, and a 3x3 kernel padded top and left
     {3, 16, 14, 14, 5, 2, 1, Padding::Same, 2, 2, Padding::Valid, 0.3f, true},
     {2, 9, 7, 9, 3, 2, 1, Padding::Same, 2, 2, Padding::Valid, 0.5f, true},
     {2, 8, 7, 9, 3, 2, 1, Padding::Same, 2, 2, Padding::Same, 0.5f, false},
@@ -212,7 +218,7 @@ TEST(ConvBlock, RecordByHand) {
 }
 
 TEST(ConvBlock, SameBitsForAnyThreadCount) {
-  for (const Case& c : {kCases[1], kCases[7]}) {  // im2col, shifted
+  for (const Case& c : {kCases[0], kCases[1], kCases[9], kCases[12]}) {  // fused conv, im2col, winograd, shifted
     SCOPED_TRACE(describe(c));
     const Operands o = operands(c, 5);
     const ConvBlockSpec s = spec_of(c);
