@@ -1,6 +1,5 @@
 // conv2d_lowering: one image's convolution as GEMMs, im2col, shifted or winograd (see
-// conv2d_lowering.hpp),
-// and the backward's per-chunk partials of dweight and dbias.
+// conv2d_lowering.hpp), and the backward's per-chunk partials of dweight and dbias.
 //
 // Every GEMM here runs inside the callers' parallel loops over images, so OpenBLAS runs it on
 // one thread (it checks omp_in_parallel): an image's arithmetic is the same at any thread count.
