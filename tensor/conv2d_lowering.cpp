@@ -61,30 +61,45 @@ std::size_t Conv2dPlan::weight_size() const {
 }
 
 // The winograd lowering's scratch, one after another: the zero-extended planes (the input's,
-// or dout's), then the forward's U and M; the backward's U and Vdy (dweight), and U and M of
-// dout (dx).
+// or dout's); U, the transformed input of a correlation (the forward's, or dx's from dout); M,
+// its 9 products (or, for dweight, dout's transform Vdy).
 namespace {
 struct WinogradScratch {
-    std::size_t padded, u, m, dy_v, dy_u, dx_m;  // offsets
-    std::size_t forward_end, backward_end;
+    std::size_t padded = 0, u, m, end;  // offsets, and the total
     WinogradScratch(const Conv2dGeometry& g, wg::Tiling t, wg::Tiling dt) {
-        padded = 0;
-        u = std::max(wg::padded_size(std::max(g.C, g.OC), t), wg::padded_size(std::max(g.C, g.OC), dt));
-        m = u + wg::kPoints * wg::point_stride(g.C, t);
-        forward_end = m + wg::kPoints * wg::point_stride(g.OC, t);
-        dy_v = m;  // the backward has no M of the forward
-        dy_u = dy_v + wg::kPoints * wg::point_stride(g.OC, t);
-        dx_m = dy_u + wg::kPoints * wg::point_stride(g.OC, dt);
-        backward_end = dx_m + wg::kPoints * wg::point_stride(g.C, dt);
+        const int planes = std::max(g.C, g.OC);
+        u = std::max(wg::padded_size(planes, t), wg::padded_size(planes, dt));
+        m = u + wg::kPoints * std::max(wg::point_stride(planes, t), wg::point_stride(planes, dt));
+        end = m + wg::kPoints * std::max(wg::point_stride(planes, t), wg::point_stride(planes, dt));
     }
 };
 }  // namespace
 
+// dst [planes_out, rows_out, cols_out] = (or += with `add`) the 2x2 correlation, by F(2x2, 2x2)
+// over tiling t of dst, of src [planes_in, rows_in, cols_in] placed at (top, left) in zeros with
+// the plan's kernels: V[p] [OC, C] for the forward; for dx, the flipped kernels, V[8 - p]
+// transposed (conv2d_winograd.hpp).
+void Conv2dPlan::winograd_correlate(const float* src, int planes_in, int rows_in, int cols_in,
+                                    int top, int left, winograd::Tiling t, bool flipped,
+                                    int planes_out, int rows_out, int cols_out, float* dst,
+                                    bool add, float* scratch) const {
+    const WinogradScratch w(g_, tiles_, dx_tiles_);
+    const wg::Transforms& transforms = wg::transforms(isa_);
+    const int T = t.tiles();
+    const std::size_t su = wg::point_stride(planes_in, t), sm = wg::point_stride(planes_out, t);
+    float *padded = scratch + w.padded, *u = scratch + w.u, *m = scratch + w.m;
+    transforms.pad(src, planes_in, rows_in, cols_in, top, left, t, padded);
+    transforms.input(padded, planes_in, t, u, su);
+    const std::size_t kernels = std::size_t(g_.OC) * g_.C;
+    for (int p = 0; p < wg::kPoints; ++p)
+        gemm(flipped, false, planes_out, T, planes_in, 1.0f,
+             taps_.data() + (flipped ? wg::kPoints - 1 - p : p) * kernels, g_.C, u + p * su, T,
+             0.0f, m + p * sm, T);
+    transforms.output(m, sm, planes_out, t, rows_out, cols_out, dst, add);
+}
+
 std::size_t Conv2dPlan::scratch_size() const {
-    if (lowering_ == Conv2dLowering::winograd) {
-        const WinogradScratch w(g_, tiles_, dx_tiles_);
-        return std::max(w.forward_end, w.backward_end);
-    }
+    if (lowering_ == Conv2dLowering::winograd) return WinogradScratch(g_, tiles_, dx_tiles_).end;
     if (lowering_ != Conv2dLowering::shifted) return std::size_t(g_.K()) * g_.P();
     return 2 * padded_size();  // xp, dxp
 }
@@ -120,18 +135,8 @@ void Conv2dPlan::forward_image(const float* x_n, float* out, float* scratch) con
         return;
     }
     if (lowering_ == Conv2dLowering::winograd) {
-        const WinogradScratch w(g, tiles_, dx_tiles_);
-        const wg::Transforms& transforms = wg::transforms(isa_);
-        const wg::Tiling t = tiles_;
-        const int T = t.tiles();
-        const std::size_t su = wg::point_stride(g.C, t), sm = wg::point_stride(g.OC, t);
-        float *padded = scratch + w.padded, *u = scratch + w.u, *m = scratch + w.m;
-        transforms.pad(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
-        transforms.input(padded, g.C, t, u, su);
-        for (int p = 0; p < wg::kPoints; ++p)
-            gemm(false, false, g.OC, T, g.C, 1.0f, taps_.data() + std::size_t(p) * g.OC * g.C, g.C,
-                 u + p * su, T, 0.0f, m + p * sm, T);
-        transforms.output(m, sm, g.OC, t, g.OH, g.OW, out, false);
+        winograd_correlate(x_n, g.C, g.H, g.W, g.pt, g.pl, tiles_, false, g.OC, g.OH, g.OW, out,
+                           false, scratch);
         return;
     }
     float* xp = scratch;
@@ -166,7 +171,7 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             const wg::Tiling t = tiles_;
             const int T = t.tiles();
             const std::size_t su = wg::point_stride(g.C, t), sv = wg::point_stride(g.OC, t);
-            float *padded = scratch + w.padded, *u = scratch + w.u, *v = scratch + w.dy_v;
+            float *padded = scratch + w.padded, *u = scratch + w.u, *v = scratch + w.m;
             transforms.pad(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
             transforms.input(padded, g.C, t, u, su);
             transforms.pad(dout, g.OC, g.OH, g.OW, 0, 0, t, padded);
@@ -200,20 +205,9 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
     }
     if (lowering_ == Conv2dLowering::winograd) {
         // dx[h][w] = Σ dout[h + pt - a][w + pl - b] w[a][b]: the correlation of dout placed at
-        // (1 - pt, 1 - pl) with the kernel flipped, whose V[p] is V[8 - p] (conv2d_winograd.hpp).
-        const WinogradScratch w(g, tiles_, dx_tiles_);
-        const wg::Transforms& transforms = wg::transforms(isa_);
-        const wg::Tiling t = dx_tiles_;
-        const int T = t.tiles();
-        const std::size_t su = wg::point_stride(g.OC, t), sm = wg::point_stride(g.C, t);
-        float *padded = scratch + w.padded, *u = scratch + w.dy_u, *m = scratch + w.dx_m;
-        transforms.pad(dout, g.OC, g.OH, g.OW, 1 - g.pt, 1 - g.pl, t, padded);
-        transforms.input(padded, g.OC, t, u, su);
-        for (int p = 0; p < wg::kPoints; ++p)
-            gemm(true, false, g.C, T, g.OC, 1.0f,
-                 taps_.data() + std::size_t(wg::kPoints - 1 - p) * g.OC * g.C, g.C, u + p * su, T,
-                 0.0f, m + p * sm, T);
-        transforms.output(m, sm, g.C, t, g.H, g.W, dx_n, true);
+        // (1 - pt, 1 - pl) with the kernel flipped.
+        winograd_correlate(dout, g.OC, g.OH, g.OW, 1 - g.pt, 1 - g.pl, dx_tiles_, true, g.C, g.H,
+                           g.W, dx_n, true, scratch);
         return;
     }
     float* dxp = scratch + padded_size();

@@ -99,6 +99,9 @@ class Conv2dPlan {
     std::size_t padded_size() const { return std::size_t(g_.C) * plane_size(); }
     int tap_offset(int t) const { return (t / g_.KW) * WP_ + t % g_.KW; }
     void pad_image(const float* x_n, float* xp) const;
+    void winograd_correlate(const float* src, int planes_in, int rows_in, int cols_in, int top,
+                            int left, winograd::Tiling t, bool flipped, int planes_out,
+                            int rows_out, int cols_out, float* dst, bool add, float* scratch) const;
 };
 
 // The backward's split over images: dweight and dbias are shared by all images, so each of up to
