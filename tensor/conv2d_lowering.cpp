@@ -83,6 +83,16 @@ void Conv2dPlan::winograd_correlate(const float* src, int planes_in, int rows_in
                                     int top, int left, winograd::Tiling t, bool flipped,
                                     int planes_out, int rows_out, int cols_out, float* dst,
                                     bool add, float* scratch) const {
+    const float* m = winograd_products(src, planes_in, rows_in, cols_in, top, left, t, flipped,
+                                       planes_out, scratch);
+    wg::transforms(isa_).output(m, wg::point_stride(planes_out, t), planes_out, t, rows_out,
+                                cols_out, dst, add);
+}
+
+// winograd_correlate up to the inverse transform: M [9, planes_out, T] in scratch.
+const float* Conv2dPlan::winograd_products(const float* src, int planes_in, int rows_in,
+                                           int cols_in, int top, int left, winograd::Tiling t,
+                                           bool flipped, int planes_out, float* scratch) const {
     const WinogradScratch w(g_, tiles_, dx_tiles_);
     const wg::Transforms& transforms = wg::transforms(isa_);
     const int T = t.tiles();
@@ -95,7 +105,14 @@ void Conv2dPlan::winograd_correlate(const float* src, int planes_in, int rows_in
         gemm(flipped, false, planes_out, T, planes_in, 1.0f,
              taps_.data() + (flipped ? wg::kPoints - 1 - p : p) * kernels, g_.C, u + p * su, T,
              0.0f, m + p * sm, T);
-    transforms.output(m, sm, planes_out, t, rows_out, cols_out, dst, add);
+    return m;
+}
+
+const float* Conv2dPlan::forward_products(const float* x_n, float* scratch) const {
+    if (lowering_ != Conv2dLowering::winograd)
+        throw ValueError("conv2d: forward_products needs the winograd lowering");
+    const Conv2dGeometry& g = g_;
+    return winograd_products(x_n, g.C, g.H, g.W, g.pt, g.pl, tiles_, false, g.OC, scratch);
 }
 
 std::size_t Conv2dPlan::scratch_size() const {

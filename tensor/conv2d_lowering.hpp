@@ -79,6 +79,12 @@ class Conv2dPlan {
 
     // out [OC, OH, row()] = the convolution of image x_n [C, H, W], without bias.
     void forward_image(const float* x_n, float* out, float* scratch) const;
+    // Winograd only (else ValueError): the forward of image x_n before its inverse transform,
+    // M [9, OC, T] for the tiling tiles() (point stride winograd::point_stride(OC, tiles())),
+    // in scratch. Each 2x2 output tile's values are Aᵀ M A (conv2d_winograd.hpp): a fused 2x2
+    // pool takes them from here without the conv's output ever being written.
+    const float* forward_products(const float* x_n, float* scratch) const;
+    winograd::Tiling tiles() const { return tiles_; }
     // Given dout [OC, OH, row()] (junk columns zero): pweight [OC*K, weight_size's layout]
     // += dout's weight gradient (= when `first`), pbias [OC] += dout's row sums, and
     // dx_n [C, H, W] += its input gradient. Null outputs are skipped.
@@ -99,6 +105,9 @@ class Conv2dPlan {
     std::size_t padded_size() const { return std::size_t(g_.C) * plane_size(); }
     int tap_offset(int t) const { return (t / g_.KW) * WP_ + t % g_.KW; }
     void pad_image(const float* x_n, float* xp) const;
+    const float* winograd_products(const float* src, int planes_in, int rows_in, int cols_in,
+                                   int top, int left, winograd::Tiling t, bool flipped,
+                                   int planes_out, float* scratch) const;
     void winograd_correlate(const float* src, int planes_in, int rows_in, int cols_in, int top,
                             int left, winograd::Tiling t, bool flipped, int planes_out,
                             int rows_out, int cols_out, float* dst, bool add, float* scratch) const;

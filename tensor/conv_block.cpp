@@ -233,6 +233,27 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
         }
         return out;
     }
+    if (pool2x2 && plan.lowering() == Conv2dLowering::winograd) {
+        // Each window is one of the conv's 2x2 tiles: the pool reads the Winograd products.
+        const auto pool_tiles = k::row_kernels(isa).pool_tiles;
+        const winograd::Tiling t = plan.tiles();
+        std::vector<std::uint8_t> unkept;  // records nobody keeps
+        if (!record) unkept.resize(out.size());
+        std::uint8_t* records = record ? record->data() : unkept.data();
+#pragma omp parallel
+        {
+            std::vector<float> scratch(plan.scratch_size());
+#pragma omp for schedule(static)
+            for (int n = 0; n < g.N; ++n) {
+                const float* m = plan.forward_products(x.data() + n * x_image, scratch.data());
+                const std::uint64_t first = std::uint64_t(b.sample_offset + std::size_t(n)) * b.out_image();
+                pool_tiles({m, winograd::point_stride(g.OC, t), t.tiles(), t.TW, pb, g.OC, b.OH, b.OW,
+                            b.rate > 0.0f, b.key, first, b.threshold, b.scale,
+                            out.data() + n * b.out_image(), records + n * b.out_image()});
+            }
+        }
+        return out;
+    }
 #pragma omp parallel
     {
         std::vector<float> scratch(plan.scratch_size()), conv(plan.image_size());

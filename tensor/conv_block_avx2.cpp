@@ -10,6 +10,7 @@
 
 #include <immintrin.h>
 
+#include "tensor/conv2d_winograd.hpp"
 #include "tensor/conv_block.hpp"
 
 
@@ -170,6 +171,30 @@ SEMIGRAD_AVX2 void conv_pool_avx2(const ConvPool& a) {
                        a.record + at);
             }
         }
+}
+
+SEMIGRAD_AVX2 void pool_tiles_avx2(const PoolTiles& a) {
+    for (int oc = 0; oc < a.OC; ++oc) {
+        const __m256 bias = _mm256_set1_ps(a.bias ? a.bias[oc] : 0.0f);
+        for (int i = 0; i < a.OH; ++i)
+            for (int j = 0; j < a.OW; j += 8) {
+                const int n = std::min(8, a.OW - j);
+                const float* in = a.m + std::size_t(oc) * a.tiles + std::size_t(i) * a.TW + j;
+                __m256 mp[winograd::kPoints];
+                for (int p = 0; p < winograd::kPoints; ++p) mp[p] = load(in + p * a.stride, n);
+                // Aᵀ M A, as winograd's output transform, then the bias.
+                const __m256 a0 = _mm256_add_ps(mp[0], mp[3]), a1 = _mm256_add_ps(mp[1], mp[4]),
+                             a2 = _mm256_add_ps(mp[2], mp[5]), b0 = _mm256_add_ps(mp[3], mp[6]),
+                             b1 = _mm256_add_ps(mp[4], mp[7]), b2 = _mm256_add_ps(mp[5], mp[8]);
+                const __m256 v[4] = {_mm256_add_ps(_mm256_add_ps(a0, a1), bias),
+                                     _mm256_add_ps(_mm256_add_ps(a1, a2), bias),
+                                     _mm256_add_ps(_mm256_add_ps(b0, b1), bias),
+                                     _mm256_add_ps(_mm256_add_ps(b1, b2), bias)};
+                const std::size_t at = (std::size_t(oc) * a.OH + i) * a.OW + j;
+                finish(v, n, a.dropout, a.key, a.first + at, a.threshold, a.scale, a.out + at,
+                       a.record + at);
+            }
+    }
 }
 
 SEMIGRAD_AVX2 void unpool_row_avx2(const UnpoolRow& a) {

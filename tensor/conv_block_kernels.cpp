@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "tensor/conv2d_winograd.hpp"
 #include "tensor/conv_block.hpp"
 #include "tensor/dropout.hpp"
 
@@ -57,6 +58,31 @@ void conv_pool_portable(const ConvPool& a) {
     }
 }
 
+void pool_tiles_portable(const PoolTiles& a) {
+    for (int oc = 0; oc < a.OC; ++oc)
+        for (int i = 0; i < a.OH; ++i) {
+            const std::size_t at = (std::size_t(oc) * a.OH + i) * a.OW;
+            // Tile row i's values, as the conv rows 2i and 2i+1 PoolRow reads (64 tiles a time).
+            float r0[2 * 64], r1[2 * 64];
+            for (int j0 = 0; j0 < a.OW; j0 += 64) {
+                const int n = std::min(64, a.OW - j0);
+                for (int j = 0; j < n; ++j) {
+                    const float* in = a.m + std::size_t(oc) * a.tiles + std::size_t(i) * a.TW + j0 + j;
+                    float mp[winograd::kPoints];
+                    for (int p = 0; p < winograd::kPoints; ++p) mp[p] = in[p * a.stride];
+                    // Aᵀ M A, as winograd's output transform.
+                    const float a0 = mp[0] + mp[3], a1 = mp[1] + mp[4], a2 = mp[2] + mp[5];
+                    const float b0 = mp[3] + mp[6], b1 = mp[4] + mp[7], b2 = mp[5] + mp[8];
+                    r0[2 * j] = a0 + a1, r0[2 * j + 1] = a1 + a2;
+                    r1[2 * j] = b0 + b1, r1[2 * j + 1] = b1 + b2;
+                }
+                pool_row_portable({r0, r1, a.bias ? a.bias[oc] : 0.0f, n, a.dropout, a.key,
+                                   a.first + at + j0, a.threshold, a.scale, a.out + at + j0,
+                                   a.record + at + j0});
+            }
+        }
+}
+
 void unpool_row_portable(const UnpoolRow& a) {
     for (int j = 0; j < a.OW; ++j) {
         const std::uint8_t r = a.record[j];
@@ -71,11 +97,11 @@ void unpool_row_portable(const UnpoolRow& a) {
 
 RowKernels row_kernels(Isa isa) {
 #if SEMIGRAD_X86
-    if (isa == Isa::avx512) return {pool_row_avx512, unpool_row_avx512, conv_pool_avx512};
-    if (isa == Isa::avx2) return {pool_row_avx2, unpool_row_avx2, conv_pool_avx2};
+    if (isa == Isa::avx512) return {pool_row_avx512, unpool_row_avx512, conv_pool_avx512, pool_tiles_avx512};
+    if (isa == Isa::avx2) return {pool_row_avx2, unpool_row_avx2, conv_pool_avx2, pool_tiles_avx2};
 #endif
     (void)isa;
-    return {pool_row_portable, unpool_row_portable, conv_pool_portable};
+    return {pool_row_portable, unpool_row_portable, conv_pool_portable, pool_tiles_portable};
 }
 
 }  // namespace semigrad::conv_block_kernels

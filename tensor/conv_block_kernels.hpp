@@ -67,15 +67,38 @@ struct ConvPool {
     std::uint8_t* record;   // [OC, OH, OW]
 };
 
+// The pool of a block whose conv runs as Winograd's F(2x2, 2x2) (the tutorial's second), for
+// one image, from the conv's products before their inverse transform (Conv2dPlan::
+// forward_products). A 2x2 pool at stride 2 over a conv output cut into 2x2 tiles has each
+// window equal to one tile, whose four values are Aᵀ M A (conv2d_winograd.hpp); they go straight
+// into PoolRow's epilogue, so the conv's output is never written. The additions are the inverse
+// transform's and then PoolRow's: the same bits as the two one after the other.
+struct PoolTiles {
+    const float* m;        // [9, OC, tiles], the points `stride` floats apart
+    std::size_t stride;
+    int tiles, TW;         // tiles per plane, per row (the pool's windows, perhaps one more)
+    const float* bias;     // [OC], or null for none
+    int OC, OH, OW;        // the pool's output: the first OH rows and OW columns of tiles
+    bool dropout;
+    std::uint64_t key, first;  // first: the hash index of the image's output (0, 0, 0)
+    std::uint32_t threshold;
+    float scale;
+    float* out;            // [OC, OH, OW]
+    std::uint8_t* record;  // [OC, OH, OW]
+};
+
 void pool_row_portable(const PoolRow& a);
+void pool_tiles_portable(const PoolTiles& a);
 void conv_pool_portable(const ConvPool& a);
 void unpool_row_portable(const UnpoolRow& a);
 #if SEMIGRAD_X86
 void pool_row_avx2(const PoolRow& a);
 void conv_pool_avx2(const ConvPool& a);
+void pool_tiles_avx2(const PoolTiles& a);
 void unpool_row_avx2(const UnpoolRow& a);
 void pool_row_avx512(const PoolRow& a);
 void conv_pool_avx512(const ConvPool& a);
+void pool_tiles_avx512(const PoolTiles& a);
 void unpool_row_avx512(const UnpoolRow& a);
 #endif
 
@@ -84,6 +107,7 @@ struct RowKernels {
     void (*pool)(const PoolRow&);
     void (*unpool)(const UnpoolRow&);
     void (*conv_pool)(const ConvPool&);
+    void (*pool_tiles)(const PoolTiles&);
 };
 RowKernels row_kernels(Isa isa);
 
