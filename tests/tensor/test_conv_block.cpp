@@ -182,6 +182,14 @@ TEST(ConvBlock, SameBitsAsTheUnfusedFastKernels) {
         if (c.bias) {
             EXPECT_EQ(max_abs_diff(db, udb), 0.0f);
         }
+        // Without dx, as the first block trains (its input needs no gradient; the first conv
+        // then takes its own per-plane path in conv_block.cpp).
+        Tensor dw_only(o.weight.shape()), db_only({c.OC});
+        conv_block_backward(o.dout, o.x, o.weight, s, record, nullptr, &dw_only, &db_only, isa);
+        EXPECT_EQ(max_abs_diff(dw_only, udw), 0.0f);
+        if (c.bias) {
+            EXPECT_EQ(max_abs_diff(db_only, udb), 0.0f);
+        }
     }
   }
 }
