@@ -193,9 +193,9 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             transforms.input(padded, g.C, t, u, su);
             transforms.pad(dout, g.OC, g.OH, g.OW, 0, 0, t, padded);
             transforms.gradient(padded, g.OC, t, v, sv);
-            for (int p = 0; p < wg::kPoints; ++p)
-                gemm(false, true, g.OC, g.C, T, 1.0f, v + p * sv, T, u + p * su, T,
-                     first ? 0.0f : 1.0f, pweight + std::size_t(p) * g.OC * g.C, g.C);
+            for (int p = 0; p < wg::kPoints; ++p)  // dV[p]ᵀ [C, OC] (+)= U[p] [C, T] @ Vdy[p] [T, OC]
+                gemm(false, false, g.C, g.OC, T, 1.0f, u + p * su, T, v + p * sv, g.OC,
+                     first ? 0.0f : 1.0f, pweight + std::size_t(p) * g.OC * g.C, g.OC);
         }
     } else if (pweight) {
         float* xp = scratch;
@@ -256,23 +256,23 @@ Conv2dPartials::Conv2dPartials(const Conv2dPlan& plan_, bool dweight, bool dbias
 void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
     const int n_chunks = chunks;
     if (dweight && plan.lowering() == Conv2dLowering::winograd) {
-        // Partials per point [9, OC, C]: for each oc, its 9 rows summed over chunks (contiguous
-        // rows of C), then Aᵀ . A per (oc, c).
+        // Partials per point, transposed, [9, C, OC]: for each c, its 9 rows summed over chunks
+        // (contiguous rows of OC), then Aᵀ . A per (oc, c).
         const Conv2dGeometry& g = plan.geometry();
         const std::size_t step = std::size_t(g.OC) * g.C;
         float* d = dweight->data();
-        std::vector<float> acc(std::size_t(winograd::kPoints) * g.C);  // [9, C]
+        std::vector<float> acc(std::size_t(winograd::kPoints) * g.OC);  // [9, OC]
 #pragma omp for schedule(static) nowait
-        for (int oc = 0; oc < g.OC; ++oc) {
+        for (int c = 0; c < g.C; ++c) {
             std::fill(acc.begin(), acc.end(), 0.0f);
             for (int chunk = 0; chunk < n_chunks; ++chunk)
                 for (int p = 0; p < winograd::kPoints; ++p) {
-                    const float* row = weight.data() + chunk * wsize + p * step + std::size_t(oc) * g.C;
-                    float* a = acc.data() + std::size_t(p) * g.C;
-                    for (int c = 0; c < g.C; ++c) a[c] += row[c];
+                    const float* row = weight.data() + chunk * wsize + p * step + std::size_t(c) * g.OC;
+                    float* a = acc.data() + std::size_t(p) * g.OC;
+                    for (int oc = 0; oc < g.OC; ++oc) a[oc] += row[oc];
                 }
-            for (int c = 0; c < g.C; ++c)
-                winograd::add_kernel_gradient(acc.data() + c, std::size_t(g.C),
+            for (int oc = 0; oc < g.OC; ++oc)
+                winograd::add_kernel_gradient(acc.data() + oc, std::size_t(g.OC),
                                               d + (std::size_t(oc) * g.C + c) * 4);
         }
     } else if (dweight) {

@@ -28,13 +28,13 @@
 //                M[p] [OC, T] = V[p] [OC, C] @ U[p] [C, T]     for the 9 points p,
 //            9 GEMMs of T columns where shifted runs 4 of about 4T (OH*WP), and the inverse
 //            transform writes out. The backward is the same three steps twice: for dweight,
-//            9 GEMMs dV[p] [OC, C] += Vdy[p] [OC, T] @ U[p]^T, summed per chunk in the transformed
-//            domain (conv2d_winograd.hpp), and for dx the flipped kernel's V against the
-//            transformed, shifted dout. In all, 27 GEMMs an image whose flops are 9/16 of
-//            shifted's 12 GEMMs'. The tutorial's second conv at batch 32 (bench_kernels, one
-//            thread, SkylakeX OpenBLAS): forward 0.93 ms against shifted's 1.27, backward 2.15
-//            against 2.97. Its sums regroup the direct ones, so the outputs differ from shifted's
-//            in the last bits, not more (tests/tensor/test_conv2d.cpp).
+//                dV[p]^T [C, OC] += U[p] [C, T] @ Vdy[p] [T, OC]
+//            (dout's transform tile-major), summed per chunk in the transformed domain; for dx,
+//            the flipped kernel's V against the transformed, shifted dout. In all, 27 GEMMs an
+//            image whose flops are 9/16 of shifted's 12 GEMMs'. The tutorial's second conv at
+//            batch 32 (bench_kernels, one thread, SkylakeX OpenBLAS): forward 0.89 ms against
+//            shifted's 1.25, backward 1.96 against 2.98. Its sums regroup the direct ones, so the
+//            outputs differ from shifted's in the last bits, not more (tests/tensor/test_conv2d.cpp).
 //
 // Which lowering runs is the plan's choice (conv2d_lowering): im2col_loops when K <= 8 (the first
 // conv: K = 4); else, at stride 1 when C >= 8, winograd for a 2x2 kernel (the second conv) and
@@ -73,8 +73,8 @@ class Conv2dPlan {
     // Floats of per-thread scratch that forward_image and backward_image need.
     std::size_t scratch_size() const;
     // Floats of a dweight partial: OC*K in dweight's order [OC, C, KH, KW] for the im2col
-    // lowerings; per tap, [KH*KW, OC, C], for shifted; per point, [9, OC, C], for winograd
-    // (still to be transformed back: Conv2dPartials::add_to).
+    // lowerings; per tap, [KH*KW, OC, C], for shifted; per point and transposed, [9, C, OC],
+    // for winograd (still to be transformed back: Conv2dPartials::add_to).
     std::size_t weight_size() const;
 
     // out [OC, OH, row()] = the convolution of image x_n [C, H, W], without bias.
