@@ -32,8 +32,8 @@
 //            (dout's transform tile-major), summed per chunk in the transformed domain; for dx,
 //            the flipped kernel's V against the transformed, shifted dout. In all, 27 GEMMs an
 //            image whose flops are 9/16 of shifted's 12 GEMMs'. The tutorial's second conv at
-//            batch 32 (bench_kernels, one thread, SkylakeX OpenBLAS): forward 0.89 ms against
-//            shifted's 1.25, backward 1.96 against 2.98. Its sums regroup the direct ones, so the
+//            batch 32 (bench_kernels, one thread, SkylakeX OpenBLAS): forward 0.88 ms against
+//            shifted's 1.26, backward 1.78 against 2.88. Its sums regroup the direct ones, so the
 //            outputs differ from shifted's in the last bits, not more (tests/tensor/test_conv2d.cpp).
 //
 // Which lowering runs is the plan's choice (conv2d_lowering): im2col_loops when K <= 8 (the first
