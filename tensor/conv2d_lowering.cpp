@@ -56,7 +56,8 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLower
 // rows never overlap one another.
 
 std::size_t Conv2dPlan::weight_size() const {
-    const std::size_t per_pair = lowering_ == Conv2dLowering::winograd ? wg::kPoints : g_.KH * g_.KW;
+    const std::size_t per_pair =
+        lowering_ == Conv2dLowering::winograd ? wg::kPoints : g_.KH * g_.KW;
     return std::size_t(g_.OC) * g_.C * per_pair;
 }
 
@@ -193,7 +194,8 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             transforms.input(padded, g.C, t, u, su);
             transforms.pad(dout, g.OC, g.OH, g.OW, 0, 0, t, padded);
             transforms.gradient(padded, g.OC, t, v, sv);
-            for (int p = 0; p < wg::kPoints; ++p)  // dV[p]ᵀ [C, OC] (+)= U[p] [C, T] @ Vdy[p] [T, OC]
+            // dV[p]ᵀ [C, OC] (+)= U[p] [C, T] @ Vdy[p] [T, OC]
+            for (int p = 0; p < wg::kPoints; ++p)
                 gemm(false, false, g.C, g.OC, T, 1.0f, u + p * su, T, v + p * sv, g.OC,
                      first ? 0.0f : 1.0f, pweight + std::size_t(p) * g.OC * g.C, g.OC);
         }
@@ -267,7 +269,8 @@ void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
             std::fill(acc.begin(), acc.end(), 0.0f);
             for (int chunk = 0; chunk < n_chunks; ++chunk)
                 for (int p = 0; p < winograd::kPoints; ++p) {
-                    const float* row = weight.data() + chunk * wsize + p * step + std::size_t(c) * g.OC;
+                    const float* row =
+                        weight.data() + chunk * wsize + p * step + std::size_t(c) * g.OC;
                     float* a = acc.data() + std::size_t(p) * g.OC;
                     for (int oc = 0; oc < g.OC; ++oc) a[oc] += row[oc];
                 }

@@ -52,7 +52,8 @@ void output_portable(const float* m, std::size_t stride, int planes, Tiling t, i
 }
 
 const Transforms& transforms(Isa isa) {
-    static const Transforms portable{pad_portable, input_portable, gradient_portable, output_portable};
+    static const Transforms portable{pad_portable, input_portable, gradient_portable,
+                                     output_portable};
 #if SEMIGRAD_X86
     static const Transforms avx2{pad_avx2, input_avx2, gradient_avx2, output_avx2};
     static const Transforms avx512{pad_avx512, input_avx512, gradient_avx512, output_avx512};

@@ -31,7 +31,8 @@
 // floats apart (rows * T plus at least kSlack: the vector loops below read and write up to 7
 // floats past a row's last tile, which the next row overwrites or the slack absorbs; so the
 // transforms go through the rows in order). T = TH * TW tiles, row-major; tile (i, j) covers
-// output rows 2i, 2i+1 and columns 2j, 2j+1.
+// output rows 2i, 2i+1 and columns 2j, 2j+1. The one exception is the output gradient's
+// transform for the weight gradient, tile-major [T, rows] (Transforms::gradient says why).
 #pragma once
 
 #include <algorithm>
@@ -62,8 +63,8 @@ inline std::size_t point_stride(int rows, Tiling t) {
 // group of 8 tiles, from tile j0, reads 16 floats from column 2*j0 + 2).
 inline int pitch(Tiling t) { return 2 * ((t.TW - 1) / 8 * 8) + 18; }
 inline std::size_t padded_plane(Tiling t) { return std::size_t(2 * t.TH + 1) * pitch(t); }
-// Floats for `planes` such planes (and the slack the copy's last vector may run into).
-inline std::size_t padded_size(int planes, Tiling t) { return planes * padded_plane(t) + 8; }
+// Floats for `planes` such planes.
+inline std::size_t padded_size(int planes, Tiling t) { return planes * padded_plane(t); }
 
 // v [9, OC, C] = G w Gᵀ for each w[oc][c], a 2x2 kernel (w: [OC, C, 2, 2]).
 void transform_kernel(const float* w, int OC, int C, float* v);
@@ -125,7 +126,8 @@ inline constexpr int kLanes = 8;
 [[gnu::always_inline]] inline void keep_loop() { asm volatile(""); }
 
 // n floats from s to d, 8 at a time, the last 8 overlapping the ones before.
-[[gnu::always_inline]] inline void copy_floats(float* __restrict d, const float* __restrict s, int n) {
+[[gnu::always_inline]] inline void copy_floats(float* __restrict d, const float* __restrict s,
+                                               int n) {
     if (n < kLanes) {
         for (int x = 0; x < n; ++x) d[x] = s[x], keep_loop();
         return;
@@ -221,7 +223,8 @@ inline constexpr int kLanes = 8;
 }
 
 [[gnu::always_inline]] inline void gradient_loops(const float* __restrict padded, int planes,
-                                                  Tiling t, float* __restrict v, std::size_t stride) {
+                                                  Tiling t, float* __restrict v,
+                                                  std::size_t stride) {
     const int P = pitch(t);
     // Eight planes at a time: each point's 8 planes x 8 tiles transposed in registers, so that
     // each tile's 8 planes go to its row of v as one vector.
@@ -239,7 +242,8 @@ inline constexpr int kLanes = 8;
                 float* dst = v + (std::size_t(i) * t.TW + j0) * planes + c0;
                 for (int q = 0; q < kPoints; ++q) {
                     transpose8(group[q]);  // now [tile][plane]
-                    for (int l = 0; l < n; ++l) store(dst + q * stride + std::size_t(l) * planes, group[q][l]);
+                    for (int l = 0; l < n; ++l)
+                        store(dst + q * stride + std::size_t(l) * planes, group[q][l]);
                 }
             }
     // The planes left over, one float at a time.
@@ -253,7 +257,8 @@ inline constexpr int kLanes = 8;
                 for (int q = 0; q < kPoints; ++q) {
                     float lanes[kLanes];
                     store(lanes, out[q]);
-                    for (int l = 0; l < n; ++l) dst[q * stride + std::size_t(l) * planes] = lanes[l];
+                    for (int l = 0; l < n; ++l)
+                        dst[q * stride + std::size_t(l) * planes] = lanes[l];
                 }
             }
 }
@@ -276,8 +281,10 @@ inline constexpr int kLanes = 8;
                 // Each output row's columns 2j, 2j+1 interleaved back, clipped at the plane's edge.
                 const int count = std::min(2 * std::min(kLanes, t.TW - j0), cols - 2 * j0);
                 for (int dy = 0; dy < 2 && 2 * i + dy < rows; ++dy) {
-                    Lanes lo = __builtin_shuffle(y[dy][0], y[dy][1], Picks{0, 8, 1, 9, 2, 10, 3, 11});
-                    const Lanes hi = __builtin_shuffle(y[dy][0], y[dy][1], Picks{4, 12, 5, 13, 6, 14, 7, 15});
+                    const Lanes& y0 = y[dy][0];
+                    const Lanes& y1 = y[dy][1];
+                    Lanes lo = __builtin_shuffle(y0, y1, Picks{0, 8, 1, 9, 2, 10, 3, 11});
+                    const Lanes hi = __builtin_shuffle(y0, y1, Picks{4, 12, 5, 13, 6, 14, 7, 15});
                     float* d = plane + std::size_t(2 * i + dy) * cols + 2 * j0;
                     float tail[2 * kLanes];  // what does not fill a whole vector, one by one
                     int k = 0;
