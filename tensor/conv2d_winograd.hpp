@@ -105,7 +105,6 @@ const Transforms& transforms(Isa isa);
 namespace detail {
 
 using Lanes = float __attribute__((vector_size(32)));
-using Picks = int __attribute__((vector_size(32)));
 inline constexpr int kLanes = 8;
 
 // (Lanes go by reference: passing an AVX-sized vector by value would depend on the target.)
@@ -116,8 +115,8 @@ inline constexpr int kLanes = 8;
 [[gnu::always_inline]] inline void split(const float* p, Lanes& even, Lanes& odd) {
     Lanes a, b;
     load(a, p), load(b, p + kLanes);
-    even = __builtin_shuffle(a, b, Picks{0, 2, 4, 6, 8, 10, 12, 14});
-    odd = __builtin_shuffle(a, b, Picks{1, 3, 5, 7, 9, 11, 13, 15});
+    even = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+    odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
 }
 
 // Rows here are 14 to 32 floats: too short for a call to memcpy or memset to pay, which is what
@@ -193,19 +192,19 @@ inline constexpr int kLanes = 8;
 [[gnu::always_inline]] inline void transpose8(Lanes r[kLanes]) {
     Lanes t[kLanes], s[kLanes];
     for (int k = 0; k < 4; ++k) {
-        t[2 * k] = __builtin_shuffle(r[2 * k], r[2 * k + 1], Picks{0, 8, 1, 9, 4, 12, 5, 13});
-        t[2 * k + 1] = __builtin_shuffle(r[2 * k], r[2 * k + 1], Picks{2, 10, 3, 11, 6, 14, 7, 15});
+        t[2 * k] = __builtin_shufflevector(r[2 * k], r[2 * k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[2 * k + 1] = __builtin_shufflevector(r[2 * k], r[2 * k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
     }
     for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
         Lanes* u = t + 4 * h;
-        s[4 * h] = __builtin_shuffle(u[0], u[2], Picks{0, 1, 8, 9, 4, 5, 12, 13});
-        s[4 * h + 1] = __builtin_shuffle(u[0], u[2], Picks{2, 3, 10, 11, 6, 7, 14, 15});
-        s[4 * h + 2] = __builtin_shuffle(u[1], u[3], Picks{0, 1, 8, 9, 4, 5, 12, 13});
-        s[4 * h + 3] = __builtin_shuffle(u[1], u[3], Picks{2, 3, 10, 11, 6, 7, 14, 15});
+        s[4 * h] = __builtin_shufflevector(u[0], u[2], 0, 1, 8, 9, 4, 5, 12, 13);
+        s[4 * h + 1] = __builtin_shufflevector(u[0], u[2], 2, 3, 10, 11, 6, 7, 14, 15);
+        s[4 * h + 2] = __builtin_shufflevector(u[1], u[3], 0, 1, 8, 9, 4, 5, 12, 13);
+        s[4 * h + 3] = __builtin_shufflevector(u[1], u[3], 2, 3, 10, 11, 6, 7, 14, 15);
     }
     for (int k = 0; k < 4; ++k) {
-        r[k] = __builtin_shuffle(s[k], s[k + 4], Picks{0, 1, 2, 3, 8, 9, 10, 11});
-        r[k + 4] = __builtin_shuffle(s[k], s[k + 4], Picks{4, 5, 6, 7, 12, 13, 14, 15});
+        r[k] = __builtin_shufflevector(s[k], s[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        r[k + 4] = __builtin_shufflevector(s[k], s[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
     }
 }
 
@@ -283,8 +282,8 @@ inline constexpr int kLanes = 8;
                 for (int dy = 0; dy < 2 && 2 * i + dy < rows; ++dy) {
                     const Lanes& y0 = y[dy][0];
                     const Lanes& y1 = y[dy][1];
-                    Lanes lo = __builtin_shuffle(y0, y1, Picks{0, 8, 1, 9, 2, 10, 3, 11});
-                    const Lanes hi = __builtin_shuffle(y0, y1, Picks{4, 12, 5, 13, 6, 14, 7, 15});
+                    Lanes lo = __builtin_shufflevector(y0, y1, 0, 8, 1, 9, 2, 10, 3, 11);
+                    const Lanes hi = __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15);
                     float* d = plane + std::size_t(2 * i + dy) * cols + 2 * j0;
                     float tail[2 * kLanes];  // what does not fill a whole vector, one by one
                     int k = 0;
