@@ -80,9 +80,8 @@ void pool_relu_dropout(const float* conv, const float* bias, const Block& b, int
                 const bool kept = b.rate == 0.0f || dropout_keeps(b.key, first + o, b.threshold);
                 const bool passes = kept && best > 0.0f;
                 out[o] = passes ? best * b.scale : 0.0f;
-                if (record)
-                    record[o] = std::uint8_t((best_h - top) * p.pool_w + (best_w - left)) |
-                                (passes ? kConvBlockPasses : 0);
+                record[o] = std::uint8_t((best_h - top) * p.pool_w + (best_w - left)) |
+                            (passes ? kConvBlockPasses : 0);
             }
         }
     }
@@ -113,22 +112,26 @@ void unpool(const float* dout, const std::uint8_t* record, const Block& b, float
 
 namespace k = conv_block_kernels;
 
+// Image n's outputs as the kernels take them: its out and record planes, its dropout hash indices.
+k::PoolOutput outputs_of(const Block& b, int n, float* out, std::uint8_t* record) {
+    return {b.rate > 0.0f, b.key, std::uint64_t(b.sample_offset + std::size_t(n)) * b.out_image(),
+            b.threshold, b.scale, out, record};
+}
+
 bool is_pool2x2(const Pool2dSpec& p) {
     return p.pool_h == 2 && p.pool_w == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad.top == 0 &&
            p.pad.bottom == 0 && p.pad.left == 0 && p.pad.right == 0;
 }
 
-void pool2x2_image(const float* conv, const float* bias, const Block& b, int n, float* out,
-                   std::uint8_t* record, std::uint8_t* row_scratch, Isa isa) {
+void pool2x2_image(const float* conv, const float* bias, const Block& b, const k::PoolOutput& to,
+                   Isa isa) {
     const auto pool_row = k::row_kernels(isa).pool;
     const int row = b.row;
-    const std::uint64_t first = std::uint64_t(b.sample_offset + std::size_t(n)) * b.out_image();
     for (int oc = 0; oc < b.g.OC; ++oc)
         for (int oh = 0; oh < b.OH; ++oh) {
             const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW;
             const float* r0 = conv + std::size_t(oc) * b.conv_plane() + std::size_t(2 * oh) * row;
-            pool_row({r0, r0 + row, bias ? bias[oc] : 0.0f, b.OW, b.rate > 0.0f, b.key, first + o,
-                      b.threshold, b.scale, out + o, record ? record + o : row_scratch});
+            pool_row({r0, r0 + row, bias ? bias[oc] : 0.0f, b.OW, to.from(o)});
         }
 }
 
@@ -206,18 +209,21 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
     b.row = plan.row();
     Tensor out = Tensor::uninitialised(
         {std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)});
-    if (record) record->resize(out.size());
+    // The kernels always write a record; without a caller's (evaluation) they write one nobody keeps.
+    std::vector<std::uint8_t> unkept;
+    (record ? *record : unkept).resize(out.size());
+    std::uint8_t* records = record ? record->data() : unkept.data();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
     const float* pb = bias.empty() ? nullptr : bias.data();
     const bool pool2x2 = is_pool2x2(b.pool);
+    const auto outputs = [&](int n) {
+        return outputs_of(b, n, out.data() + n * b.out_image(), records + n * b.out_image());
+    };
     if (is_conv_pool(b)) {
         // The conv's output is never stored: each image's windows come from its split rows.
         const int pitch = conv_pool_pitch(b);
         const std::size_t split = std::size_t(2 * b.OH + 1) * pitch;
         const auto conv_pool = k::row_kernels(isa).conv_pool;
-        std::vector<std::uint8_t> unkept;  // records nobody keeps
-        if (!record) unkept.resize(out.size());
-        std::uint8_t* records = record ? record->data() : unkept.data();
 #pragma omp parallel
         {
             std::vector<float> halves(2 * split);
@@ -225,10 +231,8 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
             for (int n = 0; n < g.N; ++n) {
                 split_padded_image(x.data() + n * x_image, b, pitch, halves.data(),
                                    halves.data() + split);
-                const std::uint64_t first = std::uint64_t(b.sample_offset + std::size_t(n)) * b.out_image();
                 conv_pool({halves.data(), halves.data() + split, pitch, weight.data(), pb, g.OC,
-                           b.OH, b.OW, b.rate > 0.0f, b.key, first, b.threshold, b.scale,
-                           out.data() + n * b.out_image(), records + n * b.out_image()});
+                           b.OH, b.OW, outputs(n)});
             }
         }
         return out;
@@ -237,19 +241,14 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
         // Each window is one of the conv's 2x2 tiles: the pool reads the Winograd products.
         const auto pool_tiles = k::row_kernels(isa).pool_tiles;
         const winograd::Tiling t = plan.tiles();
-        std::vector<std::uint8_t> unkept;  // records nobody keeps
-        if (!record) unkept.resize(out.size());
-        std::uint8_t* records = record ? record->data() : unkept.data();
 #pragma omp parallel
         {
             std::vector<float> scratch(plan.scratch_size());
 #pragma omp for schedule(static)
             for (int n = 0; n < g.N; ++n) {
                 const float* m = plan.forward_products(x.data() + n * x_image, scratch.data());
-                const std::uint64_t first = std::uint64_t(b.sample_offset + std::size_t(n)) * b.out_image();
-                pool_tiles({m, winograd::point_stride(g.OC, t), t.tiles(), t.TW, pb, g.OC, b.OH, b.OW,
-                            b.rate > 0.0f, b.key, first, b.threshold, b.scale,
-                            out.data() + n * b.out_image(), records + n * b.out_image()});
+                pool_tiles({m, winograd::point_stride(g.OC, t), t.tiles(), t.TW, pb, g.OC, b.OH,
+                            b.OW, outputs(n)});
             }
         }
         return out;
@@ -257,16 +256,14 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
 #pragma omp parallel
     {
         std::vector<float> scratch(plan.scratch_size()), conv(plan.image_size());
-        std::vector<std::uint8_t> row_scratch(std::size_t(b.OW));  // records nobody keeps
 #pragma omp for schedule(static)
         for (int n = 0; n < g.N; ++n) {
             plan.forward_image(x.data() + n * x_image, conv.data(), scratch.data());
-            float* on = out.data() + n * b.out_image();
-            std::uint8_t* rn = record ? record->data() + n * b.out_image() : nullptr;
             if (pool2x2)
-                pool2x2_image(conv.data(), pb, b, n, on, rn, row_scratch.data(), isa);
+                pool2x2_image(conv.data(), pb, b, outputs(n), isa);
             else
-                pool_relu_dropout(conv.data(), pb, b, n, on, rn);
+                pool_relu_dropout(conv.data(), pb, b, n, out.data() + n * b.out_image(),
+                                  records + n * b.out_image());
         }
     }
     return out;

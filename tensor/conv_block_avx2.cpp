@@ -82,11 +82,9 @@ SEMIGRAD_AVX2 inline __m256 window(__m256 w0, __m256 w1, __m256 w2, __m256 w3, _
 }
 
 // The epilogue of eight outputs (m of them real) from their windows' four values, bias
-// included: the first maximum and its place, the dropout decision of outputs index..index+7,
-// the output and its record byte.
-SEMIGRAD_AVX2 inline void finish(const __m256 v[4], int m, bool dropout, std::uint64_t key,
-                                 std::uint64_t index, std::uint32_t threshold, float scale,
-                                 float* out, std::uint8_t* record) {
+// included: the first maximum and its place, the dropout decision, the output and its record byte
+// (to's outputs 0..7).
+SEMIGRAD_AVX2 inline void finish(const __m256 v[4], int m, const PoolOutput& to) {
     __m256 best = v[0];
     __m256i place = _mm256_setzero_si256();
     for (int k = 1; k < 4; ++k) {
@@ -95,14 +93,14 @@ SEMIGRAD_AVX2 inline void finish(const __m256 v[4], int m, bool dropout, std::ui
         place = _mm256_blendv_epi8(place, _mm256_set1_epi32(k), _mm256_castps_si256(gt));
     }
     __m256i kept = _mm256_set1_epi32(-1);
-    if (dropout) {
-        // Lanes 0-3 and 4-7: states of indices index .. index+7 (wrapping, as the scalar hash's
+    if (to.dropout) {
+        // Lanes 0-3 and 4-7: states of indices first .. first+7 (wrapping, as the scalar hash's
         // unsigned arithmetic).
         constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_hash's increment
-        const std::uint64_t z0 = key + (index + 1) * gamma;
+        const std::uint64_t z0 = to.key + (to.first + 1) * gamma;
         const __m256i state = _mm256_setr_epi64x(std::int64_t(z0), std::int64_t(z0 + gamma),
                                                  std::int64_t(z0 + 2 * gamma), std::int64_t(z0 + 3 * gamma));
-        const __m256i limit = _mm256_set1_epi64x(threshold);
+        const __m256i limit = _mm256_set1_epi64x(to.threshold);
         const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
         const __m256i drop0 = _mm256_cmpgt_epi64(limit, hash4(state));
         const __m256i drop1 = _mm256_cmpgt_epi64(
@@ -113,18 +111,18 @@ SEMIGRAD_AVX2 inline void finish(const __m256 v[4], int m, bool dropout, std::ui
     }
     const __m256 passes = _mm256_and_ps(_mm256_castsi256_ps(kept),
                                         _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ));
-    store(out, m, _mm256_and_ps(_mm256_mul_ps(best, _mm256_set1_ps(scale)), passes));
+    store(to.out, m, _mm256_and_ps(_mm256_mul_ps(best, _mm256_set1_ps(to.scale)), passes));
     const __m256i flags = _mm256_or_si256(
         place, _mm256_and_si256(_mm256_castps_si256(passes), _mm256_set1_epi32(kConvBlockPasses)));
     const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(flags),
                                            _mm256_extracti128_si256(flags, 1));
     const __m128i bytes = _mm_packus_epi16(words, words);
     if (m == 8) {
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(record), bytes);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(to.record), bytes);
     } else {
         alignas(16) std::uint8_t tmp[16];
         _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
-        std::memcpy(record, tmp, std::size_t(m));
+        std::memcpy(to.record, tmp, std::size_t(m));
     }
 }
 
@@ -139,8 +137,7 @@ SEMIGRAD_AVX2 void pool_row_avx2(const PoolRow& a) {
         const __m256 b0 = load(a.r1 + 2 * j, lo), b1 = load(a.r1 + 2 * j + 8, hi);
         const __m256 v[4] = {_mm256_add_ps(evens(a0, a1), bias), _mm256_add_ps(odds(a0, a1), bias),
                              _mm256_add_ps(evens(b0, b1), bias), _mm256_add_ps(odds(b0, b1), bias)};
-        finish(v, m, a.dropout, a.key, a.first + std::uint64_t(j), a.threshold, a.scale, a.out + j,
-               a.record + j);
+        finish(v, m, a.to.from(std::size_t(j)));
     }
 }
 
@@ -167,8 +164,7 @@ SEMIGRAD_AVX2 void conv_pool_avx2(const ConvPool& a) {
                                      window(w0, w1, w2, w3, e[1], o[1], e[2], o[2], bias),
                                      window(w0, w1, w2, w3, o[1], n[1], o[2], n[2], bias)};
                 const std::size_t at = (std::size_t(oc) * a.OH + oh) * a.OW + j;
-                finish(v, m, a.dropout, a.key, a.first + at, a.threshold, a.scale, a.out + at,
-                       a.record + at);
+                finish(v, m, a.to.from(at));
             }
         }
 }
@@ -191,8 +187,7 @@ SEMIGRAD_AVX2 void pool_tiles_avx2(const PoolTiles& a) {
                                      _mm256_add_ps(_mm256_add_ps(b0, b1), bias),
                                      _mm256_add_ps(_mm256_add_ps(b1, b2), bias)};
                 const std::size_t at = (std::size_t(oc) * a.OH + i) * a.OW + j;
-                finish(v, n, a.dropout, a.key, a.first + at, a.threshold, a.scale, a.out + at,
-                       a.record + at);
+                finish(v, n, a.to.from(at));
             }
     }
 }

@@ -46,11 +46,9 @@ SEMIGRAD_AVX512 inline __m512 window(__m512 w0, __m512 w1, __m512 w2, __m512 w3,
 }
 
 // The epilogue of sixteen outputs (m of them real) from their windows' four values, bias
-// included: the first maximum and its place, the dropout decision of outputs index..index+15,
-// the output and its record byte.
-SEMIGRAD_AVX512 inline void finish(const __m512 v[4], int m, bool dropout, std::uint64_t key,
-                                   std::uint64_t index, std::uint32_t threshold, float scale,
-                                   float* out, std::uint8_t* record) {
+// included: the first maximum and its place, the dropout decision, the output and its record byte
+// (to's outputs 0..15).
+SEMIGRAD_AVX512 inline void finish(const __m512 v[4], int m, const PoolOutput& to) {
     __m512 best = v[0];
     __m512i place = _mm512_setzero_si512();
     for (int k = 1; k < 4; ++k) {
@@ -59,22 +57,22 @@ SEMIGRAD_AVX512 inline void finish(const __m512 v[4], int m, bool dropout, std::
         place = _mm512_mask_mov_epi32(place, gt, _mm512_set1_epi32(k));
     }
     __mmask16 kept = 0xffff;
-    if (dropout) {
+    if (to.dropout) {
         constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_hash's increment
         const __m512i state = _mm512_add_epi64(
-            _mm512_set1_epi64(std::int64_t(key + (index + 1) * gamma)),
+            _mm512_set1_epi64(std::int64_t(to.key + (to.first + 1) * gamma)),
             _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
                                _mm512_set1_epi64(std::int64_t(gamma))));
-        const __m512i limit = _mm512_set1_epi64(threshold);
+        const __m512i limit = _mm512_set1_epi64(to.threshold);
         const __mmask8 k0 = _mm512_cmpge_epu64_mask(hash8(state), limit);
         const __mmask8 k1 = _mm512_cmpge_epu64_mask(
             hash8(_mm512_add_epi64(state, _mm512_set1_epi64(std::int64_t(8 * gamma)))), limit);
         kept = __mmask16(k0 | (unsigned(k1) << 8));
     }
     const __mmask16 passes = kept & _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
-    _mm512_mask_storeu_ps(out, first(m), _mm512_maskz_mul_ps(passes, best, _mm512_set1_ps(scale)));
+    _mm512_mask_storeu_ps(to.out, first(m), _mm512_maskz_mul_ps(passes, best, _mm512_set1_ps(to.scale)));
     const __m512i bytes = _mm512_mask_or_epi32(place, passes, place, _mm512_set1_epi32(kConvBlockPasses));
-    _mm_mask_storeu_epi8(record, first(m), _mm512_cvtepi32_epi8(bytes));
+    _mm_mask_storeu_epi8(to.record, first(m), _mm512_cvtepi32_epi8(bytes));
 }
 
 }  // namespace
@@ -95,8 +93,7 @@ SEMIGRAD_AVX512 void pool_row_avx512(const PoolRow& a) {
                              _mm512_add_ps(_mm512_permutex2var_ps(a0, odd, a1), bias),
                              _mm512_add_ps(_mm512_permutex2var_ps(b0, even, b1), bias),
                              _mm512_add_ps(_mm512_permutex2var_ps(b0, odd, b1), bias)};
-        finish(v, m, a.dropout, a.key, a.first + std::uint64_t(j), a.threshold, a.scale, a.out + j,
-               a.record + j);
+        finish(v, m, a.to.from(std::size_t(j)));
     }
 }
 
@@ -123,8 +120,7 @@ SEMIGRAD_AVX512 void conv_pool_avx512(const ConvPool& a) {
                                      window(w0, w1, w2, w3, e[1], o[1], e[2], o[2], bias),
                                      window(w0, w1, w2, w3, o[1], n[1], o[2], n[2], bias)};
                 const std::size_t at = (std::size_t(oc) * a.OH + oh) * a.OW + j;
-                finish(v, m, a.dropout, a.key, a.first + at, a.threshold, a.scale, a.out + at,
-                       a.record + at);
+                finish(v, m, a.to.from(at));
             }
         }
 }
@@ -148,8 +144,7 @@ SEMIGRAD_AVX512 void pool_tiles_avx512(const PoolTiles& a) {
                                      _mm512_add_ps(_mm512_add_ps(b0, b1), bias),
                                      _mm512_add_ps(_mm512_add_ps(b1, b2), bias)};
                 const std::size_t at = (std::size_t(oc) * a.OH + i) * a.OW + j;
-                finish(v, n, a.dropout, a.key, a.first + at, a.threshold, a.scale, a.out + at,
-                       a.record + at);
+                finish(v, n, a.to.from(at));
             }
     }
 }

@@ -21,10 +21,11 @@ void pool_row_portable(const PoolRow& a) {
             place = v[k] > best ? k : place;
             best = v[k] > best ? v[k] : best;
         }
-        const bool kept = !a.dropout || dropout_keeps(a.key, a.first + std::uint64_t(j), a.threshold);
+        const PoolOutput& to = a.to;
+        const bool kept = !to.dropout || dropout_keeps(to.key, to.first + std::uint64_t(j), to.threshold);
         const bool passes = kept && best > 0.0f;
-        a.out[j] = passes ? best * a.scale : 0.0f;
-        a.record[j] = std::uint8_t(place | (passes ? kConvBlockPasses : 0));
+        to.out[j] = passes ? best * to.scale : 0.0f;
+        to.record[j] = std::uint8_t(place | (passes ? kConvBlockPasses : 0));
     }
 }
 
@@ -51,8 +52,7 @@ void conv_pool_portable(const ConvPool& a) {
                     r1[2 * j] = ((w[0] * e1[c] + w[1] * o1[c]) + w[2] * e2[c]) + w[3] * o2[c];
                     r1[2 * j + 1] = ((w[0] * o1[c] + w[1] * e1[c + 1]) + w[2] * o2[c]) + w[3] * e2[c + 1];
                 }
-                pool_row_portable({r0, r1, bias, n, a.dropout, a.key, a.first + at + j0, a.threshold,
-                                   a.scale, a.out + at + j0, a.record + at + j0});
+                pool_row_portable({r0, r1, bias, n, a.to.from(at + j0)});
             }
         }
     }
@@ -76,9 +76,7 @@ void pool_tiles_portable(const PoolTiles& a) {
                     r0[2 * j] = a0 + a1, r0[2 * j + 1] = a1 + a2;
                     r1[2 * j] = b0 + b1, r1[2 * j + 1] = b1 + b2;
                 }
-                pool_row_portable({r0, r1, a.bias ? a.bias[oc] : 0.0f, n, a.dropout, a.key,
-                                   a.first + at + j0, a.threshold, a.scale, a.out + at + j0,
-                                   a.record + at + j0});
+                pool_row_portable({r0, r1, a.bias ? a.bias[oc] : 0.0f, n, a.to.from(at + j0)});
             }
         }
 }

@@ -13,23 +13,33 @@
 
 namespace semigrad::conv_block_kernels {
 
-// One output row of the forward epilogue. Inputs: two rows r0, r1 of the conv output (before
-// the bias), at least 2*OW floats each. Output j reads r0[2j], r0[2j+1], r1[2j], r1[2j+1] (places
-// 0..3 of its window), adds `bias`, keeps the first maximum, and writes
+// Where the forward epilogue's outputs go and how dropout decides them. Output j, whose window's
+// first maximum (bias included) is `max` at `place`, is written as
 //   out[j]    = max > 0 and kept ? max * scale : 0
 //   record[j] = place | (max > 0 and kept ? 0x80 : 0)
 // where kept = !dropout or dropout_hash(key, first + j) >= threshold.
-struct PoolRow {
-    const float* r0;
-    const float* r1;
-    float bias;
-    int OW;
+struct PoolOutput {
     bool dropout;
     std::uint64_t key, first;
     std::uint32_t threshold;
     float scale;
     float* out;
     std::uint8_t* record;
+    // The same outputs from output `at` on.
+    PoolOutput from(std::size_t at) const {
+        return {dropout, key, first + at, threshold, scale, out + at, record + at};
+    }
+};
+
+// One output row of the forward epilogue. Inputs: two rows r0, r1 of the conv output (before
+// the bias), at least 2*OW floats each. Output j reads r0[2j], r0[2j+1], r1[2j], r1[2j+1] (places
+// 0..3 of its window), adds `bias`, keeps the first maximum, and goes to `to`.
+struct PoolRow {
+    const float* r0;
+    const float* r1;
+    float bias;
+    int OW;
+    PoolOutput to;
 };
 
 // The backward's adjoint of one such row: the two conv-gradient rows d0, d1 (2*OW floats each)
@@ -59,12 +69,7 @@ struct ConvPool {
     const float* weight;  // [OC, 4]
     const float* bias;    // [OC], or null for none
     int OC, OH, OW;
-    bool dropout;
-    std::uint64_t key, first;  // first: the hash index of the image's output (0, 0, 0)
-    std::uint32_t threshold;
-    float scale;
-    float* out;             // [OC, OH, OW]
-    std::uint8_t* record;   // [OC, OH, OW]
+    PoolOutput to;        // the image's outputs [OC, OH, OW]
 };
 
 // The pool of a block whose conv runs as Winograd's F(2x2, 2x2) (the tutorial's second), for
@@ -79,12 +84,7 @@ struct PoolTiles {
     int tiles, TW;         // tiles per plane, per row (the pool's windows, perhaps one more)
     const float* bias;     // [OC], or null for none
     int OC, OH, OW;        // the pool's output: the first OH rows and OW columns of tiles
-    bool dropout;
-    std::uint64_t key, first;  // first: the hash index of the image's output (0, 0, 0)
-    std::uint32_t threshold;
-    float scale;
-    float* out;            // [OC, OH, OW]
-    std::uint8_t* record;  // [OC, OH, OW]
+    PoolOutput to;         // the image's outputs [OC, OH, OW]
 };
 
 void pool_row_portable(const PoolRow& a);

@@ -338,8 +338,9 @@ TEST(ConvBlockRowKernels, SimdEqualsPortable) {
                 std::vector<float> out_p(OW + 8, -7.0f), out_s(OW + 8, -7.0f);
                 std::vector<std::uint8_t> rec_p(OW + 8, 0x55), rec_s(OW + 8, 0x55);
                 const auto row = [&](float* out, std::uint8_t* rec) {
-                    return k::PoolRow{r0.data(), r1.data(), bias, OW, dropout, key, first,
-                                      dropout_threshold(0.4f), 1.0f / 0.6f, out, rec};
+                    return k::PoolRow{r0.data(), r1.data(), bias, OW,
+                                      {dropout, key, first, dropout_threshold(0.4f), 1.0f / 0.6f,
+                                       out, rec}};
                 };
                 k::pool_row_portable(row(out_p.data(), rec_p.data()));
                 kernel.pool(row(out_s.data(), rec_s.data()));
@@ -368,7 +369,7 @@ TEST(ConvBlockRowKernels, PortableByHand) {
     const float r1[] = {2, 0, -3, -1, 2, 1, 0, 4};
     float out[4];
     std::uint8_t rec[4];
-    k::pool_row_portable({r0, r1, 0.5f, 4, false, 0, 0, 0, 2.0f, out, rec});
+    k::pool_row_portable({r0, r1, 0.5f, 4, {false, 0, 0, 0, 2.0f, out, rec}});
     // windows (1,3,2,0) (-1,-2,-3,-1) (2,2,2,1) (0.5,0,0,4), +0.5: maxima 3.5, -0.5, 2.5, 4.5
     EXPECT_EQ(out[0], 7.0f);
     EXPECT_EQ(out[1], 0.0f);
