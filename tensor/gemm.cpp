@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <string>
 
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
@@ -10,14 +11,19 @@
 
 namespace semigrad {
 
+// A product's name in the profile, by shape: "sgemm 32x256x6272 NT" (M x N x K, A and B as
+// stored); empty (no string built) when not profiling.
+static std::string profile_name(bool trans_a, bool trans_b, int M, int N, int K,
+                                const char* suffix) {
+    if (!profile::enabled()) return std::string();
+    return "sgemm " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) +
+           (trans_a ? " T" : " N") + (trans_b ? "T" : "N") + suffix;
+}
+
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc) {
     if (M == 0 || N == 0) return;
-    // Named by shape, "sgemm 32x256x6272 NT" (M x N x K, A and B as stored), when profiling.
-    profile::Scope scope(profile::enabled() ? "sgemm " + std::to_string(M) + "x" +
-                                                  std::to_string(N) + "x" + std::to_string(K) +
-                                                  (trans_a ? " T" : " N") + (trans_b ? "T" : "N")
-                                            : std::string());
+    profile::Scope scope(profile_name(trans_a, trans_b, M, N, K, ""));
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -29,11 +35,7 @@ void gemm_split(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
         gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    profile::Scope scope(profile::enabled() ? "sgemm " + std::to_string(M) + "x" +
-                                                  std::to_string(N) + "x" + std::to_string(K) +
-                                                  (trans_a ? " T" : " N") + (trans_b ? "T" : "N") +
-                                                  " split"
-                                            : std::string());
+    profile::Scope scope(profile_name(trans_a, trans_b, M, N, K, " split"));
     const bool by_rows = M >= N;
     const int extent = by_rows ? M : N;
 #pragma omp parallel
