@@ -12,6 +12,7 @@
 
 #include "tensor/conv2d_winograd.hpp"
 #include "tensor/conv_block.hpp"
+#include "tensor/dropout.hpp"
 
 
 SEMIGRAD_KERNELS_BEGIN
@@ -28,13 +29,30 @@ SEMIGRAD_AVX2 inline __m256i mullo64(__m256i a, std::uint64_t c) {
     return _mm256_add_epi64(_mm256_mul_epu32(a, cl), _mm256_slli_epi64(cross, 32));
 }
 
-// dropout_hash (tensor/dropout.hpp) of four indices, from its first state z = key + (index+1)·γ
-// (mod 2^64), which the caller steps by additions: consecutive indices' states differ by γ, so
-// the first of SplitMix64's three 64-bit multiplies, each three 32-bit ones here, is not needed.
+// dropout_pair_hash (tensor/dropout.hpp) of four pairs, from their first states
+// z = key + (pair+1)·γ (mod 2^64), which the caller steps by additions: consecutive pairs'
+// states differ by γ, so the first of SplitMix64's three 64-bit multiplies, each three 32-bit
+// ones here, is not needed.
 SEMIGRAD_AVX2 inline __m256i hash4(__m256i z) {
     z = mullo64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), 0xBF58476D1CE4E5B9ULL);
     z = mullo64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), 0x94D049BB133111EBULL);
-    return _mm256_srli_epi64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 31)), 40);
+    return _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+}
+
+// dropout_hash of the eight elements from `first`, as 32-bit lanes: the pairs from first / 2,
+// each 64-bit lane [low, high] swapped to [high, low] (the pair's even element, then its odd
+// one) and shifted to its top 24 bits. From an odd first, the lanes move down by one and the
+// last is the even element of the fifth pair.
+SEMIGRAD_AVX2 inline __m256i dropout_draws(std::uint64_t key, std::uint64_t first) {
+    constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_pair_hash's increment
+    const std::uint64_t pair = first >> 1, z0 = key + (pair + 1) * gamma;
+    const __m256i state = _mm256_setr_epi64x(std::int64_t(z0), std::int64_t(z0 + gamma),
+                                             std::int64_t(z0 + 2 * gamma), std::int64_t(z0 + 3 * gamma));
+    const __m256i draws = _mm256_srli_epi32(_mm256_shuffle_epi32(hash4(state), 0xB1), 8);
+    if (!(first & 1)) return draws;
+    const int fifth = int(dropout_pair_hash(key, pair + 4) >> 40);
+    return _mm256_blend_epi32(_mm256_permutevar8x32_epi32(draws, _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 7)),
+                              _mm256_set1_epi32(fifth), 0x80);
 }
 
 // Lanes i < count set (a mask for maskload/maskstore).
@@ -93,22 +111,10 @@ SEMIGRAD_AVX2 inline void finish(const __m256 v[4], int m, const PoolOutput& to)
         place = _mm256_blendv_epi8(place, _mm256_set1_epi32(k), _mm256_castps_si256(gt));
     }
     __m256i kept = _mm256_set1_epi32(-1);
-    if (to.dropout) {
-        // Lanes 0-3 and 4-7: states of indices first .. first+7 (wrapping, as the scalar hash's
-        // unsigned arithmetic).
-        constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_hash's increment
-        const std::uint64_t z0 = to.key + (to.first + 1) * gamma;
-        const __m256i state = _mm256_setr_epi64x(std::int64_t(z0), std::int64_t(z0 + gamma),
-                                                 std::int64_t(z0 + 2 * gamma), std::int64_t(z0 + 3 * gamma));
-        const __m256i limit = _mm256_set1_epi64x(to.threshold);
-        const __m256i low_halves = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
-        const __m256i drop0 = _mm256_cmpgt_epi64(limit, hash4(state));
-        const __m256i drop1 = _mm256_cmpgt_epi64(
-            limit, hash4(_mm256_add_epi64(state, _mm256_set1_epi64x(std::int64_t(4 * gamma)))));
-        const __m256i drop = _mm256_blend_epi32(_mm256_permutevar8x32_epi32(drop0, low_halves),
-                                                _mm256_permutevar8x32_epi32(drop1, low_halves), 0xF0);
-        kept = _mm256_xor_si256(drop, _mm256_set1_epi32(-1));
-    }
+    if (to.dropout)  // dropped when the draw is below the threshold (both < 2^24: signed compare)
+        kept = _mm256_xor_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(to.threshold)),
+                                                   dropout_draws(to.key, to.first)),
+                                kept);
     const __m256 passes = _mm256_and_ps(_mm256_castsi256_ps(kept),
                                         _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ));
     store(to.out, m, _mm256_and_ps(_mm256_mul_ps(best, _mm256_set1_ps(to.scale)), passes));

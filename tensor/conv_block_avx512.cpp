@@ -10,6 +10,7 @@
 
 #include "tensor/conv2d_winograd.hpp"
 #include "tensor/conv_block.hpp"
+#include "tensor/dropout.hpp"
 
 
 SEMIGRAD_KERNELS_BEGIN
@@ -17,15 +18,32 @@ namespace semigrad::conv_block_kernels {
 
 namespace {
 
-// dropout_hash (tensor/dropout.hpp) of eight indices, from their first states
-// z = key + (index+1)·γ (mod 2^64), which the caller steps by additions (consecutive indices'
+// dropout_pair_hash (tensor/dropout.hpp) of eight pairs, from their first states
+// z = key + (pair+1)·γ (mod 2^64), which the caller steps by additions (consecutive pairs'
 // states differ by γ): one 64-bit multiply of three fewer per hash.
 SEMIGRAD_AVX512 inline __m512i hash8(__m512i z) {
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
                            _mm512_set1_epi64(std::int64_t(0xBF58476D1CE4E5B9ULL)));
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
                            _mm512_set1_epi64(std::int64_t(0x94D049BB133111EBULL)));
-    return _mm512_srli_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 31)), 40);
+    return _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+}
+
+// dropout_hash of the sixteen elements from `first`, as 32-bit lanes: the pairs from first / 2,
+// each 64-bit lane [low, high] swapped to [high, low] (the pair's even element, then its odd
+// one) and shifted to its top 24 bits. From an odd first, the lanes move down by one and the
+// last is the even element of the ninth pair.
+SEMIGRAD_AVX512 inline __m512i dropout_draws(std::uint64_t key, std::uint64_t first) {
+    constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_pair_hash's increment
+    const std::uint64_t pair = first >> 1;
+    const __m512i state = _mm512_add_epi64(
+        _mm512_set1_epi64(std::int64_t(key + (pair + 1) * gamma)),
+        _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
+                           _mm512_set1_epi64(std::int64_t(gamma))));
+    const __m512i draws = _mm512_srli_epi32(_mm512_shuffle_epi32(hash8(state), _MM_PERM_CDAB), 8);
+    if (!(first & 1)) return draws;
+    const int ninth = int(dropout_pair_hash(key, pair + 8) >> 40);
+    return _mm512_alignr_epi32(_mm512_set1_epi32(ninth), draws, 1);
 }
 
 SEMIGRAD_AVX512 inline __mmask16 first(int count) {
@@ -57,18 +75,9 @@ SEMIGRAD_AVX512 inline void finish(const __m512 v[4], int m, const PoolOutput& t
         place = _mm512_mask_mov_epi32(place, gt, _mm512_set1_epi32(k));
     }
     __mmask16 kept = 0xffff;
-    if (to.dropout) {
-        constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ULL;  // dropout_hash's increment
-        const __m512i state = _mm512_add_epi64(
-            _mm512_set1_epi64(std::int64_t(to.key + (to.first + 1) * gamma)),
-            _mm512_mullo_epi64(_mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7),
-                               _mm512_set1_epi64(std::int64_t(gamma))));
-        const __m512i limit = _mm512_set1_epi64(to.threshold);
-        const __mmask8 k0 = _mm512_cmpge_epu64_mask(hash8(state), limit);
-        const __mmask8 k1 = _mm512_cmpge_epu64_mask(
-            hash8(_mm512_add_epi64(state, _mm512_set1_epi64(std::int64_t(8 * gamma)))), limit);
-        kept = __mmask16(k0 | (unsigned(k1) << 8));
-    }
+    if (to.dropout)  // kept when the draw is at least the threshold
+        kept = _mm512_cmpge_epu32_mask(dropout_draws(to.key, to.first),
+                                       _mm512_set1_epi32(int(to.threshold)));
     const __mmask16 passes = kept & _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
     _mm512_mask_storeu_ps(to.out, first(m), _mm512_maskz_mul_ps(passes, best, _mm512_set1_ps(to.scale)));
     const __m512i bytes = _mm512_mask_or_epi32(place, passes, place, _mm512_set1_epi32(kConvBlockPasses));

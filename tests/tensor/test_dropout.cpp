@@ -1,4 +1,5 @@
-// Tests of tensor/dropout.cpp: the mask's drop fraction and scale, determinism, bad rates.
+// Tests of tensor/dropout.cpp: the mask's drop fraction and scale, the pair hash, determinism, bad
+// rates.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -93,6 +94,33 @@ TEST(DropoutMask, SliceWithSampleOffsetIsTheSliceOfTheWholeMask) {
     Rng a(5), b(5);
     const Tensor from_rng = dropout_mask({6, 3, 5}, 0.4f, a);
     EXPECT_EQ(max_abs_diff(from_rng, dropout_mask({6, 3, 5}, 0.4f, draw_dropout_key(b))), 0.0f);
+}
+
+// One SplitMix64 output decides a pair of elements: the even one by the top 24 bits of its high
+// half, the odd one by those of its low half (tensor/dropout.hpp), written out here by hand for
+// one key; and the two halves are independent draws: over 10^6 pairs at rate 0.3, both elements
+// dropped in 0.09 of them (= 0.3^2; correlated halves would give more), each alone in 0.21.
+TEST(DropoutMask, APairSharesOneOutputAndItsHalvesAreIndependent) {
+    const std::uint64_t key = 0x0123456789abcdefULL;
+    for (std::uint64_t pair : {0ull, 1ull, 5ull, 123456789ull}) {
+        std::uint64_t z = key + (pair + 1) * 0x9E3779B97F4A7C15ULL;  // SplitMix64, by hand
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        z ^= z >> 31;
+        EXPECT_EQ(dropout_hash(key, 2 * pair), std::uint32_t(z >> 40)) << pair;
+        EXPECT_EQ(dropout_hash(key, 2 * pair + 1), std::uint32_t(z & 0xffffffffu) >> 8) << pair;
+    }
+    const std::uint32_t threshold = dropout_threshold(0.3f);
+    std::size_t both = 0, even_only = 0, odd_only = 0;
+    constexpr std::size_t pairs = 1000000;
+    for (std::uint64_t q = 0; q < pairs; ++q) {
+        const bool even = !dropout_keeps(key, 2 * q, threshold), odd = !dropout_keeps(key, 2 * q + 1, threshold);
+        both += even && odd, even_only += even && !odd, odd_only += odd && !even;
+    }
+    // Binomial standard deviations: sqrt(0.09 * 0.91 / 10^6) = 0.0003, sqrt(0.21 * 0.79 / 10^6) = 0.0004.
+    EXPECT_NEAR(double(both) / pairs, 0.09, 0.0015);
+    EXPECT_NEAR(double(even_only) / pairs, 0.21, 0.002);
+    EXPECT_NEAR(double(odd_only) / pairs, 0.21, 0.002);
 }
 
 // The integer drop test k >= ceil(rate * 2^24) is the float rule !(k / 2^24 < rate), checked at
