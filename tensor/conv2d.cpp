@@ -24,6 +24,7 @@
 
 #include "tensor/conv2d_lowering.hpp"
 #include "tensor/error.hpp"
+#include "tensor/memory.hpp"
 
 namespace semigrad {
 
@@ -226,13 +227,13 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
     // each plane per tap. (conv2 now runs shifted: conv2d_lowering.hpp.)
 #pragma omp parallel
     {
-        std::vector<float> scratch(plan.scratch_size());
-        std::vector<float> wide(row == g.OW ? 0 : plan.image_size());  // shifted: [OC, OH, WP]
+        const auto scratch = scratch_floats(plan.scratch_size());
+        const auto wide = scratch_floats(row == g.OW ? 0 : plan.image_size());  // shifted: [OC, OH, WP]
 #pragma omp for schedule(static)
         for (int n = 0; n < g.N; ++n) {
             float* on = out.data() + n * out_image;
-            float* conv = wide.empty() ? on : wide.data();
-            plan.forward_image(x.data() + n * x_image, conv, scratch.data());
+            float* conv = row == g.OW ? on : wide.get();
+            plan.forward_image(x.data() + n * x_image, conv, scratch.get());
             for (int oc = 0; oc < g.OC; ++oc)
                 for (int oh = 0; oh < g.OH; ++oh) {
                     const float* src = conv + (std::size_t(oc) * g.OH + oh) * row;
@@ -266,7 +267,7 @@ void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
     Conv2dPartials partials(plan, dweight != nullptr, dbias != nullptr);
 #pragma omp parallel
     {
-        std::vector<float> scratch(plan.scratch_size());
+        const auto scratch = scratch_floats(plan.scratch_size());
         // shifted: dout_n widened to [OC, OH, WP], its junk columns zero
         std::vector<float> wide(row == g.OW ? 0 : plan.image_size(), 0.0f);
 #pragma omp for schedule(static)
@@ -280,7 +281,7 @@ void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                                   wide.data() + std::size_t(r) * row);
                 plan.backward_image(wide.empty() ? dn : wide.data(), x.data() + n * x_image, n == n0,
                                     partials.weight_of(chunk), partials.bias_of(chunk),
-                                    dx ? dx->data() + n * x_image : nullptr, scratch.data());
+                                    dx ? dx->data() + n * x_image : nullptr, scratch.get());
             }
         }
         partials.add_to(dweight, dbias);

@@ -10,6 +10,7 @@
 
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
+#include "tensor/memory.hpp"
 #include "tensor/small_gemm.hpp"
 
 namespace semigrad {
@@ -251,7 +252,7 @@ constexpr int kWeightChunks = 16;
 
 Conv2dPartials::Conv2dPartials(const Conv2dPlan& plan_, bool dweight, bool dbias)
     : chunks(std::min(plan_.geometry().N, kWeightChunks)), wsize(plan_.weight_size()),
-      weight(dweight ? std::size_t(chunks) * wsize : 0),
+      weight(dweight ? scratch_floats(std::size_t(chunks) * wsize) : nullptr),
       bias(dbias ? std::size_t(chunks) * plan_.geometry().OC : 0, 0.0f), plan(plan_),
       N(plan_.geometry().N), OC(plan_.geometry().OC) {}
 
@@ -270,7 +271,7 @@ void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
             for (int chunk = 0; chunk < n_chunks; ++chunk)
                 for (int p = 0; p < winograd::kPoints; ++p) {
                     const float* row =
-                        weight.data() + chunk * wsize + p * step + std::size_t(c) * g.OC;
+                        weight.get() + chunk * wsize + p * step + std::size_t(c) * g.OC;
                     float* a = acc.data() + std::size_t(p) * g.OC;
                     for (int oc = 0; oc < g.OC; ++oc) a[oc] += row[oc];
                 }
@@ -292,7 +293,7 @@ void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
             const int t = per_tap ? r / g.OC : 0, oc = per_tap ? r % g.OC : r;
             std::fill(acc.begin(), acc.end(), 0.0f);
             for (int chunk = 0; chunk < n_chunks; ++chunk) {
-                const float* p = weight.data() + chunk * wsize + std::size_t(r) * inner;
+                const float* p = weight.get() + chunk * wsize + std::size_t(r) * inner;
                 for (int c = 0; c < inner; ++c) acc[std::size_t(c)] += p[c];
             }
             float* dst = d + std::size_t(oc) * g.K() + t;

@@ -43,6 +43,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 #include "tensor/conv2d.hpp"
@@ -119,10 +120,14 @@ class Conv2dPlan {
 struct Conv2dPartials {
     Conv2dPartials(const Conv2dPlan& plan, bool dweight, bool dbias);
     int chunks;
-    std::size_t wsize;                // OC * K
-    std::vector<float> weight, bias;  // [chunks, OC*K] and [chunks, OC], or empty
+    std::size_t wsize;  // OC * K
+    // [chunks, OC*K], or null: not initialised, since each chunk's first image writes its
+    // partial (backward_image's `first`); zeroing 1.2 MB for the second conv every step was a
+    // serial 1.5% of the step's samples (perf).
+    std::unique_ptr<float[]> weight;
+    std::vector<float> bias;  // [chunks, OC] (zeros: added to image by image), or empty
     int first_image(int chunk) const { return int(long(N) * chunk / chunks); }
-    float* weight_of(int chunk) { return weight.empty() ? nullptr : weight.data() + chunk * wsize; }
+    float* weight_of(int chunk) { return weight ? weight.get() + chunk * wsize : nullptr; }
     float* bias_of(int chunk) { return bias.empty() ? nullptr : bias.data() + std::size_t(chunk) * OC; }
     // dweight += Σ chunks, dbias += Σ chunks (either may be null). Called by every thread of the
     // caller's parallel region after its loop over chunks (whose barrier completes the

@@ -26,6 +26,7 @@
 #include "tensor/conv_block_kernels.hpp"
 #include "tensor/dropout.hpp"
 #include "tensor/error.hpp"
+#include "tensor/memory.hpp"
 
 namespace semigrad {
 
@@ -226,12 +227,12 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
         const auto conv_pool = k::row_kernels(isa).conv_pool;
 #pragma omp parallel
         {
-            std::vector<float> halves(2 * split);
+            const auto halves = scratch_floats(2 * split);
 #pragma omp for schedule(static)
             for (int n = 0; n < g.N; ++n) {
-                split_padded_image(x.data() + n * x_image, b, pitch, halves.data(),
-                                   halves.data() + split);
-                conv_pool({halves.data(), halves.data() + split, pitch, weight.data(), pb, g.OC,
+                split_padded_image(x.data() + n * x_image, b, pitch, halves.get(),
+                                   halves.get() + split);
+                conv_pool({halves.get(), halves.get() + split, pitch, weight.data(), pb, g.OC,
                            b.OH, b.OW, outputs(n)});
             }
         }
@@ -243,10 +244,10 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
         const winograd::Tiling t = plan.tiles();
 #pragma omp parallel
         {
-            std::vector<float> scratch(plan.scratch_size());
+            const auto scratch = scratch_floats(plan.scratch_size());
 #pragma omp for schedule(static)
             for (int n = 0; n < g.N; ++n) {
-                const float* m = plan.forward_products(x.data() + n * x_image, scratch.data());
+                const float* m = plan.forward_products(x.data() + n * x_image, scratch.get());
                 pool_tiles({m, winograd::point_stride(g.OC, t), t.tiles(), t.TW, pb, g.OC, b.OH,
                             b.OW, outputs(n)});
             }
@@ -255,14 +256,14 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
     }
 #pragma omp parallel
     {
-        std::vector<float> scratch(plan.scratch_size()), conv(plan.image_size());
+        const auto scratch = scratch_floats(plan.scratch_size()), conv = scratch_floats(plan.image_size());
 #pragma omp for schedule(static)
         for (int n = 0; n < g.N; ++n) {
-            plan.forward_image(x.data() + n * x_image, conv.data(), scratch.data());
+            plan.forward_image(x.data() + n * x_image, conv.get(), scratch.get());
             if (pool2x2)
-                pool2x2_image(conv.data(), pb, b, outputs(n), isa);
+                pool2x2_image(conv.get(), pb, b, outputs(n), isa);
             else
-                pool_relu_dropout(conv.data(), pb, b, n, out.data() + n * b.out_image(),
+                pool_relu_dropout(conv.get(), pb, b, n, out.data() + n * b.out_image(),
                                   records + n * b.out_image());
         }
     }
@@ -289,7 +290,7 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
     Conv2dPartials partials(plan, dweight != nullptr, dbias != nullptr);
 #pragma omp parallel
     {
-        std::vector<float> scratch(plan.scratch_size()), dconv(plan.image_size());
+        const auto scratch = scratch_floats(plan.scratch_size()), dconv = scratch_floats(plan.image_size());
 #pragma omp for schedule(static)
         for (int chunk = 0; chunk < partials.chunks; ++chunk) {
             const int n0 = partials.first_image(chunk), n1 = partials.first_image(chunk + 1);
@@ -297,12 +298,12 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                 const float* dn = dout.data() + n * b.out_image();
                 const std::uint8_t* rn = record.data() + n * b.out_image();
                 if (pool2x2)
-                    unpool2x2_image(dn, rn, b, dconv.data(), isa);
+                    unpool2x2_image(dn, rn, b, dconv.get(), isa);
                 else
-                    unpool(dn, rn, b, dconv.data());
-                plan.backward_image(dconv.data(), x.data() + n * x_image, n == n0,
+                    unpool(dn, rn, b, dconv.get());
+                plan.backward_image(dconv.get(), x.data() + n * x_image, n == n0,
                                     partials.weight_of(chunk), partials.bias_of(chunk),
-                                    dx ? dx->data() + n * x_image : nullptr, scratch.data());
+                                    dx ? dx->data() + n * x_image : nullptr, scratch.get());
             }
         }
         partials.add_to(dweight, dbias);

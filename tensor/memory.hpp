@@ -30,6 +30,17 @@ struct HugeBufferDeleter {
 using HugeBuffer = std::unique_ptr<float[], HugeBufferDeleter>;
 HugeBuffer huge_buffer(std::size_t n);
 
+// n floats, not initialised, for per-thread scratch that every use writes before it reads (and a
+// kernel that reads past what it wrote, as the Winograd transforms' last vector of a row does,
+// only into lanes it discards). std::vector<float>(n) zero-fills: the conv blocks' scratch and
+// weight partials, zeroed afresh every step, were 4-6% of a training step's samples when the
+// host's memory was slow (perf: memset under conv_block_forward, conv_block_backward and
+// Conv2dPartials); on a quiet host the step time did not change measurably. The test suite
+// passes with these buffers filled with NaN instead.
+inline std::unique_ptr<float[]> scratch_floats(std::size_t n) {
+    return std::unique_ptr<float[]>(new float[n]);
+}
+
 // Makes glibc keep freed blocks of up to 32 MiB and up to 512 MiB of free heap for reuse (see
 // above). For programs, once at start: the library itself never changes allocator settings.
 // (The same for a program that is not ours: GLIBC_TUNABLES=glibc.malloc.mmap_threshold=
