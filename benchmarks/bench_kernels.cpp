@@ -1,6 +1,7 @@
 // Benchmarks of the floor-1 kernels at the tutorial's shapes (batch 32): conv2d forward and
-// backward (its four lowerings, conv2d_lowering.hpp, against the direct loops) and
-// max-pool forward/backward. Every fast
+// backward (its four lowerings, conv2d_lowering.hpp, against the direct loops), the Winograd
+// lowering's three per-image products (block_gemm against OpenBLAS) and max-pool
+// forward/backward. Every fast
 // kernel is first checked against its reference on the same inputs; a mismatch aborts before
 // any timing. Counters: FLOP/s for convolutions (2 flops per multiply-add), bytes/s for pooling,
 // both per wall-clock second (UseRealTime: the kernels run on every OpenMP thread).
@@ -10,14 +11,18 @@
 //   pool   x [32,64,28,28], 2x2 stride 2                                   -> [32,64,14,14]
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
 
+#include "tensor/block_gemm.hpp"
 #include "tensor/conv2d.hpp"
+#include "tensor/gemm.hpp"
 #include "tensor/pool2d.hpp"
 #include "tensor/random.hpp"
+#include "tensor/simd.hpp"
 
 using namespace semigrad;
 
@@ -230,6 +235,61 @@ BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_winograd, 2, lowered_winograd)
 BENCHMARK_CAPTURE(BM_Conv2dBackward, conv2_naive, 2, naive)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+// One of the second conv's Winograd products per point and image (conv2d_lowering.cpp): the
+// forward M [32, 49] = V [32, 64] @ U [64, 49]; the input gradient's M [64, 49] = Vᵀ [64, 32] @
+// U [32, 49] (V read transposed); the weight gradient's dV [64, 32] += U [64, 49] @ Vdy [49, 32].
+// Through OpenBLAS's cblas_sgemm, or block_gemm's kernel for this CPU (skipped where there is
+// none), one thread (the lowering runs them inside its loop over images).
+struct GemmShape {
+    int M, N, K;
+    bool trans_a, accumulate;
+};
+constexpr GemmShape kWinogradShapes[] = {{32, 49, 64, false, false}, {64, 49, 32, true, false},
+                                         {64, 32, 49, false, true}};
+
+void BM_WinogradGemm(benchmark::State& state, int shape, bool block) {
+    const GemmShape s = kWinogradShapes[shape];
+    const block_gemm::Fn kernel = block_gemm::kernel(active_isa());
+    if (block && !kernel) {
+        state.SkipWithError("no block_gemm kernel for this CPU's ISA (SEMIGRAD_ISA=avx2 on an AVX2 CPU)");
+        return;
+    }
+    Rng rng(3);
+    std::vector<float> a(std::size_t(s.M) * s.K), b(std::size_t(s.K) * s.N), c(std::size_t(s.M) * s.N),
+        want(c.size());
+    for (float& v : a) v = rng.uniform(-1.0f, 1.0f);
+    for (float& v : b) v = rng.uniform(-1.0f, 1.0f);
+    const int lda = s.trans_a ? s.M : s.K;
+    const auto run = [&](float* out) {
+        if (block)
+            kernel(s.M, s.N, s.K, a.data(), s.trans_a ? 1 : lda, s.trans_a ? lda : 1, b.data(), s.N,
+                   s.accumulate, out, s.N);
+        else
+            gemm(s.trans_a, false, s.M, s.N, s.K, 1.0f, a.data(), lda, b.data(), s.N,
+                 s.accumulate ? 1.0f : 0.0f, out, s.N);
+    };
+    run(c.data());
+    gemm_naive(s.trans_a, false, s.M, s.N, s.K, 1.0f, a.data(), lda, b.data(), s.N, 0.0f, want.data(), s.N);
+    for (std::size_t i = 0; i < c.size(); ++i)
+        if (!(std::abs(c[i] - want[i]) <= 1e-4f)) {
+            std::fprintf(stderr, "winograd gemm %d: %g against the naive %g\n", shape, double(c[i]), double(want[i]));
+            std::abort();
+        }
+#pragma omp parallel num_threads(1)
+    for (auto _ : state) {
+        run(c.data());
+        benchmark::DoNotOptimize(c.data());
+    }
+    state.counters["FLOP/s"] = benchmark::Counter(2.0 * s.M * s.N * s.K * double(state.iterations()),
+                                                  benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_WinogradGemm, forward_openblas, 0, false)->UseRealTime();
+BENCHMARK_CAPTURE(BM_WinogradGemm, forward_block, 0, true)->UseRealTime();
+BENCHMARK_CAPTURE(BM_WinogradGemm, dx_openblas, 1, false)->UseRealTime();
+BENCHMARK_CAPTURE(BM_WinogradGemm, dx_block, 1, true)->UseRealTime();
+BENCHMARK_CAPTURE(BM_WinogradGemm, dweight_openblas, 2, false)->UseRealTime();
+BENCHMARK_CAPTURE(BM_WinogradGemm, dweight_block, 2, true)->UseRealTime();
+
 BENCHMARK_CAPTURE(BM_MaxPool2dForward, fast, false)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_MaxPool2dForward, naive, true)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_MaxPool2dBackward)->Unit(benchmark::kMillisecond)->UseRealTime();

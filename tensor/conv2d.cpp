@@ -208,10 +208,10 @@ float sum_in_lanes(const float* x, int n) {
 // fast kernels
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                      const Conv2dSpec& spec, Conv2dLowering lowering) {
+                      const Conv2dSpec& spec, Conv2dLowering lowering, Isa isa) {
     const Geometry g = conv2d_geometry(x, weight, spec);
     check_bias(bias, g, weight.shape());
-    const Conv2dPlan plan(g, weight.data(), lowering);
+    const Conv2dPlan plan(g, weight.data(), lowering, isa);
     Tensor out = Tensor::uninitialised(
         {std::size_t(g.N), std::size_t(g.OC), std::size_t(g.OH), std::size_t(g.OW)});
     const int P = g.P(), row = plan.row();
@@ -250,7 +250,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
 
 void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                      const Conv2dSpec& spec, Tensor* dx, Tensor* dweight, Tensor* dbias,
-                     Conv2dLowering lowering) {
+                     Conv2dLowering lowering, Isa isa) {
     const Geometry g = conv2d_geometry(x, weight, spec);
     const Shape out_shape = conv2d_output_shape(x.shape(), weight.shape(), spec);
     if (dout.shape() != out_shape)
@@ -258,7 +258,7 @@ void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                          to_string(out_shape) + " for input " + to_string(x.shape()) +
                          " and weight " + to_string(weight.shape()));
     check_conv_grads("conv2d backward", x, weight, dx, dweight, dbias);
-    const Conv2dPlan plan(g, weight.data(), lowering);
+    const Conv2dPlan plan(g, weight.data(), lowering, isa);
     const int P = g.P(), row = plan.row();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W, out_image = std::size_t(g.OC) * P;
 

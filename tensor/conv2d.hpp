@@ -12,6 +12,7 @@
 
 #include <vector>
 
+#include "tensor/simd.hpp"
 #include "tensor/tensor.hpp"
 
 namespace semigrad {
@@ -40,12 +41,15 @@ Shape conv2d_output_shape(const Shape& x, const Shape& weight, const Conv2dSpec&
 // one to check both.
 enum class Conv2dLowering { automatic, im2col, im2col_loops, shifted, winograd };
 
+// `isa`: the kernels' level (tensor/simd.hpp), as the plan takes it; tests pass one to compare
+// paths.
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                      const Conv2dSpec& spec, Conv2dLowering lowering = Conv2dLowering::automatic);
+                      const Conv2dSpec& spec, Conv2dLowering lowering = Conv2dLowering::automatic,
+                      Isa isa = active_isa());
 // Given dout [N,OC,OH,OW], accumulates (+=) into whichever of dx, dweight, dbias is non-null.
 void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                      const Conv2dSpec& spec, Tensor* dx, Tensor* dweight, Tensor* dbias,
-                     Conv2dLowering lowering = Conv2dLowering::automatic);
+                     Conv2dLowering lowering = Conv2dLowering::automatic, Isa isa = active_isa());
 
 // The lowering's pieces, used by conv2d_lowering.cpp, which the fused block
 // (tensor/conv_block.cpp) shares.

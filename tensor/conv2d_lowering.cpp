@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <string>
 
+#include "tensor/block_gemm.hpp"
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
 #include "tensor/memory.hpp"
@@ -104,10 +105,21 @@ const float* Conv2dPlan::winograd_products(const float* src, int planes_in, int 
     transforms.input(padded, planes_in, t, u, su);
     const std::size_t kernels = std::size_t(g_.OC) * g_.C;
     for (int p = 0; p < wg::kPoints; ++p)
-        gemm(flipped, false, planes_out, T, planes_in, 1.0f,
-             taps_.data() + (flipped ? wg::kPoints - 1 - p : p) * kernels, g_.C, u + p * su, T,
-             0.0f, m + p * sm, T);
+        winograd_gemm(flipped, planes_out, T, planes_in,
+                      taps_.data() + (flipped ? wg::kPoints - 1 - p : p) * kernels, g_.C,
+                      u + p * su, T, false, m + p * sm, T);
     return m;
+}
+
+// The Winograd lowering's products, C [M, N] = (or += with `accumulate`) op(A) [M, K] @ B [K, N]
+// with op(A) = A or Aᵀ: block_gemm's kernel where the plan's ISA has one (AVX2), else OpenBLAS.
+void Conv2dPlan::winograd_gemm(bool trans_a, int M, int N, int K, const float* a, int lda,
+                               const float* b, int ldb, bool accumulate, float* c, int ldc) const {
+    if (const block_gemm::Fn kernel = block_gemm::kernel(isa_)) {
+        kernel(M, N, K, a, trans_a ? 1 : lda, trans_a ? lda : 1, b, ldb, accumulate, c, ldc);
+        return;
+    }
+    gemm(trans_a, false, M, N, K, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
 }
 
 const float* Conv2dPlan::forward_products(const float* x_n, float* scratch) const {
@@ -197,8 +209,8 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             transforms.gradient(padded, g.OC, t, v, sv);
             // dV[p]ᵀ [C, OC] (+)= U[p] [C, T] @ Vdy[p] [T, OC]
             for (int p = 0; p < wg::kPoints; ++p)
-                gemm(false, false, g.C, g.OC, T, 1.0f, u + p * su, T, v + p * sv, g.OC,
-                     first ? 0.0f : 1.0f, pweight + std::size_t(p) * g.OC * g.C, g.OC);
+                winograd_gemm(false, g.C, g.OC, T, u + p * su, T, v + p * sv, g.OC, !first,
+                              pweight + std::size_t(p) * g.OC * g.C, g.OC);
         }
     } else if (pweight) {
         float* xp = scratch;

@@ -109,6 +109,8 @@ class Conv2dPlan {
     const float* winograd_products(const float* src, int planes_in, int rows_in, int cols_in,
                                    int top, int left, winograd::Tiling t, bool flipped,
                                    int planes_out, float* scratch) const;
+    void winograd_gemm(bool trans_a, int M, int N, int K, const float* a, int lda, const float* b,
+                       int ldb, bool accumulate, float* c, int ldc) const;
     void winograd_correlate(const float* src, int planes_in, int rows_in, int cols_in, int top,
                             int left, winograd::Tiling t, bool flipped, int planes_out,
                             int rows_out, int cols_out, float* dst, bool add, float* scratch) const;

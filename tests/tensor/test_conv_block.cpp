@@ -145,9 +145,9 @@ TEST(ConvBlock, FastMatchesTheFourLayerReference) {
   }
 }
 
-// The same bits as the unfused fast kernels one after another (conv2d_forward, relu,
-// max_pool2d_forward, the dropout mask; and their backwards), which is what makes a fused model
-// train exactly as the unfused one.
+// The same bits as the unfused fast kernels one after another on the same path (conv2d_forward,
+// relu, max_pool2d_forward, the dropout mask; and their backwards), which is what makes a fused
+// model train exactly as the unfused one.
 TEST(ConvBlock, SameBitsAsTheUnfusedFastKernels) {
   for (const Isa isa : paths()) {
     SCOPED_TRACE(isa_name(isa));
@@ -155,7 +155,7 @@ TEST(ConvBlock, SameBitsAsTheUnfusedFastKernels) {
         SCOPED_TRACE(describe(c));
         const Operands o = operands(c, 77);
         const ConvBlockSpec s = spec_of(c);
-        const Tensor conv = conv2d_forward(o.x, o.weight, o.bias, s.conv);
+        const Tensor conv = conv2d_forward(o.x, o.weight, o.bias, s.conv, Conv2dLowering::automatic, isa);
         Tensor relu = conv;
         for (std::size_t i = 0; i < relu.size(); ++i) relu[i] = conv[i] > 0.0f ? conv[i] : 0.0f;
         std::vector<std::int64_t> argmax;
@@ -174,7 +174,7 @@ TEST(ConvBlock, SameBitsAsTheUnfusedFastKernels) {
         for (std::size_t i = 0; i < dconv.size(); ++i)
             if (!(conv[i] > 0.0f)) dconv[i] = 0.0f;
         Tensor udx(o.x.shape()), udw(o.weight.shape()), udb({c.OC});
-        conv2d_backward(dconv, o.x, o.weight, s.conv, &udx, &udw, &udb);
+        conv2d_backward(dconv, o.x, o.weight, s.conv, &udx, &udw, &udb, Conv2dLowering::automatic, isa);
         Tensor dx(o.x.shape()), dw(o.weight.shape()), db({c.OC});
         conv_block_backward(o.dout, o.x, o.weight, s, record, &dx, &dw, &db, isa);
         EXPECT_EQ(max_abs_diff(dx, udx), 0.0f);

@@ -3,10 +3,12 @@
 #include <string>
 #include <vector>
 
+#include "tensor/block_gemm.hpp"
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/random.hpp"
+#include "tensor/simd.hpp"
 #include "tensor/small_gemm.hpp"
 
 using namespace semigrad;
@@ -68,6 +70,62 @@ TEST(Gemm, SplitMatchesNaive) {
                                                      << " threads " << threads;
             }
     set_num_threads(before);
+}
+
+// block_gemm's kernels against the naive product: every row count of the 6-row blocks' rest
+// (M = 1..13), every column tail (N = 1..40: 16-column blocks, then 8 or a masked vector),
+// K from 0, A as stored or transposed (strides (K, 1) and (1, M)), = and +=, and operands inside
+// wider rows (ldb, ldc past N) whose other columns must stay untouched.
+TEST(BlockGemm, MatchesNaiveOnEveryBlockShapeAndTail) {
+    int ran = 0;
+    for (const Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
+        const block_gemm::Fn kernel = block_gemm::kernel(isa);
+        if (!kernel || !cpu_runs(isa)) continue;
+        ++ran;
+        SCOPED_TRACE(isa_name(isa));
+        Rng rng(11);
+        for (int M = 1; M <= 13; ++M)
+            for (int N = 1; N <= 40; ++N) {
+                const int K = int(rng.below(70)), ldb = N + int(rng.below(3)), ldc = N + 2;
+                const bool transposed = rng.below(2), accumulate = rng.below(2);
+                std::vector<float> a(std::size_t(M) * K + 1), b(std::size_t(K) * ldb + 1);
+                for (float& v : a) v = rng.uniform(-1.0f, 1.0f);
+                for (float& v : b) v = rng.uniform(-1.0f, 1.0f);
+                std::vector<float> c(std::size_t(M) * ldc);
+                for (float& v : c) v = rng.uniform(-1.0f, 1.0f);
+                std::vector<float> want = c;
+                // a as [M, K] (row stride K) or as the transpose of [K, M] (column stride M).
+                gemm_naive(transposed, false, M, N, K, 1.0f, a.data(), transposed ? M : K, b.data(), ldb,
+                           accumulate ? 1.0f : 0.0f, want.data(), ldc);
+                kernel(M, N, K, a.data(), transposed ? 1 : K, transposed ? M : 1, b.data(), ldb,
+                       accumulate, c.data(), ldc);
+                for (int i = 0; i < M; ++i)
+                    for (int j = 0; j < ldc; ++j) {
+                        const std::size_t at = std::size_t(i) * ldc + j;
+                        if (j >= N)  // past C's columns: untouched, as the naive product leaves them
+                            ASSERT_EQ(c[at], want[at]) << "M=" << M << " N=" << N << " (" << i << "," << j << ")";
+                        else
+                            ASSERT_NEAR(c[at], want[at], 1e-5f * (K + 1))
+                                << "M=" << M << " N=" << N << " K=" << K << " transposed=" << transposed
+                                << " accumulate=" << accumulate << " (" << i << "," << j << ")";
+                    }
+            }
+    }
+    if (ran == 0) GTEST_SKIP() << "no block_gemm kernel for this CPU";
+}
+
+// A 2x3 by 3x2 product by hand, through the transposed A and with +=.
+TEST(BlockGemm, ByHand) {
+    const block_gemm::Fn kernel = block_gemm::kernel(Isa::avx2);
+    if (!kernel || !cpu_runs(Isa::avx2)) GTEST_SKIP() << "no AVX2";
+    const float a_t[6] = {1, 4, 2, 5, 3, 6};  // A = [[1, 2, 3], [4, 5, 6]] stored transposed
+    const float b[6] = {7, 8, 9, 10, 11, 12};
+    float c[4] = {1, 1, 1, 1};
+    kernel(2, 2, 3, a_t, 1, 2, b, 2, true, c, 2);
+    EXPECT_EQ(c[0], 59.0f);
+    EXPECT_EQ(c[1], 65.0f);
+    EXPECT_EQ(c[2], 140.0f);
+    EXPECT_EQ(c[3], 155.0f);
 }
 
 TEST(Gemm, MatmulShapeErrorNamesBothShapes) {
