@@ -1,11 +1,12 @@
 // Adam and SGD update loops, Keras' formulas (see optimizer.hpp for the equations and sources).
 #include "nn/optimizer.hpp"
 
-#include <bit>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <set>
 
+#include "nn/adam_kernel.hpp"
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/profile.hpp"
@@ -45,15 +46,9 @@ void Optimizer::set_iterations(std::int64_t t) {
 
 namespace {
 
-// A float is NaN or infinite exactly when its 8 exponent bits are all ones. Tested on the bits,
-// a loop that ORs it over elements vectorises (std::isfinite's does not).
-std::uint32_t nonfinite_bit(float x) {
-    return (std::bit_cast<std::uint32_t>(x) & 0x7f800000u) == 0x7f800000u;
-}
-
 bool all_finite(const float* x, std::size_t n) {
     std::uint32_t nonfinite = 0;
-    for (std::size_t j = 0; j < n; ++j) nonfinite |= nonfinite_bit(x[j]);
+    for (std::size_t j = 0; j < n; ++j) nonfinite |= adam_kernel::nonfinite_bit(x[j]);
     return !nonfinite;
 }
 
@@ -78,25 +73,39 @@ void adam_update_readable(float* theta, float* m, float* v, const float* g, std:
     }
 }
 
-// Each element is read once and written once: g, m, v and theta stream through the cache
-// together (7 x 4 bytes an element; 11.5 MB a step for the tutorial's 410,208 weights).
-// Elementwise, so each iteration writes its own element; small tensors (biases, small kernels)
-// stay on one thread, where waking the pool costs more than the work. Whether the new theta is
-// finite is ORed up while it is in a register (an OR reduction: the same answer in any order).
+namespace adam_kernel {
+
+std::uint32_t portable(float* theta, float* m, float* v, const float* g, std::size_t n,
+                       const AdamScalars& s) {
+    return loop(theta, m, v, g, n, s);
+}
+
+Fn kernel(Isa isa) {
+#if SEMIGRAD_X86
+    if (isa == Isa::avx512) return avx512;
+    if (isa == Isa::avx2) return avx2;
+#endif
+    (void)isa;
+    return portable;
+}
+
+}  // namespace adam_kernel
+
+// Elementwise, so each thread updates its own block (in whole cache lines) with the loop of
+// nn/adam_kernel.hpp; small tensors (biases, small kernels) stay on one thread, where waking the
+// pool costs more than the work. The finiteness flags are ORed: the same answer in any order.
 bool adam_update(float* theta, float* m, float* v, const float* g, std::size_t n,
-                 const AdamScalars& s) {
-    const float one_minus_beta_1 = 1.0f - s.beta_1, one_minus_beta_2 = 1.0f - s.beta_2;
+                 const AdamScalars& s, Isa isa) {
+    const adam_kernel::Fn kernel = adam_kernel::kernel(isa);
+    if (n <= kParallelMinElements) return !kernel(theta, m, v, g, n, s);
     std::uint32_t nonfinite = 0;
-#pragma omp parallel for schedule(static) reduction(| : nonfinite) if (n > kParallelMinElements)
-    for (std::size_t j = 0; j < n; ++j) {
-        const float gj = g[j];
-        const float mj = m[j] + (gj - m[j]) * one_minus_beta_1;
-        const float vj = v[j] + (gj * gj - v[j]) * one_minus_beta_2;
-        m[j] = mj;
-        v[j] = vj;
-        const float theta_j = theta[j] - (mj * s.alpha) / (std::sqrt(vj) + s.epsilon);
-        theta[j] = theta_j;
-        nonfinite |= nonfinite_bit(theta_j);
+#pragma omp parallel reduction(| : nonfinite)
+    {
+        const std::size_t lines = (n + 15) / 16, threads = std::size_t(team_size());
+        const std::size_t t = std::size_t(thread_index());
+        const std::size_t first = std::min(n, 16 * (lines * t / threads));
+        const std::size_t last = std::min(n, 16 * (lines * (t + 1) / threads));
+        nonfinite |= kernel(theta + first, m + first, v + first, g + first, last - first, s);
     }
     return !nonfinite;
 }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "nn/module.hpp"
+#include "tensor/simd.hpp"
 #include "tensor/tensor.hpp"
 
 namespace semigrad::nn {
@@ -91,7 +92,7 @@ struct AdamOptions {
 // compiler from fusing any of them):
 //   adam_update_readable: the formula above, line by line; the tests' reference.
 //   adam_update:          each element's m, v and theta from registers, written once, in
-//                         parallel; the loop vectorises (generic x86-64: SSE2, 4 lanes).
+//                         parallel, in the vector width of `isa` (nn/adam_kernel.hpp).
 //                         Returns whether every new theta is finite (see Optimizer).
 struct AdamScalars {
     float alpha, beta_1, beta_2, epsilon;
@@ -99,7 +100,7 @@ struct AdamScalars {
 void adam_update_readable(float* theta, float* m, float* v, const float* g, std::size_t n,
                           const AdamScalars& s);
 bool adam_update(float* theta, float* m, float* v, const float* g, std::size_t n,
-                 const AdamScalars& s);
+                 const AdamScalars& s, Isa isa = active_isa());
 
 class Adam : public Optimizer {
   public:

@@ -95,10 +95,10 @@ TEST(Adam, ParameterWithoutGradientIsSkippedButTheCounterAdvancesOncePerStep) {
     EXPECT_EQ(adam.slot(1, 1)[1], 0.0f);
 }
 
-// The step's one-pass kernel against the formula written out, bit for bit: both perform the same
-// float operations in the same order on each element. Sizes cover a vector loop's tails and,
-// above kParallelMinElements, the parallel split; gradients span magnitudes where epsilon matters
-// and where it does not, zeros and signs.
+// The step's one-pass kernel against the formula written out, bit for bit, in every variant this
+// CPU runs (nn/adam_kernel.hpp): all perform the same float operations in the same order on each
+// element. Sizes cover the vector loops' tails and, above kParallelMinElements, the parallel
+// split; gradients span magnitudes where epsilon matters and where it does not, zeros and signs.
 TEST(Adam, OnePassUpdateEqualsTheReadableFormulaBitForBit) {
     Rng rng(5);
     for (std::size_t n : {1u, 3u, 8u, 17u, 33u, 1000u, 40001u}) {
@@ -109,16 +109,21 @@ TEST(Adam, OnePassUpdateEqualsTheReadableFormulaBitForBit) {
             v[j] = 1e-4f * rng.uniform();
             g[j] = j % 5 == 0 ? 0.0f : std::ldexp(rng.uniform(-1.0f, 1.0f), -int(j % 24));
         }
-        std::vector<float> theta2 = theta, m2 = m, v2 = v;
         for (const AdamScalars s : {AdamScalars{0.0316228f, 0.9f, 0.999f, 1e-7f},
                                     AdamScalars{0.1f, 0.5f, 0.75f, 1e-3f}}) {
+            const std::vector<float> theta0 = theta, m0 = m, v0 = v;
             adam_update_readable(theta.data(), m.data(), v.data(), g.data(), n, s);
-            EXPECT_TRUE(adam_update(theta2.data(), m2.data(), v2.data(), g.data(), n, s));
-            for (std::size_t j = 0; j < n; ++j) {
-                ASSERT_EQ(std::bit_cast<std::uint32_t>(theta[j]), std::bit_cast<std::uint32_t>(theta2[j]))
-                    << "theta, n " << n << " j " << j << ": " << theta[j] << " vs " << theta2[j];
-                ASSERT_EQ(std::bit_cast<std::uint32_t>(m[j]), std::bit_cast<std::uint32_t>(m2[j]));
-                ASSERT_EQ(std::bit_cast<std::uint32_t>(v[j]), std::bit_cast<std::uint32_t>(v2[j]));
+            for (const Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
+                if (!cpu_runs(isa)) continue;
+                SCOPED_TRACE(isa_name(isa));
+                std::vector<float> theta2 = theta0, m2 = m0, v2 = v0;
+                EXPECT_TRUE(adam_update(theta2.data(), m2.data(), v2.data(), g.data(), n, s, isa));
+                for (std::size_t j = 0; j < n; ++j) {
+                    ASSERT_EQ(std::bit_cast<std::uint32_t>(theta[j]), std::bit_cast<std::uint32_t>(theta2[j]))
+                        << "theta, n " << n << " j " << j << ": " << theta[j] << " vs " << theta2[j];
+                    ASSERT_EQ(std::bit_cast<std::uint32_t>(m[j]), std::bit_cast<std::uint32_t>(m2[j]));
+                    ASSERT_EQ(std::bit_cast<std::uint32_t>(v[j]), std::bit_cast<std::uint32_t>(v2[j]));
+                }
             }
         }
     }
