@@ -15,7 +15,7 @@ Var conv2d_relu_pool_dropout(const Var& x, const Var& weight, const Var& bias,
     const bool has_bias = !bias.value().empty();
     const bool needs_grad = grad_enabled() && (x.requires_grad() || weight.requires_grad() ||
                                                (has_bias && bias.requires_grad()));
-    std::vector<std::uint8_t> bytes;  // the forward's record
+    ConvBlockRecord bytes;  // the forward's record
     Tensor out = conv_block_forward(x.value(), weight.value(), bias.value(), spec,
                                     needs_grad ? &bytes : nullptr);
     std::vector<Var> inputs = {x, weight};

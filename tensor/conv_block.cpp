@@ -203,7 +203,7 @@ Shape conv_block_output_shape(const Shape& x, const Shape& weight, const Tensor&
 // fast kernels
 
 Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                          const ConvBlockSpec& spec, std::vector<std::uint8_t>* record, Isa isa) {
+                          const ConvBlockSpec& spec, ConvBlockRecord* record, Isa isa) {
     Block b = block_of(x, weight, bias, spec);
     const Conv2dGeometry& g = b.g;
     const Conv2dPlan plan(g, weight.data(), Conv2dLowering::automatic, isa);
@@ -211,7 +211,7 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
     Tensor out = Tensor::uninitialised(
         {std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)});
     // The kernels always write a record; without a caller's (evaluation) they write one nobody keeps.
-    std::vector<std::uint8_t> unkept;
+    ConvBlockRecord unkept;
     (record ? *record : unkept).resize(out.size());
     std::uint8_t* records = record ? record->data() : unkept.data();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
@@ -271,7 +271,7 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
 }
 
 void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
-                         const ConvBlockSpec& spec, const std::vector<std::uint8_t>& record,
+                         const ConvBlockSpec& spec, const ConvBlockRecord& record,
                          Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa) {
     Block b = block_of(x, weight, Tensor(), spec);
     const Conv2dGeometry& g = b.g;

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "tensor/conv2d.hpp"
+#include "tensor/memory.hpp"
 #include "tensor/pool2d.hpp"
 #include "tensor/simd.hpp"
 #include "tensor/tensor.hpp"
@@ -49,15 +50,19 @@ inline constexpr int kConvBlockMaxWindow = 128;
 Shape conv_block_output_shape(const Shape& x, const Shape& weight, const Tensor& bias,
                               const ConvBlockSpec& spec);
 
+// What the forward remembers for the backward: one byte per output (the winner's place in its
+// window, and kConvBlockPasses), written whole by the forward, so not zeroed first.
+using ConvBlockRecord = std::vector<std::uint8_t, UninitialisedAllocator<std::uint8_t>>;
+
 // The fast forward. `record` may be null (evaluation: nothing to remember for a backward).
 // `isa`: the path of the 2x2 pool's row kernels (tensor/simd.hpp; callers pass active_isa()).
 Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                          const ConvBlockSpec& spec, std::vector<std::uint8_t>* record,
+                          const ConvBlockSpec& spec, ConvBlockRecord* record,
                           Isa isa = active_isa());
 // Given dout [N,OC,OH,OW] and the forward's record, accumulates (+=) into whichever of dx,
 // dweight, dbias is non-null. Reads only dout, record, x and weight.
 void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
-                         const ConvBlockSpec& spec, const std::vector<std::uint8_t>& record,
+                         const ConvBlockSpec& spec, const ConvBlockRecord& record,
                          Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa = active_isa());
 
 // The reference: the block as its four layers, from the naive kernels (conv2d_*_naive,

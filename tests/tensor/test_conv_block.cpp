@@ -120,7 +120,7 @@ TEST(ConvBlock, FastMatchesTheFourLayerReference) {
         SCOPED_TRACE(describe(c));
         const Operands o = operands(c, seed++);
         const ConvBlockSpec s = spec_of(c);
-        std::vector<std::uint8_t> record;
+        ConvBlockRecord record;
         const Tensor out = conv_block_forward(o.x, o.weight, o.bias, s, &record, isa);
         expect_close(out, conv_block_forward_reference(o.x, o.weight, o.bias, s), 1e-5f, "out");
         // Evaluation (no record) computes the same values.
@@ -162,7 +162,7 @@ TEST(ConvBlock, SameBitsAsTheUnfusedFastKernels) {
         const Tensor pooled = max_pool2d_forward(relu, s.pool, argmax);
         const Tensor mask = c.rate > 0 ? dropout_mask(pooled.shape(), c.rate, s.dropout_key)
                                        : Tensor::ones(pooled.shape());
-        std::vector<std::uint8_t> record;
+        ConvBlockRecord record;
         const Tensor out = conv_block_forward(o.x, o.weight, o.bias, s, &record, isa);
         ASSERT_EQ(out.shape(), pooled.shape());
         for (std::size_t i = 0; i < out.size(); ++i) ASSERT_EQ(out[i], pooled[i] * mask[i]) << i;
@@ -208,17 +208,17 @@ TEST(ConvBlock, RecordByHand) {
     // conv = [[-1.5, -2.5, -2.5], [-2.5, 0.5, 0.5], [-2.5, 0.5, 0.5]]; pool 2x2 stride 1 valid:
     // windows at (0,0) (0,1) (1,0) (1,1) have maxima 0.5 at place 3, 2, 1, 0.
     s.pool = {2, 2, 1, 1, {}};
-    std::vector<std::uint8_t> record;
+    ConvBlockRecord record;
     const Tensor out = conv_block_forward(x, weight, bias, s, &record);
     ASSERT_EQ(out.shape(), (Shape{1, 1, 2, 2}));
     for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(out[i], 0.5f);
-    EXPECT_EQ(record, (std::vector<std::uint8_t>{0x83, 0x82, 0x81, 0x80}));
+    EXPECT_EQ(record, (ConvBlockRecord{0x83, 0x82, 0x81, 0x80}));
     // With bias -3.5 every maximum is -0.5: outputs 0, the same winners, no gradient (the
     // unfused pool would pick the first of the window's relu zeros; either way relu stops it).
     const Tensor low({1}, {-3.5f});
     const Tensor out0 = conv_block_forward(x, weight, low, s, &record);
     for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(out0[i], 0.0f);
-    EXPECT_EQ(record, (std::vector<std::uint8_t>{0x03, 0x02, 0x01, 0x00}));
+    EXPECT_EQ(record, (ConvBlockRecord{0x03, 0x02, 0x01, 0x00}));
     Tensor dw(weight.shape()), db({1});
     conv_block_backward(Tensor({1, 1, 2, 2}, 1.0f), x, weight, s, record, nullptr, &dw, &db);
     EXPECT_EQ(max_abs_diff(dw, Tensor(weight.shape())), 0.0f);
@@ -232,7 +232,7 @@ TEST(ConvBlock, SameBitsForAnyThreadCount) {
     const ConvBlockSpec s = spec_of(c);
     const int before = num_threads();
     Tensor out[2], dw[2], dx[2], db[2];
-    std::vector<std::uint8_t> record[2];
+    ConvBlockRecord record[2];
     for (int t = 0; t < 2; ++t) {
         set_num_threads(t == 0 ? 1 : 3);
         out[t] = conv_block_forward(o.x, o.weight, o.bias, s, &record[t]);
@@ -285,7 +285,7 @@ TEST(ConvBlock, BadOperandsAreNamed) {
     ConvBlockSpec bad_rate = s;
     bad_rate.rate = 1.0f;
     EXPECT_THROW(conv_block_forward(o.x, o.weight, o.bias, bad_rate, nullptr), ValueError);
-    std::vector<std::uint8_t> record;
+    ConvBlockRecord record;
     conv_block_forward(o.x, o.weight, o.bias, s, &record);
     record.pop_back();
     Tensor dw(o.weight.shape());
