@@ -22,10 +22,13 @@ Var conv2d_relu_pool_dropout(const Var& x, const Var& weight, const Var& bias,
     if (has_bias) inputs.push_back(bias);
     return record(std::move(out), inputs, "conv_block",
                        [x, weight, bias, has_bias, spec, bytes = std::move(bytes)](const Tensor& dout) {
-        conv_block_backward(dout, x.value(), weight.value(), spec, bytes,
-                            x.requires_grad() ? &x.node()->grad_buffer() : nullptr,
+        // x's share is written when it is the first (no zero fill: every entry is written).
+        bool first = false;
+        Tensor* dx = x.requires_grad() ? &x.node()->grad_write_or_add(first) : nullptr;
+        conv_block_backward(dout, x.value(), weight.value(), spec, bytes, dx,
                             weight.requires_grad() ? &weight.node()->grad_buffer() : nullptr,
-                            has_bias && bias.requires_grad() ? &bias.node()->grad_buffer() : nullptr);
+                            has_bias && bias.requires_grad() ? &bias.node()->grad_buffer() : nullptr,
+                            active_isa(), first);
     });
 }
 

@@ -179,7 +179,7 @@ void Conv2dPlan::forward_image(const float* x_n, float* out, float* scratch) con
 }
 
 void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first, float* pweight,
-                                float* pbias, float* dx_n, float* scratch) const {
+                                float* pbias, float* dx_n, float* scratch, bool write_dx) const {
     const Conv2dGeometry& g = g_;
     const int Q = g.OH * row_;  // the gradient plane's size, junk columns included (zeros)
     if (lowering_ == Conv2dLowering::im2col_loops) {
@@ -224,6 +224,16 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
     if (pbias)
         for (int oc = 0; oc < g.OC; ++oc) pbias[oc] += sum_in_lanes(dout + std::size_t(oc) * Q, Q);
     if (!dx_n) return;
+    if (lowering_ == Conv2dLowering::winograd) {
+        // dx[h][w] = Σ dout[h + pt - a][w + pl - b] w[a][b]: the correlation of dout placed at
+        // (1 - pt, 1 - pl) with the kernel flipped. Every dx entry is one tile's output, written
+        // once: so with write_dx it is written, not added to zeros.
+        winograd_correlate(dout, g.OC, g.OH, g.OW, 1 - g.pt, 1 - g.pl, dx_tiles_, true, g.C, g.H,
+                           g.W, dx_n, !write_dx, scratch);
+        return;
+    }
+    // The other lowerings scatter (several products land on one dx entry): they add.
+    if (write_dx) std::fill(dx_n, dx_n + std::size_t(g.C) * g.H * g.W, 0.0f);
     if (lowering_ == Conv2dLowering::im2col_loops) {
         small_gemm::kernels(isa_).tn(g.OC, g.P(), g.K(), weight_, dout, scratch);
         col2im_add(scratch, g, dx_n);
@@ -233,13 +243,6 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
         const int K = g.K(), P = g.P();
         gemm(true, false, K, P, g.OC, 1.0f, weight_, K, dout, P, 0.0f, scratch, P);
         col2im_add(scratch, g, dx_n);
-        return;
-    }
-    if (lowering_ == Conv2dLowering::winograd) {
-        // dx[h][w] = Σ dout[h + pt - a][w + pl - b] w[a][b]: the correlation of dout placed at
-        // (1 - pt, 1 - pl) with the kernel flipped.
-        winograd_correlate(dout, g.OC, g.OH, g.OW, 1 - g.pt, 1 - g.pl, dx_tiles_, true, g.C, g.H,
-                           g.W, dx_n, true, scratch);
         return;
     }
     float* dxp = scratch + padded_size();

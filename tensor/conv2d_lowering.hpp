@@ -88,9 +88,10 @@ class Conv2dPlan {
     winograd::Tiling tiles() const { return tiles_; }
     // Given dout [OC, OH, row()] (junk columns zero): pweight [OC*K, weight_size's layout]
     // += dout's weight gradient (= when `first`), pbias [OC] += dout's row sums, and
-    // dx_n [C, H, W] += its input gradient. Null outputs are skipped.
+    // dx_n [C, H, W] += its input gradient (= with `write_dx`: dx_n need not be initialised).
+    // Null outputs are skipped.
     void backward_image(const float* dout, const float* x_n, bool first, float* pweight,
-                        float* pbias, float* dx_n, float* scratch) const;
+                        float* pbias, float* dx_n, float* scratch, bool write_dx = false) const;
 
   private:
     Conv2dGeometry g_;

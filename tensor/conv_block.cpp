@@ -272,7 +272,7 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
 
 void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                          const ConvBlockSpec& spec, const ConvBlockRecord& record,
-                         Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa) {
+                         Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa, bool write_dx) {
     Block b = block_of(x, weight, Tensor(), spec);
     const Conv2dGeometry& g = b.g;
     const Conv2dPlan plan(g, weight.data(), Conv2dLowering::automatic, isa);
@@ -303,7 +303,8 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                     unpool(dn, rn, b, dconv.get());
                 plan.backward_image(dconv.get(), x.data() + n * x_image, n == n0,
                                     partials.weight_of(chunk), partials.bias_of(chunk),
-                                    dx ? dx->data() + n * x_image : nullptr, scratch.get());
+                                    dx ? dx->data() + n * x_image : nullptr, scratch.get(),
+                                    write_dx);
             }
         }
         partials.add_to(dweight, dbias);

@@ -60,10 +60,13 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
                           const ConvBlockSpec& spec, ConvBlockRecord* record,
                           Isa isa = active_isa());
 // Given dout [N,OC,OH,OW] and the forward's record, accumulates (+=) into whichever of dx,
-// dweight, dbias is non-null. Reads only dout, record, x and weight.
+// dweight, dbias is non-null; with `write_dx`, dx is written instead (its entries need not be
+// initialised: the autograd protocol's first share, autograd/var.hpp). Reads only dout, record,
+// x and weight.
 void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                          const ConvBlockSpec& spec, const ConvBlockRecord& record,
-                         Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa = active_isa());
+                         Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa = active_isa(),
+                         bool write_dx = false);
 
 // The reference: the block as its four layers, from the naive kernels (conv2d_*_naive,
 // max_pool2d_forward_naive's rule, dropout_mask), every intermediate materialised.

@@ -190,6 +190,13 @@ TEST(ConvBlock, SameBitsAsTheUnfusedFastKernels) {
         if (c.bias) {
             EXPECT_EQ(max_abs_diff(db_only, udb), 0.0f);
         }
+        // dx written rather than added (the first share, autograd/var.hpp), into NaNs: every
+        // entry is written, with the values the += into zeros gave.
+        Tensor dx_written(o.x.shape(), std::nanf(""));
+        Tensor dw_again(o.weight.shape());
+        conv_block_backward(o.dout, o.x, o.weight, s, record, &dx_written, &dw_again, nullptr, isa,
+                            true);
+        EXPECT_EQ(max_abs_diff(dx_written, udx), 0.0f);
     }
   }
 }
