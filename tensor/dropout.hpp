@@ -33,7 +33,7 @@ std::uint64_t draw_dropout_key(Rng& rng);
 // kernels (tensor/conv_block_*.cpp) make lane by lane. P(drop) = rate up to 2^-24. Two elements
 // per output halve the multiplies, which AVX2 has no 64-bit instruction for (three 32-bit ones
 // each): the fused first block's forward took 0.42 ms a step with one output per element and
-// 0.35 with one per pair (2 threads, SEMIGRAD_ISA=avx2).
+// 0.36 with one per pair (2 threads, SEMIGRAD_ISA=avx2).
 inline std::uint64_t dropout_pair_hash(std::uint64_t key, std::uint64_t pair) {
     std::uint64_t z = key + (pair + 1) * 0x9E3779B97F4A7C15ULL;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
