@@ -13,7 +13,11 @@
 //   nn  out [M,N]  = a [M,K] @ b [K,N]          out[i][j] = ((a[i][0] b[0][j] + a[i][1] b[1][j]) + ...)
 //   nt  c   [M,K] (+)= a [M,N] @ b [K,N]^T      each entry one dot product of length N, summed in
 //                                               sum_in_lanes' order (element j in lane j mod 8)
-//                                               and then (c +) that sum
+//                                               and then (c +) that sum; and, given row_sums,
+//                                               row_sums[i] += sum_in_lanes(a's row i), the
+//                                               conv's bias gradient, in the same pass over a
+//                                               (the same bits as sum_in_lanes: a chain of its
+//                                               own beside the K products' ones)
 //   tn  c   [K,N]  = a [M,K]^T @ b [M,N]        c[k][j] = ((a[0][k] b[0][j] + a[1][k] b[1][j]) + ...)
 //
 // The loop bodies are written once, here, and compiled three times (small_gemm.cpp portable,
@@ -27,7 +31,8 @@
 namespace semigrad::small_gemm {
 
 using Nn = void (*)(int M, int N, int K, const float* a, const float* b, float* out);
-using Nt = void (*)(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c);
+using Nt = void (*)(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c,
+                    float* row_sums);
 using Tn = void (*)(int M, int N, int K, const float* a, const float* b, float* c);
 
 struct Kernels {
@@ -81,11 +86,12 @@ using Lanes = float __attribute__((vector_size(32)));
 
 // Row i of a against all K rows of b at once: a's eight floats are loaded once per step, and
 // the K dot products are K independent chains of additions (one chain would wait on each add).
-template <int K>
+// With Sum, one more chain sums the row itself (x * 1 would be the same bits; x is cheaper).
+template <int K, bool Sum>
 [[gnu::always_inline]] inline void nt_row(int N, const float* __restrict ai,
                                           const float* __restrict b, bool accumulate,
-                                          float* __restrict ci) {
-    Lanes acc[K] = {};
+                                          float* __restrict ci, float* __restrict sum) {
+    Lanes acc[K] = {}, total = {};
     int j = 0;
     for (; j + 8 <= N; j += 8) {
         Lanes x, y;
@@ -94,6 +100,7 @@ template <int K>
             load(y, b + static_cast<long>(k) * N + j);
             acc[k] += x * y;
         }
+        if (Sum) total += x;
     }
     // The tail on plain floats: indexing a vector's lanes would keep it in memory throughout.
     for (int k = 0; k < K; ++k) {
@@ -102,27 +109,45 @@ template <int K>
         for (int t = j, l = 0; t < N; ++t, ++l) lanes[l] += ai[t] * b[static_cast<long>(k) * N + t];
         ci[k] = accumulate ? ci[k] + fold(lanes) : fold(lanes);
     }
+    if (Sum) {
+        float lanes[8];
+        __builtin_memcpy(lanes, &total, sizeof lanes);
+        for (int t = j, l = 0; t < N; ++t, ++l) lanes[l] += ai[t];
+        *sum += fold(lanes);
+    }
+}
+
+template <int K>
+[[gnu::always_inline]] inline void nt_row(int N, const float* __restrict ai,
+                                          const float* __restrict b, bool accumulate,
+                                          float* __restrict ci, float* __restrict sum) {
+    if (sum)
+        nt_row<K, true>(N, ai, b, accumulate, ci, sum);
+    else
+        nt_row<K, false>(N, ai, b, accumulate, ci, nullptr);
 }
 
 [[gnu::always_inline]] inline void nt_loops(int M, int N, int K, const float* __restrict a,
                                             const float* __restrict b, bool accumulate,
-                                            float* __restrict c) {
+                                            float* __restrict c, float* __restrict row_sums) {
     for (int i = 0; i < M; ++i) {
         const float* ai = a + static_cast<long>(i) * N;
         float* ci = c + i * K;
+        float* sum = row_sums ? row_sums + i : nullptr;
         switch (K) {  // K known at compile time: the chains live in registers
-            case 1: nt_row<1>(N, ai, b, accumulate, ci); break;
-            case 2: nt_row<2>(N, ai, b, accumulate, ci); break;
-            case 3: nt_row<3>(N, ai, b, accumulate, ci); break;
-            case 4: nt_row<4>(N, ai, b, accumulate, ci); break;
+            case 1: nt_row<1>(N, ai, b, accumulate, ci, sum); break;
+            case 2: nt_row<2>(N, ai, b, accumulate, ci, sum); break;
+            case 3: nt_row<3>(N, ai, b, accumulate, ci, sum); break;
+            case 4: nt_row<4>(N, ai, b, accumulate, ci, sum); break;
             default:
                 for (int k0 = 0; k0 < K; k0 += 4) {
                     const int k1 = K - k0 < 4 ? K - k0 : 4;
                     const float* bk = b + static_cast<long>(k0) * N;
-                    if (k1 == 4) nt_row<4>(N, ai, bk, accumulate, ci + k0);
-                    else if (k1 == 3) nt_row<3>(N, ai, bk, accumulate, ci + k0);
-                    else if (k1 == 2) nt_row<2>(N, ai, bk, accumulate, ci + k0);
-                    else nt_row<1>(N, ai, bk, accumulate, ci + k0);
+                    float* s = k0 == 0 ? sum : nullptr;  // the row's sum once, with the first four
+                    if (k1 == 4) nt_row<4>(N, ai, bk, accumulate, ci + k0, s);
+                    else if (k1 == 3) nt_row<3>(N, ai, bk, accumulate, ci + k0, s);
+                    else if (k1 == 2) nt_row<2>(N, ai, bk, accumulate, ci + k0, s);
+                    else nt_row<1>(N, ai, bk, accumulate, ci + k0, s);
                 }
         }
     }
@@ -142,14 +167,17 @@ template <int K>
 }
 
 void nn_portable(int M, int N, int K, const float* a, const float* b, float* out);
-void nt_portable(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c);
+void nt_portable(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c,
+                 float* row_sums);
 void tn_portable(int M, int N, int K, const float* a, const float* b, float* c);
 #if SEMIGRAD_X86
 void nn_avx2(int M, int N, int K, const float* a, const float* b, float* out);
-void nt_avx2(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c);
+void nt_avx2(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c,
+             float* row_sums);
 void tn_avx2(int M, int N, int K, const float* a, const float* b, float* c);
 void nn_avx512(int M, int N, int K, const float* a, const float* b, float* out);
-void nt_avx512(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c);
+void nt_avx512(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c,
+               float* row_sums);
 void tn_avx512(int M, int N, int K, const float* a, const float* b, float* c);
 #endif
 

@@ -9,8 +9,8 @@ SEMIGRAD_AVX2 void nn_avx2(int M, int N, int K, const float* a, const float* b, 
     nn_loops(M, N, K, a, b, out);
 }
 SEMIGRAD_AVX2 void nt_avx2(int M, int N, int K, const float* a, const float* b, bool accumulate,
-                         float* c) {
-    nt_loops(M, N, K, a, b, accumulate, c);
+                           float* c, float* row_sums) {
+    nt_loops(M, N, K, a, b, accumulate, c, row_sums);
 }
 SEMIGRAD_AVX2 void tn_avx2(int M, int N, int K, const float* a, const float* b, float* c) {
     tn_loops(M, N, K, a, b, c);

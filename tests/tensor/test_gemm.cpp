@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "tensor/block_gemm.hpp"
+#include "tensor/conv2d.hpp"
 #include "tensor/error.hpp"
 #include "tensor/gemm.hpp"
 #include "tensor/parallel.hpp"
@@ -158,8 +159,13 @@ TEST(SmallGemm, MatchesNaiveAndEveryVariantTheSameBits) {
             out[i] = Tensor(shape(M, N)), dw[i] = Tensor(shape(M, K)), acc[i] = c0;
             dcols[i] = Tensor(shape(K, N));
             k.nn(M, N, K, w.data(), cols.data(), out[i].data());
-            k.nt(M, N, K, d.data(), cols.data(), false, dw[i].data());
-            k.nt(M, N, K, d.data(), cols.data(), true, acc[i].data());
+            k.nt(M, N, K, d.data(), cols.data(), false, dw[i].data(), nullptr);
+            // With the row sums: the same products, and each row's sum_in_lanes added on.
+            std::vector<float> sums(std::size_t(M), 0.5f);
+            k.nt(M, N, K, d.data(), cols.data(), true, acc[i].data(), sums.data());
+            for (int r = 0; r < M; ++r)
+                ASSERT_EQ(sums[std::size_t(r)], 0.5f + sum_in_lanes(d.data() + std::size_t(r) * N, N))
+                    << isa_name(isa) << " row " << r;
             k.tn(M, N, K, w.data(), d.data(), dcols[i].data());
             if (isa == Isa::portable) {
                 Tensor r(shape(M, N)), rw(shape(M, K)), racc = c0, rcols(shape(K, N));
@@ -187,8 +193,8 @@ TEST(SmallGemm, NtByHand) {
     std::vector<float> a(10), b(10, 1.0f);
     for (int j = 0; j < 10; ++j) a[std::size_t(j)] = float(j + 1);
     float c = 100.0f;
-    small_gemm::kernels(Isa::portable).nt(1, 10, 1, a.data(), b.data(), true, &c);
+    small_gemm::kernels(Isa::portable).nt(1, 10, 1, a.data(), b.data(), true, &c, nullptr);
     EXPECT_EQ(c, 155.0f);
-    small_gemm::kernels(Isa::portable).nt(1, 10, 1, a.data(), b.data(), false, &c);
+    small_gemm::kernels(Isa::portable).nt(1, 10, 1, a.data(), b.data(), false, &c, nullptr);
     EXPECT_EQ(c, 55.0f);
 }
