@@ -211,11 +211,17 @@ SEMIGRAD_AVX2 void unpool_row_avx2(const UnpoolRow& a) {
         const int m = std::min(8, a.OW - j);
         // The record bytes gathered in a register: a memcpy of m < 8 bytes into a stack word
         // read back at once as 8 bytes stalled on store forwarding (a third of this kernel, perf).
+        // A short last group of a row at least 8 long reads the row's last 8 bytes and shifts
+        // out the ones before it; only a shorter row goes byte by byte.
         std::uint64_t packed = 0;
-        if (m == 8)
+        if (m == 8) {
             std::memcpy(&packed, a.record + j, 8);
-        else
+        } else if (j + m >= 8) {
+            std::memcpy(&packed, a.record + j + m - 8, 8);
+            packed >>= 8 * (8 - m);
+        } else {
             for (int i = 0; i < m; ++i) packed |= std::uint64_t(a.record[j + i]) << (8 * i);
+        }
         const __m256i r = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(std::int64_t(packed)));
         const __m256i flag = _mm256_set1_epi32(kConvBlockPasses);
         const __m256 passes = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(r, flag), flag));
