@@ -31,7 +31,8 @@
 //                dV[p]^T [C, OC] += U[p] [C, T] @ Vdy[p] [T, OC]
 //            (dout's transform tile-major), summed per chunk in the transformed domain; for dx,
 //            the flipped kernel's V against the transformed, shifted dout. In all, 27 GEMMs an
-//            image whose flops are 9/16 of shifted's 12 GEMMs'. The tutorial's second conv at
+//            image whose flops are 9/16 of shifted's 12 GEMMs' (on the AVX2 path through
+//            block_gemm.hpp, which reads the operands in place; elsewhere OpenBLAS). The tutorial's second conv at
 //            batch 32 (bench_kernels, one thread, SkylakeX OpenBLAS): forward 0.88 ms against
 //            shifted's 1.26, backward 1.78 against 2.88. Its sums regroup the direct ones, so the
 //            outputs differ from shifted's in the last bits, not more (tests/tensor/test_conv2d.cpp).

@@ -1,5 +1,5 @@
 // The 2x2 conv block's row kernels in AVX2 + FMA: eight outputs per step, the tail by masked
-// loads and buffered stores. Lane for lane what conv_block_kernels.cpp computes (see
+// loads and stores in pieces. Lane for lane what conv_block_kernels.cpp computes (see
 // conv_block_kernels.hpp). AVX2 has no 64-bit multiply, so the SplitMix64 dropout hash builds its
 // low 64 bits from three 32x32 -> 64-bit products (the high x high one only reaches bit 64).
 #include "tensor/conv_block_kernels.hpp"
