@@ -16,7 +16,9 @@
 //
 // Kernels take the level as an argument (callers pass active_isa()), so a test can run each
 // path it wants side by side; there is no global switch. Every path computes the same bits as
-// the portable one, which the tests check on a CPU that has them.
+// the portable one, which the tests check on a CPU that has them. The one exception stands in
+// for an OpenBLAS call, whose bits depend on the CPU anyway: block_gemm.hpp, the AVX2 path's
+// Winograd products (tested within rounding).
 #pragma once
 
 #include <string_view>
