@@ -1,7 +1,6 @@
 // Adam and SGD update loops, Keras' formulas (see optimizer.hpp for the equations and sources).
 #include "nn/optimizer.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <set>
@@ -101,11 +100,9 @@ bool adam_update(float* theta, float* m, float* v, const float* g, std::size_t n
     std::uint32_t nonfinite = 0;
 #pragma omp parallel reduction(| : nonfinite)
     {
-        const std::size_t lines = (n + 15) / 16, threads = std::size_t(team_size());
-        const std::size_t t = std::size_t(thread_index());
-        const std::size_t first = std::min(n, 16 * (lines * t / threads));
-        const std::size_t last = std::min(n, 16 * (lines * (t + 1) / threads));
-        nonfinite |= kernel(theta + first, m + first, v + first, g + first, last - first, s);
+        const ThreadShare share = thread_share(n, 16);  // whole 64-byte lines
+        const std::size_t first = share.first, count = share.last - share.first;
+        nonfinite |= kernel(theta + first, m + first, v + first, g + first, count, s);
     }
     return !nonfinite;
 }

@@ -41,10 +41,8 @@ void gemm_split(bool trans_a, bool trans_b, int M, int N, int K, float alpha, co
 #pragma omp parallel
     {
         // Blocks in multiples of 16, the width of OpenBLAS's micro-kernels here.
-        const int threads = team_size(), t = thread_index();
-        const int blocks = (extent + 15) / 16;
-        const int b0 = int(long(blocks) * t / threads), b1 = int(long(blocks) * (t + 1) / threads);
-        const int first = std::min(extent, 16 * b0), last = std::min(extent, 16 * b1);
+        const ThreadShare share = thread_share(std::size_t(extent), 16);
+        const int first = int(share.first), last = int(share.last);
         if (last > first) {
             if (by_rows)
                 cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,

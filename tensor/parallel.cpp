@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -40,6 +42,13 @@ int team_size() {
 #else
     return 1;
 #endif
+}
+
+ThreadShare thread_share(std::size_t extent, std::size_t granule) {
+    const std::size_t granules = (extent + granule - 1) / granule;
+    const std::size_t threads = std::size_t(team_size()), t = std::size_t(thread_index());
+    return {std::min(extent, granule * (granules * t / threads)),
+            std::min(extent, granule * (granules * (t + 1) / threads))};
 }
 
 void set_num_threads(int n) {

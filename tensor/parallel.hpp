@@ -26,6 +26,13 @@ int thread_index();
 bool in_parallel();
 // Threads in the calling thread's team: num_threads()'s count inside a region, 1 outside.
 int team_size();
+// The calling thread's part [first, last) of 0 .. extent, cut in whole granules: thread t of T
+// takes granules floor(G t / T) .. floor(G (t+1) / T) of G = ceil(extent / granule). A static
+// split, the same for a given team size (gemm_split's blocks of C, Adam's cache lines).
+struct ThreadShare {
+    std::size_t first, last;
+};
+ThreadShare thread_share(std::size_t extent, std::size_t granule);
 // Sets the thread count for OpenMP regions and, through them, for OpenBLAS.
 void set_num_threads(int n);
 // True when the OpenBLAS loaded at run time is its OpenMP build (openblas_get_parallel() == 2).

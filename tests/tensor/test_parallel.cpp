@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "tensor/parallel.hpp"
 
@@ -30,4 +31,30 @@ TEST(Parallel, OpenBlasCoreIsTheOneAskedFor) {
     for (std::string* s : {&want, &got})
         for (char& c : *s) c = char(std::tolower(static_cast<unsigned char>(c)));
     EXPECT_EQ(got, want);
+}
+
+// thread_share: outside a region the one thread takes everything; inside a team of 3 the shares
+// are whole granules of 16 (the last one clipped), in thread order, and cover 0 .. extent once.
+TEST(Parallel, ThreadShareCutsWholeGranulesInOrder) {
+    const ThreadShare all = thread_share(100, 16);
+    EXPECT_EQ(all.first, 0u);
+    EXPECT_EQ(all.last, 100u);
+    for (const std::size_t extent : {0u, 1u, 16u, 47u, 100u, 1568u}) {
+        std::vector<ThreadShare> shares(3);
+        int team = 0;
+#pragma omp parallel num_threads(3)
+        {
+            shares[std::size_t(thread_index())] = thread_share(extent, 16);
+#pragma omp single
+            team = team_size();
+        }
+        std::size_t next = 0;
+        for (int t = 0; t < team; ++t) {
+            const ThreadShare s = shares[std::size_t(t)];
+            EXPECT_EQ(s.first, next) << "extent " << extent << " thread " << t;
+            EXPECT_TRUE(s.first % 16 == 0 || s.first == extent);
+            next = s.last;
+        }
+        EXPECT_EQ(next, extent);
+    }
 }
