@@ -1,6 +1,7 @@
 // The evaluation forward alone, on real images: the tutorial model (untrained, seeded: the
 // time does not depend on the weights) embeds the test set of an MNIST-format folder the way the
-// trainer does (chunks of --chunk images, dropout off, no graph), --repeats times. Prints one
+// trainer does (Sequential::predict: chunks of --chunk images shared among the threads, dropout
+// off, no graph), --repeats times. Prints one
 // JSON line: images, the best and every repeat's seconds, images per second at the best, and
 // the kernels it ran (semigrad's instruction-set path, OpenBLAS's core).
 // benchmarks/eval_torch.py runs it beside PyTorch's inference of the same model on the same
@@ -59,18 +60,17 @@ int main(int argc, char** argv) {
         examples::add_tutorial_layers(model);
         Rng rng(42);
         model.build({1, test.rows, test.cols}, rng);
-        model.train(false);
-        NoGradGuard no_grad;
         std::vector<double> seconds;
         double checksum = 0;
         for (long r = 0; r < repeats; ++r) {
             const auto t0 = std::chrono::steady_clock::now();
-            for (std::size_t start = 0; start < test.count; start += std::size_t(chunk)) {
-                std::vector<std::size_t> idx(std::min(std::size_t(chunk), test.count - start));
-                for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = start + i;
-                const Var e = model.forward(Var(data::images_to_tensor(test, idx)));
-                checksum += e.value()[0];  // the result is used
-            }
+            const Tensor e = model.predict(test.count, std::size_t(chunk),
+                                           [&](std::size_t first, std::size_t n) {
+                                               std::vector<std::size_t> idx(n);
+                                               for (std::size_t i = 0; i < n; ++i) idx[i] = first + i;
+                                               return data::images_to_tensor(test, idx);
+                                           });
+            checksum += e[0];  // the result is used
             seconds.push_back(
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }

@@ -70,19 +70,17 @@ ShardLoss triplet_loss_across_ranks(const Var& embeddings, std::span<const int> 
 
 Tensor embed_sharded(nn::Sequential& model, const data::Dataset& d, std::size_t begin,
                      std::size_t end, std::size_t chunk, const Communicator& comm) {
-    NoGradGuard no_grad;
-    model.train(false);
     const std::size_t count = end - begin;
     const distributed::Shard mine = distributed::shard_of(count, comm.rank(), comm.size());
     Tensor local;
     std::size_t D = 0;
-    for (std::size_t start = mine.begin; start < mine.end; start += chunk) {
-        std::vector<std::size_t> idx(std::min(chunk, mine.end - start));
-        for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = begin + start + i;
-        const Var e = model.forward(Var(data::images_to_tensor(d, idx)));
-        D = e.value().dim(1);
-        if (local.empty()) local = Tensor::uninitialised({mine.size(), D});
-        std::copy_n(e.value().data(), idx.size() * D, local.data() + (start - mine.begin) * D);
+    if (mine.size() > 0) {
+        local = model.predict(mine.size(), chunk, [&](std::size_t first, std::size_t n) {
+            std::vector<std::size_t> idx(n);
+            for (std::size_t i = 0; i < n; ++i) idx[i] = begin + mine.begin + first + i;
+            return data::images_to_tensor(d, idx);
+        });
+        D = local.dim(1);
     }
     if (comm.size() == 1 && !local.empty()) return local;  // the gather would be a copy
     // Every rank learns D (a rank with an empty shard has not run the model).

@@ -61,9 +61,10 @@ using namespace semigrad::examples;
 
 namespace {
 
-// Images embedded at once when evaluating: the training batch, so evaluation reuses the blocks
-// training freed (a chunk's activations, ~0.5 MB an image, stay in the L3 cache); chunks of
-// 500 made 100 MB activations and most of a Fashion-MNIST run's peak memory.
+// Images embedded at once when evaluating (Sequential::predict, a chunk per thread): the
+// training batch, so evaluation reuses the blocks training freed (a chunk's activations stay in
+// its core's caches); chunks of 500 made 100 MB activations and most of a Fashion-MNIST run's
+// peak memory.
 constexpr std::size_t kEmbedChunk = 32;
 constexpr std::size_t kTsnePoints = 3000;  // exact t-SNE is O(n^2): draw a seeded sample
 
@@ -360,10 +361,11 @@ int run(const Options& opt, const distributed::Communicator& comm) {
     const float knn = nearest_train_accuracy(model, split.train, train_count, test_embeddings,
                                              split.test.labels, kEmbedChunk, comm);
     if (!comm.is_root()) return 0;
-    char eval_line[120];
+    char eval_line[160];
     std::snprintf(eval_line, sizeof eval_line,
-                  "embedded the %zu test images at %.0f images/s (no graph, chunks of %zu)",
-                  test_count, eval_images_per_second, kEmbedChunk);
+                  "embedded the %zu test images at %.0f images/s (no graph, chunks of %zu, "
+                  "each on one of %d threads)",
+                  test_count, eval_images_per_second, kEmbedChunk, num_threads());
     say(eval_line);
     StagedFolder staged(opt.out);
     const fs::path out(staged.path());

@@ -2,6 +2,7 @@
 #include "nn/sequential.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <map>
 #include <sstream>
 
@@ -9,6 +10,7 @@
 #include "nn/layers.hpp"
 #include "tensor/dropout.hpp"
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 #include "tensor/profile.hpp"
 
 namespace semigrad::nn {
@@ -110,6 +112,57 @@ bool Sequential::forward_fused_block(std::size_t i, Var& y) {
     y = conv2d_relu_pool_dropout(y, conv->kernel(), conv->options().use_bias ? conv->bias() : Var(),
                                  spec);
     return true;
+}
+
+Tensor Sequential::predict(std::size_t count, std::size_t chunk,
+                           const std::function<Tensor(std::size_t, std::size_t)>& input) {
+    check_built_for("predict()");
+    if (chunk == 0) throw ValueError(name() + ": predict() needs a chunk of at least 1 input");
+    const Shape& one = output_shapes_.back();
+    const std::size_t row = shape_size(one);
+    Shape all = one;
+    all.insert(all.begin(), count);
+    Tensor out = Tensor::uninitialised(all);
+    const bool was_training = training();
+    train(false);
+    const long chunks = long((count + chunk - 1) / chunk);
+    bool failed = false;
+    std::exception_ptr failure;
+    // Dynamic: a chunk's bits do not depend on the thread that runs it, and on a shared machine
+    // a stalled thread then holds up one chunk, not half of them.
+#pragma omp parallel
+    {
+        nested_on_one_thread();
+        NoGradGuard no_grad;  // the flag is per thread
+#pragma omp for schedule(dynamic)
+        for (long c = 0; c < chunks; ++c) {
+            bool stop;
+#pragma omp atomic read
+            stop = failed;
+            if (stop) continue;
+            try {
+                const std::size_t first = std::size_t(c) * chunk;
+                const std::size_t n = std::min(chunk, count - first);
+                const Var y = forward(Var(input(first, n)));
+                Shape expected = one;
+                expected.insert(expected.begin(), n);
+                if (y.shape() != expected)
+                    throw ShapeError(name() + ": predict() expected outputs " +
+                                     to_string(expected) + " for inputs " +
+                                     std::to_string(first) + ".., got " +
+                                     to_string(y.shape()));
+                std::copy_n(y.value().data(), n * row, out.data() + first * row);
+            } catch (...) {
+#pragma omp critical(semigrad_predict_failure)
+                if (!failure) failure = std::current_exception();
+#pragma omp atomic write
+                failed = true;
+            }
+        }
+    }
+    train(was_training);
+    if (failure) std::rethrow_exception(failure);
+    return out;
 }
 
 std::vector<Parameter> Sequential::parameters() {

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <concepts>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,19 @@ class Sequential : public Module {
     void train(bool on) override;
     void set_sample_offset(std::size_t offset) override;
     std::string type() const override { return "Sequential"; }
+
+    // Keras' model.predict(x, batch_size=chunk): the outputs [count, ...] of `count` inputs,
+    // which input(first, n) makes `chunk` at a time ([n, ...] for inputs first .. first+n-1),
+    // with dropout off and no graph. The model's training flag is left as it was.
+    //
+    // The chunks are shared among the threads (set_num_threads), and each thread runs every layer
+    // of its chunk alone, its kernels and OpenBLAS on one thread: no fork and join per layer, and
+    // a chunk's activations stay in its core's caches. Each output depends on its chunk only, so
+    // it has the same bits at any thread count. input and the layers' forward run concurrently
+    // (they only read the model and the data); the first exception any of them throws is
+    // rethrown here, the chunks after it left undone.
+    Tensor predict(std::size_t count, std::size_t chunk,
+                   const std::function<Tensor(std::size_t first, std::size_t n)>& input);
 
     void set_fuse(bool on) { fuse_ = on; }
     bool fuse() const { return fuse_; }

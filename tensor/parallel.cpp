@@ -60,6 +60,12 @@ void set_num_threads(int n) {
     openblas_set_num_threads(n);
 }
 
+void nested_on_one_thread() {
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+}
+
 bool openblas_uses_openmp() { return openblas_get_parallel() == 2; }
 
 std::string openblas_core() { return openblas_get_corename(); }

@@ -35,6 +35,11 @@ struct ThreadShare {
 ThreadShare thread_share(std::size_t extent, std::size_t granule);
 // Sets the thread count for OpenMP regions and, through them, for OpenBLAS.
 void set_num_threads(int n);
+// Called by a thread inside a parallel region: every region it opens from then on, until its
+// implicit task ends, runs on it alone (the thread-count setting is per task in OpenMP; the other
+// threads keep theirs). For work split at a coarser grain than the kernels' own loops
+// (Sequential::predict, a chunk per thread); the OpenMP OpenBLAS runs on one thread there anyway.
+void nested_on_one_thread();
 // True when the OpenBLAS loaded at run time is its OpenMP build (openblas_get_parallel() == 2).
 bool openblas_uses_openmp();
 // The kernel family OpenBLAS chose at load time ("SkylakeX", "Haswell", "Prescott", ...); its

@@ -2,11 +2,13 @@
 // (320 + 8,224 + 401,664 = 410,208), names, summary(), train/eval propagation, seeding.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "nn/layers.hpp"
 #include "nn/sequential.hpp"
 #include "tensor/error.hpp"
+#include "tensor/parallel.hpp"
 
 using namespace semigrad;
 using namespace semigrad::nn;
@@ -143,6 +145,86 @@ TEST(Sequential, UsageErrors) {
     EXPECT_THROW(model.build({1, 28, 28}, init), ShapeError);  // Dense needs a flat input
     EXPECT_EQ(model.build({4}, init), (Shape{3}));
     EXPECT_EQ(model.type(), "Sequential");
+}
+
+namespace {
+
+// The rows first .. first+n-1 of x [N, 1, 28, 28].
+Tensor rows_of(const Tensor& x, std::size_t first, std::size_t n) {
+    const std::size_t row = x.size() / x.dim(0);
+    Tensor out(Shape{n, 1, 28, 28});
+    std::copy_n(x.data() + first * row, n * row, out.data());
+    return out;
+}
+
+}  // namespace
+
+// predict(): each chunk's outputs are forward()'s on that chunk in eval mode, bit for bit, with
+// the last chunk short; the same bits at 1 and 2 threads (each chunk runs on one thread, OpenBLAS
+// included, whichever the team size); the training flag left as it was.
+TEST(Sequential, PredictIsForwardChunkByChunk) {
+    auto model = tutorial_model(42);
+    const std::size_t count = 70, chunk = 32;  // chunks of 32, 32, 6
+    const Tensor x = images(count, 3);
+    const auto input = [&](std::size_t first, std::size_t n) { return rows_of(x, first, n); };
+    const int threads = num_threads();
+    set_num_threads(1);
+    model->train(false);
+    Tensor expected(Shape{count, 256});
+    {
+        NoGradGuard no_grad;
+        for (std::size_t first = 0; first < count; first += chunk) {
+            const std::size_t n = std::min(chunk, count - first);
+            const Tensor y = model->forward(Var(input(first, n))).value();
+            std::copy_n(y.data(), y.size(), expected.data() + first * 256);
+        }
+    }
+    model->train(true);
+    const Tensor one = model->predict(count, chunk, input);
+    EXPECT_TRUE(model->training());
+    set_num_threads(2);
+    const Tensor two = model->predict(count, chunk, input);
+    set_num_threads(threads);
+    ASSERT_EQ(one.shape(), (Shape{count, 256}));
+    ASSERT_EQ(two.shape(), (Shape{count, 256}));
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        ASSERT_EQ(one[i], expected[i]) << i;
+        ASSERT_EQ(two[i], expected[i]) << i;
+    }
+    // Rows are unit length: the model ran to its end on every chunk.
+    double norm = 0;
+    for (std::size_t j = 0; j < 256; ++j) norm += double(one[69 * 256 + j]) * one[69 * 256 + j];
+    EXPECT_NEAR(norm, 1.0, 1e-5);
+}
+
+// An input that throws, in whichever chunk and thread: predict() rethrows it, and the model is
+// left in training mode as it found it. A chunk of 0 and an unbuilt model are refused.
+TEST(Sequential, PredictReportsFailures) {
+    auto model = tutorial_model(42);
+    const Tensor x = images(8, 3);
+    const int threads = num_threads();
+    set_num_threads(2);
+    EXPECT_THROW(model->predict(8, 2,
+                                [&](std::size_t first, std::size_t n) -> Tensor {
+                                    if (first == 4) throw ValueError("chunk at 4 is unreadable");
+                                    return rows_of(x, first, n);
+                                }),
+                 ValueError);
+    EXPECT_TRUE(model->training());
+    // A wrong input shape from the callback surfaces as the layers' own error.
+    EXPECT_THROW(model->predict(8, 4, [](std::size_t, std::size_t n) { return Tensor(Shape{n, 3}); }),
+                 Error);
+    set_num_threads(threads);
+    EXPECT_THROW(model->predict(8, 0, [&](std::size_t f, std::size_t n) { return rows_of(x, f, n); }),
+                 ValueError);
+    Sequential unbuilt;
+    unbuilt.add(Dense({.units = 3}));
+    EXPECT_THROW(unbuilt.predict(1, 1, [](std::size_t, std::size_t n) { return Tensor(Shape{n, 4}); }),
+                 Error);
+    // No inputs: an empty result, nothing called.
+    EXPECT_EQ(model->predict(0, 4, [](std::size_t, std::size_t) -> Tensor { throw ValueError("called"); })
+                  .shape(),
+              (Shape{0, 256}));
 }
 
 namespace {
