@@ -267,8 +267,9 @@ TEST(Conv2d, WinogradMatchesNaiveOnRandomShapes) {
 // The transforms' AVX2 and AVX-512 variants (conv2d_winograd_*.cpp) give the portable one's
 // bits, each called directly: planes whose tile rows take two vector groups (TW = 11) and end in
 // a clipped column, 13 planes (the gradient transform's group of 8 and 5 left over), the pad at
-// (0, 0) and at (1, 1) as the input gradient places it, and the output transform writing and
-// adding.
+// (0, 0), at (1, 1) as the input gradient places it, and at the places explicit paddings give
+// (further in, or cut: (2, 3), (-1, -2)) into NaN-filled buffers (every float written), and the
+// output transform writing and adding.
 TEST(Conv2d, WinogradTransformsSameBitsOnEveryPath) {
     namespace wg = winograd;
     Rng rng(31);
@@ -279,15 +280,18 @@ TEST(Conv2d, WinogradTransformsSameBitsOnEveryPath) {
     for (float& v : src) v = rng.uniform(-1.0f, 1.0f);
     for (float& v : m) v = rng.uniform(-1.0f, 1.0f);
     struct Result {
-        std::vector<float> padded, shifted, u, v, out, added;
+        std::vector<float> padded, shifted, further, cut, u, v, out, added;
     };
     const auto run = [&](Isa isa) {
         const wg::Transforms& tr = wg::transforms(isa);
-        Result r{std::vector<float>(wg::padded_size(planes, t)), std::vector<float>(wg::padded_size(planes, t)),
+        const std::vector<float> unwritten(wg::padded_size(planes, t), std::nanf(""));
+        Result r{unwritten, unwritten, unwritten, unwritten,
                  std::vector<float>(wg::kPoints * stride), std::vector<float>(wg::kPoints * stride),
                  std::vector<float>(src.size()), src};
         tr.pad(src.data(), planes, rows, cols, 0, 0, t, r.padded.data());
         tr.pad(src.data(), planes, rows, cols, 1, 1, t, r.shifted.data());
+        tr.pad(src.data(), planes, rows, cols, 2, 3, t, r.further.data());
+        tr.pad(src.data(), planes, rows, cols, -1, -2, t, r.cut.data());
         tr.input(r.padded.data(), planes, t, r.u.data(), stride);
         tr.gradient(r.shifted.data(), planes, t, r.v.data(), stride);
         tr.output(m.data(), stride, planes, t, rows, cols, r.out.data(), false);
@@ -301,6 +305,8 @@ TEST(Conv2d, WinogradTransformsSameBitsOnEveryPath) {
         const Result r = run(isa);
         EXPECT_EQ(r.padded, portable.padded);
         EXPECT_EQ(r.shifted, portable.shifted);
+        EXPECT_EQ(r.further, portable.further);
+        EXPECT_EQ(r.cut, portable.cut);
         EXPECT_EQ(r.u, portable.u);
         EXPECT_EQ(r.v, portable.v);
         EXPECT_EQ(r.out, portable.out);
