@@ -1,8 +1,10 @@
 // gemm: the one matrix product of semigrad, C = alpha * op(A) * op(B) + beta * C, row-major.
 //
 // Every matrix product in the runtime (Dense, conv2d via im2col, pairwise distances) goes
-// through `gemm`, which is one call to OpenBLAS's cblas_sgemm. `gemm_naive` is the triple loop it
-// replaces, kept as the reference for tests and benchmarks (docs/design.md, "Tensors and kernels").
+// through `gemm`, which is one call to OpenBLAS's cblas_sgemm, or a few on slices of the product
+// where that lets OpenBLAS use its small-matrix kernels, which skip packing the operands
+// (gemm.cpp says when). `gemm_naive` is the triple loop it replaces, kept as the reference for
+// tests and benchmarks (docs/design.md, "Tensors and kernels").
 //
 // Shapes: op(A) is [M,K], op(B) is [K,N], C is [M,N]. lda/ldb/ldc are row strides of the
 // matrices as stored (before transposition), as in BLAS.

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -71,6 +73,45 @@ TEST(Gemm, SplitMatchesNaive) {
                                                      << " threads " << threads;
             }
     set_num_threads(before);
+}
+
+// gemm where OpenBLAS's small-matrix kernels make it cut a product into slices (SkylakeX and
+// Cooperlake cores; elsewhere one call): the Dense layer's three products, and uneven ones whose
+// last slice is shorter, every operand inside wider rows (lda, ldb, ldc past its columns, which
+// must stay untouched), beta 0 and 1, against the naive product.
+TEST(Gemm, SlicedProductsMatchNaive) {
+    Rng rng(13);
+    struct Case {
+        int M, N, K;
+        bool ta, tb;
+    };
+    for (const Case c : {Case{32, 256, 1568, false, false}, Case{1568, 256, 32, true, false},
+                         Case{32, 1568, 256, false, true}, Case{33, 257, 1601, false, false},
+                         Case{1601, 250, 33, true, false}, Case{20, 40, 1500, false, false}})
+        for (const float beta : {0.0f, 1.0f}) {
+            const int pad = 3;  // floats past each row's end
+            const int a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
+            const int b_rows = c.tb ? c.N : c.K, b_cols = c.tb ? c.K : c.N;
+            const int lda = a_cols + pad, ldb = b_cols + pad, ldc = c.N + pad;
+            std::vector<float> A(std::size_t(a_rows) * lda), B(std::size_t(b_rows) * ldb),
+                C(std::size_t(c.M) * ldc);
+            for (float& v : A) v = rng.uniform(-1.0f, 1.0f);
+            for (float& v : B) v = rng.uniform(-1.0f, 1.0f);
+            for (float& v : C) v = rng.uniform(-1.0f, 1.0f);
+            std::vector<float> R = C;
+            gemm(c.ta, c.tb, c.M, c.N, c.K, 0.5f, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+            gemm_naive(c.ta, c.tb, c.M, c.N, c.K, 0.5f, A.data(), lda, B.data(), ldb, beta,
+                       R.data(), ldc);
+            float worst = 0.0f;
+            for (std::size_t i = 0; i < C.size(); ++i) {
+                if (int(i % ldc) >= c.N) {
+                    ASSERT_EQ(C[i], R[i]) << "outside C's columns, at " << i;
+                }
+                worst = std::max(worst, std::abs(C[i] - R[i]));
+            }
+            EXPECT_LT(worst, 2e-4f) << c.M << "x" << c.N << "x" << c.K << " ta " << c.ta << " tb "
+                                    << c.tb << " beta " << beta;
+        }
 }
 
 // block_gemm's kernels against the naive product: every row count of the 6-row blocks' rest
