@@ -11,7 +11,9 @@
 // High-Performance Matrix Multiplication", without its packing): an R x 16 block of C lives in
 // 2R vector registers while k runs over K, each step loading 16 floats of B's row k and
 // broadcasting R floats of A's column k into 2R fused multiply-adds. A is read through two
-// strides, so the conv's transposed kernel V^T needs no copy either.
+// strides, so the conv's transposed kernel V^T needs no copy either. A tail of 1-4 columns,
+// where a block would hold one useful lane in eight, goes by rows of C instead when A's columns
+// are contiguous (a_row == 1), eight rows to a vector, in the same order of sums.
 //
 // The reference is gemm_naive (tensor/gemm.hpp); tests/tensor/test_block_gemm.cpp compares
 // every block shape and tail against it. The sums run k = 0..K-1 in order, one FMA each, so the

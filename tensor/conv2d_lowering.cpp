@@ -36,6 +36,17 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLower
         tiles_ = wg::tiling(g.OH, g.OW), dx_tiles_ = wg::tiling(g.H, g.W);
         taps_.resize(std::size_t(wg::kPoints) * g.OC * g.C);
         wg::transform_kernel(weight, g.OC, g.C, taps_.data());
+        if (block_gemm::kernel(isa_)) {
+            // V[p]ᵀ [C, OC] as well: block_gemm reads A through two strides, but runs a short
+            // column tail fastest with A's columns contiguous, which the forward's V[p] [OC, C]
+            // has not (the input gradient's V[8-p]ᵀ has). The same sums either way.
+            taps_t_.resize(taps_.size());
+            for (int p = 0; p < wg::kPoints; ++p)
+                for (int oc = 0; oc < g.OC; ++oc)
+                    for (int c = 0; c < g.C; ++c)
+                        taps_t_[(std::size_t(p) * g.C + c) * g.OC + oc] =
+                            taps_[(std::size_t(p) * g.OC + oc) * g.C + c];
+        }
         return;
     }
     if (lowering_ != Conv2dLowering::shifted) return;
@@ -104,10 +115,15 @@ const float* Conv2dPlan::winograd_products(const float* src, int planes_in, int 
     transforms.pad(src, planes_in, rows_in, cols_in, top, left, t, padded);
     transforms.input(padded, planes_in, t, u, su);
     const std::size_t kernels = std::size_t(g_.OC) * g_.C;
-    for (int p = 0; p < wg::kPoints; ++p)
-        winograd_gemm(flipped, planes_out, T, planes_in,
-                      taps_.data() + (flipped ? wg::kPoints - 1 - p : p) * kernels, g_.C,
-                      u + p * su, T, false, m + p * sm, T);
+    for (int p = 0; p < wg::kPoints; ++p) {
+        if (!flipped && !taps_t_.empty())  // V[p] read as the transpose of V[p]ᵀ [C, OC]
+            winograd_gemm(true, planes_out, T, planes_in, taps_t_.data() + p * kernels, g_.OC,
+                          u + p * su, T, false, m + p * sm, T);
+        else
+            winograd_gemm(flipped, planes_out, T, planes_in,
+                          taps_.data() + (flipped ? wg::kPoints - 1 - p : p) * kernels, g_.C,
+                          u + p * su, T, false, m + p * sm, T);
+    }
     return m;
 }
 

@@ -101,6 +101,7 @@ class Conv2dPlan {
     const float* weight_;
     Isa isa_;
     std::vector<float> taps_;  // shifted: weight as [KH*KW, OC, C]; winograd: V as [9, OC, C]
+    std::vector<float> taps_t_;  // winograd through block_gemm: Vᵀ as [9, C, OC]
     winograd::Tiling tiles_{}, dx_tiles_{};  // winograd: of the output, of the input gradient
 
     // One padded plane's floats: HP*WP, then KW-1 zeros for the last tap's overrun.

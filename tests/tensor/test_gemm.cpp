@@ -156,6 +156,31 @@ TEST(BlockGemm, MatchesNaiveOnEveryBlockShapeAndTail) {
     if (ran == 0) GTEST_SKIP() << "no block_gemm kernel for this CPU";
 }
 
+// The short column tails that go by rows of C (A's columns contiguous) give the bits of the same
+// product with A's rows contiguous, which goes in blocks: the sums run k = 0..K-1 either way.
+// Up to 64 rows and past (M = 70, two groups), N = 49 as the Winograd products, a tail of 1-4.
+TEST(BlockGemm, TailByRowsSameBitsAsBlocks) {
+    const block_gemm::Fn kernel = block_gemm::kernel(Isa::avx2);
+    if (!kernel || !cpu_runs(Isa::avx2)) GTEST_SKIP() << "no AVX2";
+    Rng rng(17);
+    for (const int M : {1, 7, 8, 9, 32, 64, 70})
+        for (const int N : {1, 4, 17, 20, 49})
+            for (const bool accumulate : {false, true}) {
+                const int K = 1 + int(rng.below(70));
+                std::vector<float> a(std::size_t(M) * K), a_t(a.size()), b(std::size_t(K) * N);
+                for (float& v : a) v = rng.uniform(-1.0f, 1.0f);
+                for (int i = 0; i < M; ++i)
+                    for (int k = 0; k < K; ++k) a_t[std::size_t(k) * M + i] = a[std::size_t(i) * K + k];
+                for (float& v : b) v = rng.uniform(-1.0f, 1.0f);
+                std::vector<float> rows(std::size_t(M) * N);
+                for (float& v : rows) v = rng.uniform(-1.0f, 1.0f);
+                std::vector<float> columns = rows;
+                kernel(M, N, K, a.data(), K, 1, b.data(), N, accumulate, rows.data(), N);
+                kernel(M, N, K, a_t.data(), 1, M, b.data(), N, accumulate, columns.data(), N);
+                ASSERT_EQ(columns, rows) << "M=" << M << " N=" << N << " K=" << K;
+            }
+}
+
 // A 2x3 by 3x2 product by hand, through the transposed A and with +=.
 TEST(BlockGemm, ByHand) {
     const block_gemm::Fn kernel = block_gemm::kernel(Isa::avx2);
