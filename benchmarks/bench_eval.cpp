@@ -1,9 +1,9 @@
 // The evaluation forward alone, on real images: the tutorial model (untrained, seeded: the
 // time does not depend on the weights) embeds the test set of an MNIST-format folder the way the
 // trainer does (Sequential::predict: chunks of --chunk images shared among the threads, dropout
-// off, no graph), --repeats times. Prints one
-// JSON line: images, the best and every repeat's seconds, images per second at the best, and
-// the kernels it ran (semigrad's instruction-set path, OpenBLAS's core).
+// off, no graph), --repeats times. Prints one JSON line: images, the best and every repeat's
+// seconds, images per second at the best, and the kernels it ran (semigrad's instruction-set
+// path, OpenBLAS's core).
 // benchmarks/eval_torch.py runs it beside PyTorch's inference of the same model on the same
 // images.
 //
@@ -15,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "autograd/var.hpp"
 #include "data/idx.hpp"
 #include "examples/tutorial_model.hpp"
 #include "tensor/error.hpp"

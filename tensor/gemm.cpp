@@ -33,8 +33,9 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
 // M*N*K <= 10^6 and, in row-major terms, B is not transposed (its
 // kernel/x86_64/sgemm_small_kernel_permit_skylakex.c). Above the bound it packs both operands,
 // which at the Dense layer's shapes costs a fifth of the product: on one core, 32x256x1568 NN
-// took 293 us as one call against 224 in slices of depth 98, 1568x256x32 TN 278 against 234 in
-// slices of rows (Zen 4; the Haswell kernels have no such path and gain nothing from slices).
+// took 293 us as one call against 224 in 16 slices of depth 98, 1568x256x32 TN 278 against
+// 234 in slices of rows (Zen 4; the Haswell kernels have no such path, and slices gain nothing
+// there).
 constexpr double kSmallKernelVolume = 1e6;
 // NN products deeper than this are summed in slices of about this depth. The slices depend on K
 // only, not on M or N, so that a row of C has the same bits whatever the batch or its share of
