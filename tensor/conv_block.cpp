@@ -210,15 +210,18 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
     b.row = plan.row();
     Tensor out = Tensor::uninitialised(
         {std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)});
-    // The kernels always write a record; without a caller's (evaluation) they write one nobody keeps.
+    const bool pool2x2 = is_pool2x2(b.pool);
+    // Without a caller's record (evaluation) the 2x2 kernels write none; the general epilogue
+    // writes one that nobody keeps.
     ConvBlockRecord unkept;
-    (record ? *record : unkept).resize(out.size());
-    std::uint8_t* records = record ? record->data() : unkept.data();
+    if (record) record->resize(out.size());
+    else if (!pool2x2) unkept.resize(out.size());
+    std::uint8_t* records = record ? record->data() : pool2x2 ? nullptr : unkept.data();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
     const float* pb = bias.empty() ? nullptr : bias.data();
-    const bool pool2x2 = is_pool2x2(b.pool);
     const auto outputs = [&](int n) {
-        return outputs_of(b, n, out.data() + n * b.out_image(), records + n * b.out_image());
+        return outputs_of(b, n, out.data() + n * b.out_image(),
+                          records ? records + n * b.out_image() : nullptr);
     };
     if (is_conv_pool(b)) {
         // The conv's output is never stored: each image's windows come from its split rows.

@@ -117,12 +117,14 @@ SEMIGRAD_AVX2 inline __m256 window(__m256 w0, __m256 w1, __m256 w2, __m256 w3, _
 // With `whole`, a short group (m < 8) still stores all eight outputs and record bytes: the
 // caller has checked that the places past its row belong to a row it writes later.
 SEMIGRAD_AVX2 inline void finish(const __m256 v[4], int m, const PoolOutput& to, bool whole = false) {
+    const bool recorded = to.record != nullptr;
     __m256 best = v[0];
     __m256i place = _mm256_setzero_si256();
     for (int k = 1; k < 4; ++k) {
         const __m256 gt = _mm256_cmp_ps(v[k], best, _CMP_GT_OQ);
         best = _mm256_blendv_ps(best, v[k], gt);
-        place = _mm256_blendv_epi8(place, _mm256_set1_epi32(k), _mm256_castps_si256(gt));
+        if (recorded)
+            place = _mm256_blendv_epi8(place, _mm256_set1_epi32(k), _mm256_castps_si256(gt));
     }
     __m256i kept = _mm256_set1_epi32(-1);
     if (to.dropout)  // dropped when the draw is below the threshold (both < 2^24: signed compare)
@@ -132,6 +134,7 @@ SEMIGRAD_AVX2 inline void finish(const __m256 v[4], int m, const PoolOutput& to,
     const __m256 passes = _mm256_and_ps(_mm256_castsi256_ps(kept),
                                         _mm256_cmp_ps(best, _mm256_setzero_ps(), _CMP_GT_OQ));
     store(to.out, whole ? 8 : m, _mm256_and_ps(_mm256_mul_ps(best, _mm256_set1_ps(to.scale)), passes));
+    if (!recorded) return;
     const __m256i flags = _mm256_or_si256(
         place, _mm256_and_si256(_mm256_castps_si256(passes), _mm256_set1_epi32(kConvBlockPasses)));
     const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(flags),

@@ -67,12 +67,13 @@ SEMIGRAD_AVX512 inline __m512 window(__m512 w0, __m512 w1, __m512 w2, __m512 w3,
 // included: the first maximum and its place, the dropout decision, the output and its record byte
 // (to's outputs 0..15).
 SEMIGRAD_AVX512 inline void finish(const __m512 v[4], int m, const PoolOutput& to) {
+    const bool recorded = to.record != nullptr;
     __m512 best = v[0];
     __m512i place = _mm512_setzero_si512();
     for (int k = 1; k < 4; ++k) {
         const __mmask16 gt = _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ);
         best = _mm512_mask_mov_ps(best, gt, v[k]);
-        place = _mm512_mask_mov_epi32(place, gt, _mm512_set1_epi32(k));
+        if (recorded) place = _mm512_mask_mov_epi32(place, gt, _mm512_set1_epi32(k));
     }
     __mmask16 kept = 0xffff;
     if (to.dropout)  // kept when the draw is at least the threshold
@@ -80,6 +81,7 @@ SEMIGRAD_AVX512 inline void finish(const __m512 v[4], int m, const PoolOutput& t
                                        _mm512_set1_epi32(int(to.threshold)));
     const __mmask16 passes = kept & _mm512_cmp_ps_mask(best, _mm512_setzero_ps(), _CMP_GT_OQ);
     _mm512_mask_storeu_ps(to.out, first(m), _mm512_maskz_mul_ps(passes, best, _mm512_set1_ps(to.scale)));
+    if (!recorded) return;
     const __m512i bytes = _mm512_mask_or_epi32(place, passes, place, _mm512_set1_epi32(kConvBlockPasses));
     _mm_mask_storeu_epi8(to.record, first(m), _mm512_cvtepi32_epi8(bytes));
 }

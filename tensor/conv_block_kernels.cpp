@@ -25,7 +25,7 @@ void pool_row_portable(const PoolRow& a) {
         const bool kept = !to.dropout || dropout_keeps(to.key, to.first + std::uint64_t(j), to.threshold);
         const bool passes = kept && best > 0.0f;
         to.out[j] = passes ? best * to.scale : 0.0f;
-        to.record[j] = std::uint8_t(place | (passes ? kConvBlockPasses : 0));
+        if (to.record) to.record[j] = std::uint8_t(place | (passes ? kConvBlockPasses : 0));
     }
 }
 

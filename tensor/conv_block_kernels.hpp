@@ -17,7 +17,8 @@ namespace semigrad::conv_block_kernels {
 // first maximum (bias included) is `max` at `place`, is written as
 //   out[j]    = max > 0 and kept ? max * scale : 0
 //   record[j] = place | (max > 0 and kept ? 0x80 : 0)
-// where kept = !dropout or dropout_hash(key, first + j) >= threshold.
+// where kept = !dropout or dropout_hash(key, first + j) >= threshold. A null record (evaluation:
+// no backward will read it) is not written, and the kernels skip what only it needs.
 struct PoolOutput {
     bool dropout;
     std::uint64_t key, first;
@@ -27,7 +28,8 @@ struct PoolOutput {
     std::uint8_t* record;
     // The same outputs from output `at` on.
     PoolOutput from(std::size_t at) const {
-        return {dropout, key, first + at, threshold, scale, out + at, record + at};
+        return {dropout, key, first + at, threshold, scale, out + at,
+                record ? record + at : nullptr};
     }
 };
 
