@@ -11,7 +11,9 @@ over --steps steps after 20 warm-up steps:
   optimiser zeroing the gradients and Adam's update
 semigrad's figures come from its own profiler (`bench_train_step --parts_json`, tensor/profile.hpp),
 fused (the default) and unfused (`--no-fuse`); PyTorch's from time.perf_counter() around each part
-(the CPU runs it synchronously). The peers alternate --rounds times; each part's best mean is kept.
+(the CPU runs it synchronously), its model and batch in channels_last layout, its fastest
+(benchmarks/torch_mnist_triplet.py). The peers alternate --rounds times; each part's best mean
+is kept.
 
 Usage: /usr/bin/python3 benchmarks/step_parts_torch.py --cpp build/benchmarks/bench_train_step
            [--threads 2] [--rounds 3] [--steps 200] [--plot step-parts.png] [--json out.json]
@@ -128,7 +130,8 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(42)
     images, labels = synthetic_batch(torch.Generator().manual_seed(42))
-    model = TutorialNet().train()
+    images = images.contiguous(memory_format=torch.channels_last)
+    model = TutorialNet().to(memory_format=torch.channels_last).train()
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
     torch_parts(model, optimiser, images, labels, 20)  # warm-up: oneDNN primitives, allocator
 
