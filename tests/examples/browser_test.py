@@ -59,7 +59,7 @@ def main():
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
-        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.actions.action_builder import ActionBuilder
         from selenium.webdriver.common.by import By
     except ImportError as e:
         sys.exit(f"browser_test.py: Selenium is missing ({e}); scripts/setup installs python3-selenium")
@@ -121,11 +121,22 @@ def main():
                 candidates.append(i)
         check(len(candidates) == 3, f"found isolated points to hover: {candidates}")
         classes = driver.execute_script("return DATA.classes")
+
+        def pointer_to(i, click=False):
+            # In the viewport's coordinates: an offset from the element would start at its in-view
+            # centre, which a scroll bar over the canvas moves (by 7.5 px here), and a click
+            # meant for a point 8 px from another could land on the other.
+            left, top = driver.execute_script(
+                "const r = document.getElementById('canvas').getBoundingClientRect(); return [r.left, r.top]")
+            actions = ActionBuilder(driver)
+            actions.pointer_action.move_to_location(int(round(left + screen[i][0])), int(round(top + screen[i][1])))
+            if click:
+                actions.pointer_action.click()
+            actions.perform()
+
         for i in candidates:
             x, y = screen[i]
-            # Selenium 4 offsets are from the element's centre.
-            ActionChains(driver).move_to_element_with_offset(canvas, int(round(x - width / 2)),
-                                                             int(round(y - height / 2))).perform()
+            pointer_to(i)
             hovered = driver.execute_script("return window.semigradPage.hovered")
             check(hovered == i, f"hovering point {i} at ({x:.0f}, {y:.0f}) selects it (got {hovered})")
             pixels = driver.execute_script(
@@ -142,9 +153,7 @@ def main():
 
         # Click: the point and its 10 nearest neighbours in 256-D.
         i = candidates[0]
-        x, y = screen[i]
-        ActionChains(driver).move_to_element_with_offset(canvas, int(round(x - width / 2)),
-                                                         int(round(y - height / 2))).click().perform()
+        pointer_to(i, click=True)
         check(driver.execute_script("return window.semigradPage.selected") == i, f"clicking point {i} selects it")
         shown = driver.execute_script("return DATA.neighbours.slice(arguments[0] * DATA.k, arguments[0] * DATA.k + DATA.k)", i)
         expected, ranked = nearest_in_vecs(vecs, i, 10)
