@@ -202,7 +202,8 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
         if (pweight) {
             // The bias gradient's row sums in the same pass over dout (small_gemm.hpp).
             im2col(x_n, g, scratch);
-            small_gemm::kernels(isa_).nt(g.OC, g.P(), g.K(), dout, scratch, !first, pweight, pbias);
+            small_gemm::kernels(isa_).nt(g.OC, g.OH, g.OW, g.K(), dout, scratch, !first, pweight,
+                                         pbias);
             pbias = nullptr;  // done
         }
     } else if (lowering_ == Conv2dLowering::im2col) {
@@ -238,8 +239,7 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             gemm(false, true, g.OC, g.C, Q, 1.0f, dout, Q, xp + tap_offset(t), plane,
                  first ? 0.0f : 1.0f, pweight + std::size_t(t) * g.OC * g.C, g.C);
     }
-    // dout is still in cache from the GEMM when its rows are summed (sum_in_lanes' order, as
-    // small_gemm's nt sums them).
+    // dout is still in cache from the GEMM when its rows are summed (sum_in_lanes' order).
     if (pbias)
         for (int oc = 0; oc < g.OC; ++oc) pbias[oc] += sum_in_lanes(dout + std::size_t(oc) * Q, Q);
     if (!dx_n) return;

@@ -27,6 +27,7 @@
 #include "tensor/dropout.hpp"
 #include "tensor/error.hpp"
 #include "tensor/memory.hpp"
+#include "tensor/small_gemm.hpp"
 
 namespace semigrad {
 
@@ -183,6 +184,30 @@ void split_padded_image(const float* x_n, const Block& b, int pitch, float* even
     }
 }
 
+// One image's weight and bias gradients from its column sums (ConvPoolGrad) into the chunk's
+// partials, [OC, 4] and [OC]: each (oc, k) folded over the conv's CW columns in blocks of 8 as
+// small_gemm's nt folds its own column sums, so the unfused conv's bits (= with `first`, as nt's
+// accumulate = false).
+void fold_conv_pool_sums(const float* sums, const Block& b, bool first, float* pweight, float* pbias) {
+    const std::size_t row = k::ConvPoolGrad::row(b.OW);
+    for (int oc = 0; oc < b.g.OC; ++oc)
+        for (int t = 0; t < 5; ++t) {
+            const float* s = sums + (std::size_t(oc) * 5 + t) * row;
+            small_gemm::ColumnFold fold;
+            for (int c0 = 0; c0 < b.g.OW; c0 += 8) {
+                small_gemm::Lanes block;
+                small_gemm::load(block, s + c0);
+                fold.add(block);
+            }
+            const float total = fold.sum();
+            if (t < 4 && pweight) {
+                float& w = pweight[std::size_t(oc) * 4 + t];
+                w = first ? total : w + total;
+            }
+            if (t == 4 && pbias) pbias[oc] += total;
+        }
+}
+
 }  // namespace
 
 Shape conv_block_output_shape(const Shape& x, const Shape& weight, const Tensor& bias,
@@ -291,6 +316,41 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
     const bool pool2x2 = is_pool2x2(b.pool);
     // As conv2d_backward, image by image into fixed chunks' partials, once dconv is rebuilt.
     Conv2dPartials partials(plan, dweight != nullptr, dbias != nullptr);
+    if (is_conv_pool(b) && (dweight || dbias)) {
+        // The fused first conv: dweight and dbias from dout and the record alone, a quarter of
+        // the products and no dconv plane (ConvPoolGrad); dx, if asked for, as below.
+        const int pitch = conv_pool_pitch(b);
+        const std::size_t split = std::size_t(2 * b.OH + 1) * pitch;
+        const std::size_t sums_size = std::size_t(g.OC) * 5 * k::ConvPoolGrad::row(b.OW);
+        const auto grad = k::row_kernels(isa).conv_pool_grad;
+#pragma omp parallel
+        {
+            const auto halves = scratch_floats(2 * split), sums = scratch_floats(sums_size);
+            std::fill(sums.get(), sums.get() + sums_size, 0.0f);  // the columns no kernel writes
+            const auto dconv = dx ? scratch_floats(plan.image_size()) : nullptr;
+            const auto scratch = dx ? scratch_floats(plan.scratch_size()) : nullptr;
+#pragma omp for schedule(static)
+            for (int chunk = 0; chunk < partials.chunks; ++chunk) {
+                const int n0 = partials.first_image(chunk), n1 = partials.first_image(chunk + 1);
+                for (int n = n0; n < n1; ++n) {
+                    const float* dn = dout.data() + n * b.out_image();
+                    const std::uint8_t* rn = record.data() + n * b.out_image();
+                    split_padded_image(x.data() + n * x_image, b, pitch, halves.get(),
+                                       halves.get() + split);
+                    grad({halves.get(), halves.get() + split, pitch, dn, rn, b.scale, g.OC, b.OH,
+                          b.OW, sums.get()});
+                    fold_conv_pool_sums(sums.get(), b, n == n0, partials.weight_of(chunk),
+                                        partials.bias_of(chunk));
+                    if (!dx) continue;
+                    unpool2x2_image(dn, rn, b, dconv.get(), isa);
+                    plan.backward_image(dconv.get(), x.data() + n * x_image, false, nullptr,
+                                        nullptr, dx->data() + n * x_image, scratch.get(), write_dx);
+                }
+            }
+            partials.add_to(dweight, dbias);
+        }
+        return;
+    }
 #pragma omp parallel
     {
         const auto scratch = scratch_floats(plan.scratch_size()), dconv = scratch_floats(plan.image_size());

@@ -257,6 +257,64 @@ SEMIGRAD_AVX2 void unpool_row_avx2(const UnpoolRow& a) {
     }
 }
 
+SEMIGRAD_AVX2 void conv_pool_grad_avx2(const ConvPoolGrad& a) {
+    const std::size_t row = ConvPoolGrad::row(a.OW);
+    const __m256 scale = _mm256_set1_ps(a.scale);
+    const __m256i flag = _mm256_set1_epi32(kConvBlockPasses), one = _mm256_set1_epi32(1),
+                  two = _mm256_set1_epi32(2);
+    for (int oc = 0; oc < a.OC; ++oc) {
+        float* s = a.sums + std::size_t(oc) * 5 * row;
+        for (int j = 0; j < a.OW; j += 8) {
+            const int m = std::min(8, a.OW - j);
+            // Eight outputs' conv columns: 2j' (winners with pw = 0) and 2j'+1 (pw = 1).
+            __m256 even[5], odd[5];
+            for (int k = 0; k < 5; ++k) even[k] = odd[k] = _mm256_setzero_ps();
+            for (int oh = 0; oh < a.OH; ++oh) {
+                const std::size_t at = (std::size_t(oc) * a.OH + oh) * a.OW + j;
+                std::uint64_t packed = 0;  // as unpool_row_avx2: no short memcpy read back whole
+                if (m == 8) {
+                    std::memcpy(&packed, a.record + at, 8);
+                } else if (at + m >= 8) {
+                    std::memcpy(&packed, a.record + at + m - 8, 8);
+                    packed >>= 8 * (8 - m);
+                } else {
+                    for (int i = 0; i < m; ++i) packed |= std::uint64_t(a.record[at + i]) << (8 * i);
+                }
+                const __m256i r = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(std::int64_t(packed)));
+                const __m256 passes = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(r, flag), flag));
+                const __m256 g = _mm256_and_ps(_mm256_mul_ps(load(a.dout + at, m), scale), passes);
+                const __m256 pw = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(r, one), one));
+                const __m256 ph = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(r, two), two));
+                // y[rr][b]: padded row 2oh + rr, column 2j' + pw + b, for rr = 0..2, b = 0..1.
+                __m256 y[3][2];
+                for (int rr = 0; rr < 3; ++rr) {
+                    const float* er = a.even + std::ptrdiff_t(2 * oh + rr) * a.pitch + j;
+                    const __m256 e = _mm256_loadu_ps(er), n = _mm256_loadu_ps(er + 1);
+                    const __m256 o = _mm256_loadu_ps(a.odd + std::ptrdiff_t(2 * oh + rr) * a.pitch + j);
+                    y[rr][0] = _mm256_blendv_ps(e, o, pw);
+                    y[rr][1] = _mm256_blendv_ps(o, n, pw);
+                }
+                // Each chain adds where its column holds the winner and keeps its bits elsewhere.
+                for (int k = 0; k < 4; ++k) {
+                    const __m256 x = _mm256_blendv_ps(y[k / 2][k % 2], y[k / 2 + 1][k % 2], ph);
+                    const __m256 t = _mm256_mul_ps(g, x);
+                    even[k] = _mm256_blendv_ps(_mm256_add_ps(even[k], t), even[k], pw);
+                    odd[k] = _mm256_blendv_ps(odd[k], _mm256_add_ps(odd[k], t), pw);
+                }
+                even[4] = _mm256_blendv_ps(_mm256_add_ps(even[4], g), even[4], pw);
+                odd[4] = _mm256_blendv_ps(odd[4], _mm256_add_ps(odd[4], g), pw);
+            }
+            // Interleave: column j' of each to conv columns 2j', 2j'+1 (unpack works per 128-bit half).
+            for (int k = 0; k < 5; ++k) {
+                const __m256 l = _mm256_unpacklo_ps(even[k], odd[k]), h = _mm256_unpackhi_ps(even[k], odd[k]);
+                float* to = s + k * row + 2 * std::size_t(j);
+                _mm256_storeu_ps(to, _mm256_permute2f128_ps(l, h, 0x20));
+                _mm256_storeu_ps(to + 8, _mm256_permute2f128_ps(l, h, 0x31));
+            }
+        }
+    }
+}
+
 }  // namespace semigrad::conv_block_kernels
 SEMIGRAD_KERNELS_END
 #endif

@@ -183,6 +183,54 @@ SEMIGRAD_AVX512 void unpool_row_avx512(const UnpoolRow& a) {
     }
 }
 
+SEMIGRAD_AVX512 void conv_pool_grad_avx512(const ConvPoolGrad& a) {
+    const std::size_t row = ConvPoolGrad::row(a.OW);
+    // Column j of the even chains and of the odd ones to columns 2j and 2j+1.
+    const __m512i low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512 scale = _mm512_set1_ps(a.scale);
+    for (int oc = 0; oc < a.OC; ++oc) {
+        float* s = a.sums + std::size_t(oc) * 5 * row;
+        for (int j = 0; j < a.OW; j += 16) {
+            const int m = std::min(16, a.OW - j);
+            // Sixteen outputs' conv columns: 2j' (winners with pw = 0) and 2j'+1 (pw = 1).
+            __m512 even[5], odd[5];
+            for (int k = 0; k < 5; ++k) even[k] = odd[k] = _mm512_setzero_ps();
+            for (int oh = 0; oh < a.OH; ++oh) {
+                const std::size_t at = (std::size_t(oc) * a.OH + oh) * a.OW + j;
+                const __m512i r = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(first(m), a.record + at));
+                const __mmask16 passes = _mm512_test_epi32_mask(r, _mm512_set1_epi32(kConvBlockPasses));
+                const __m512 g = _mm512_maskz_mul_ps(passes, _mm512_maskz_loadu_ps(first(m), a.dout + at), scale);
+                const __mmask16 pw = _mm512_test_epi32_mask(r, _mm512_set1_epi32(1));
+                const __mmask16 ph = _mm512_test_epi32_mask(r, _mm512_set1_epi32(2));
+                // y[rr][b]: padded row 2oh + rr, column 2j' + pw + b, for rr = 0..2, b = 0..1.
+                __m512 y[3][2];
+                for (int rr = 0; rr < 3; ++rr) {
+                    const float* er = a.even + std::ptrdiff_t(2 * oh + rr) * a.pitch + j;
+                    const __m512 e = _mm512_loadu_ps(er), n = _mm512_loadu_ps(er + 1);
+                    const __m512 o = _mm512_loadu_ps(a.odd + std::ptrdiff_t(2 * oh + rr) * a.pitch + j);
+                    y[rr][0] = _mm512_mask_mov_ps(e, pw, o);
+                    y[rr][1] = _mm512_mask_mov_ps(o, pw, n);
+                }
+                for (int k = 0; k < 4; ++k) {
+                    // Tap (k/2, k%2) of the winner's window: row ph + k/2 of y.
+                    const __m512 x = _mm512_mask_mov_ps(y[k / 2][k % 2], ph, y[k / 2 + 1][k % 2]);
+                    const __m512 t = _mm512_mul_ps(g, x);
+                    even[k] = _mm512_mask_add_ps(even[k], ~pw, even[k], t);
+                    odd[k] = _mm512_mask_add_ps(odd[k], pw, odd[k], t);
+                }
+                even[4] = _mm512_mask_add_ps(even[4], ~pw, even[4], g);
+                odd[4] = _mm512_mask_add_ps(odd[4], pw, odd[4], g);
+            }
+            for (int k = 0; k < 5; ++k) {
+                float* to = s + k * row + 2 * std::size_t(j);
+                _mm512_storeu_ps(to, _mm512_permutex2var_ps(even[k], low, odd[k]));
+                _mm512_storeu_ps(to + 16, _mm512_permutex2var_ps(even[k], high, odd[k]));
+            }
+        }
+    }
+}
+
 }  // namespace semigrad::conv_block_kernels
 SEMIGRAD_KERNELS_END
 #endif

@@ -93,13 +93,44 @@ void unpool_row_portable(const UnpoolRow& a) {
     }
 }
 
+void conv_pool_grad_portable(const ConvPoolGrad& a) {
+    const std::size_t row = ConvPoolGrad::row(a.OW);
+    for (int oc = 0; oc < a.OC; ++oc) {
+        float* s = a.sums + std::size_t(oc) * 5 * row;
+        for (int j = 0; j < a.OW; ++j) {
+            float chain[2][5] = {};  // conv columns 2j and 2j+1: the winner's pw says which
+            for (int oh = 0; oh < a.OH; ++oh) {
+                const std::size_t at = (std::size_t(oc) * a.OH + oh) * a.OW + j;
+                const std::uint8_t r = a.record[at];
+                const float g = (r & kConvBlockPasses) ? a.dout[at] * a.scale : 0.0f;
+                const int ph = (r >> 1) & 1, pw = r & 1;
+                for (int k = 0; k < 4; ++k) {
+                    // Padded row 2oh + ph + a, column 2j + pw + b: even[j], odd[j] or even[j+1].
+                    const int rr = 2 * oh + ph + k / 2, c = pw + k % 2;
+                    const float* plane = c == 1 ? a.odd : a.even;
+                    chain[pw][k] += g * plane[std::ptrdiff_t(rr) * a.pitch + j + c / 2];
+                }
+                chain[pw][4] += g;
+            }
+            for (int k = 0; k < 5; ++k) {
+                s[k * row + 2 * std::size_t(j)] = chain[0][k];
+                s[k * row + 2 * std::size_t(j) + 1] = chain[1][k];
+            }
+        }
+    }
+}
+
 RowKernels row_kernels(Isa isa) {
 #if SEMIGRAD_X86
-    if (isa == Isa::avx512) return {pool_row_avx512, unpool_row_avx512, conv_pool_avx512, pool_tiles_avx512};
-    if (isa == Isa::avx2) return {pool_row_avx2, unpool_row_avx2, conv_pool_avx2, pool_tiles_avx2};
+    if (isa == Isa::avx512)
+        return {pool_row_avx512, unpool_row_avx512, conv_pool_avx512, pool_tiles_avx512,
+                conv_pool_grad_avx512};
+    if (isa == Isa::avx2)
+        return {pool_row_avx2, unpool_row_avx2, conv_pool_avx2, pool_tiles_avx2, conv_pool_grad_avx2};
 #endif
     (void)isa;
-    return {pool_row_portable, unpool_row_portable, conv_pool_portable, pool_tiles_portable};
+    return {pool_row_portable, unpool_row_portable, conv_pool_portable, pool_tiles_portable,
+            conv_pool_grad_portable};
 }
 
 }  // namespace semigrad::conv_block_kernels

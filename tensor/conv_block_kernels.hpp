@@ -74,6 +74,32 @@ struct ConvPool {
     PoolOutput to;        // the image's outputs [OC, OH, OW]
 };
 
+// The weight and bias gradients of a ConvPool block for one image, straight from its dout and
+// record, before their last sums. The conv's gradient, which the unfused chain builds whole, is
+// g = dout * scale at each passing output's winner and 0 at the other three places of its
+// window; small_gemm's nt sums the products of that plane with the input under each tap by
+// columns (small_gemm.hpp: each conv column's chain down the rows, then ColumnFold). Here only
+// the winners' products are made, a quarter of them, and each goes to its conv column's chain in
+// the same row order; the zeros left out do not change a sum, so the caller's fold of these
+// column sums gives nt's bits (for finite inputs).
+//   sums[oc][k][c] = Σ over the rows, in order, of g * x_k at the winners in conv column c
+// where x_k is the padded input under tap k = 2a + b (w[a][b]) of the winner's window, and k = 4
+// sums g itself (the bias). Each (oc, k) has a row of row(OW) floats, room for every block of 8
+// a fold reads (a conv output has 2*OW or 2*OW + 1 columns); columns c < 2*OW are written, and
+// the vector kernels write zeros past them (the chains of outputs past OW add nothing), so a
+// buffer zeroed once holds zeros there whichever kernel runs.
+struct ConvPoolGrad {
+    const float* even;  // the image's padded input split as ConvPool's, same pitch
+    const float* odd;
+    int pitch;
+    const float* dout;             // the image's [OC, OH, OW]
+    const std::uint8_t* record;    // its record bytes
+    float scale;                   // dropout's 1 / (1 - rate)
+    int OC, OH, OW;
+    float* sums;                   // [OC, 5, row(OW)]
+    static std::size_t row(int OW) { return 2 * std::size_t((OW + 16) / 16 * 16); }
+};
+
 // The pool of a block whose conv runs as Winograd's F(2x2, 2x2) (the tutorial's second), for
 // one image, from the conv's products before their inverse transform (Conv2dPlan::
 // forward_products). A 2x2 pool at stride 2 over a conv output cut into 2x2 tiles has each
@@ -93,15 +119,18 @@ void pool_row_portable(const PoolRow& a);
 void pool_tiles_portable(const PoolTiles& a);
 void conv_pool_portable(const ConvPool& a);
 void unpool_row_portable(const UnpoolRow& a);
+void conv_pool_grad_portable(const ConvPoolGrad& a);
 #if SEMIGRAD_X86
 void pool_row_avx2(const PoolRow& a);
 void conv_pool_avx2(const ConvPool& a);
 void pool_tiles_avx2(const PoolTiles& a);
 void unpool_row_avx2(const UnpoolRow& a);
+void conv_pool_grad_avx2(const ConvPoolGrad& a);
 void pool_row_avx512(const PoolRow& a);
 void conv_pool_avx512(const ConvPool& a);
 void pool_tiles_avx512(const PoolTiles& a);
 void unpool_row_avx512(const UnpoolRow& a);
+void conv_pool_grad_avx512(const ConvPoolGrad& a);
 #endif
 
 // The pair for `isa` (tensor/simd.hpp; the caller has checked that the CPU runs it).
@@ -110,6 +139,7 @@ struct RowKernels {
     void (*unpool)(const UnpoolRow&);
     void (*conv_pool)(const ConvPool&);
     void (*pool_tiles)(const PoolTiles&);
+    void (*conv_pool_grad)(const ConvPoolGrad&);
 };
 RowKernels row_kernels(Isa isa);
 

@@ -7,9 +7,9 @@ namespace semigrad::small_gemm {
 void nn_portable(int M, int N, int K, const float* a, const float* b, float* out) {
     nn_loops(M, N, K, a, b, out);
 }
-void nt_portable(int M, int N, int K, const float* a, const float* b, bool accumulate,
-                 float* c, float* row_sums) {
-    nt_loops(M, N, K, a, b, accumulate, c, row_sums);
+void nt_portable(int M, int R, int W, int K, const float* a, const float* b, bool accumulate,
+               float* c, float* row_sums) {
+    nt_loops(M, R, W, K, a, b, accumulate, c, row_sums);
 }
 void tn_portable(int M, int N, int K, const float* a, const float* b, float* c) {
     tn_loops(M, N, K, a, b, c);

@@ -11,14 +11,20 @@
 //
 // Shapes (row-major, no leading dimensions: every operand is contiguous):
 //   nn  out [M,N]  = a [M,K] @ b [K,N]          out[i][j] = ((a[i][0] b[0][j] + a[i][1] b[1][j]) + ...)
-//   nt  c   [M,K] (+)= a [M,N] @ b [K,N]^T      each entry one dot product of length N, summed in
-//                                               sum_in_lanes' order (element j in lane j mod 8)
-//                                               and then (c +) that sum; and, given row_sums,
-//                                               row_sums[i] += sum_in_lanes(a's row i), the
-//                                               conv's bias gradient, in the same pass over a
-//                                               (the same bits as sum_in_lanes: a chain of its
-//                                               own beside the K products' ones)
+//   nt  c   [M,K] (+)= a [M,N] @ b [K,N]^T      N = R x W, a conv output plane's rows and
+//                                               columns: each entry one dot product of length
+//                                               N, summed by columns (below), and then (c +)
+//                                               that sum; and, given row_sums, row_sums[i] +=
+//                                               a's row i summed by columns, the conv's bias
+//                                               gradient, in the same pass over a
 //   tn  c   [K,N]  = a [M,K]^T @ b [M,N]        c[k][j] = ((a[0][k] b[0][j] + a[1][k] b[1][j]) + ...)
+//
+// Summed by columns: column w's terms are added down the rows, r = 0, 1, ..., R-1, each rounded
+// product onto the running sum from 0 (a chain per column); the W column sums are then folded by
+// ColumnFold. Why columns and not the plain order of the N terms: the conv block's backward
+// (conv_block_kernels.hpp, ConvPoolGrad) knows which few entries of a are non-zero, one in each
+// pool window, and sums only those, column by column; adding a zero does not change a sum, so it
+// gets exactly these bits while doing a quarter of the products.
 //
 // The loop bodies are written once, here, and compiled three times (small_gemm.cpp portable,
 // small_gemm_avx2.cpp, small_gemm_avx512.cpp): each variant only sets the vector width the
@@ -31,8 +37,8 @@
 namespace semigrad::small_gemm {
 
 using Nn = void (*)(int M, int N, int K, const float* a, const float* b, float* out);
-using Nt = void (*)(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c,
-                    float* row_sums);
+using Nt = void (*)(int M, int R, int W, int K, const float* a, const float* b, bool accumulate,
+                    float* c, float* row_sums);
 using Tn = void (*)(int M, int N, int K, const float* a, const float* b, float* c);
 
 struct Kernels {
@@ -84,70 +90,133 @@ using Lanes = float __attribute__((vector_size(32)));
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
-// Row i of a against all K rows of b at once: a's eight floats are loaded once per step, and
-// the K dot products are K independent chains of additions (one chain would wait on each add).
-// With Sum, one more chain sums the row itself (x * 1 would be the same bits; x is cheaper).
+// The fold of W column sums, fed in blocks of eight columns from column 0 on (the last block
+// zero past column W): two chains of lanes, the even blocks' and the odd blocks' (so lane l
+// gathers columns l, l + 16, l + 32, ... and l + 8, l + 24, ...), then the two added and the
+// eight lanes folded pairwise.
+struct ColumnFold {
+    Lanes even{}, odd{};
+    bool at_odd = false;
+    [[gnu::always_inline]] void add(const Lanes& block) {
+        (at_odd ? odd : even) += block;
+        at_odd = !at_odd;
+    }
+    [[gnu::always_inline]] float sum() const {
+        const Lanes both = even + odd;
+        float lanes[8];
+        __builtin_memcpy(lanes, &both, sizeof lanes);
+        return fold(lanes);
+    }
+};
+
+// Row i of a against all K rows of b, eight columns c0..c0+7 at a time (c0 + 8 <= W): each
+// column's K products and, with Sum, its own entries, summed down the R rows in chains that
+// live in registers.
 template <int K, bool Sum>
-[[gnu::always_inline]] inline void nt_row(int N, const float* __restrict ai,
-                                          const float* __restrict b, bool accumulate,
-                                          float* __restrict ci, float* __restrict sum) {
-    Lanes acc[K] = {}, total = {};
-    int j = 0;
-    for (; j + 8 <= N; j += 8) {
+[[gnu::always_inline]] inline void column_block(int R, int W, long N, int c0, const float* __restrict ai,
+                                                const float* __restrict b, Lanes* __restrict s,
+                                                Lanes& total) {
+    for (int k = 0; k < K; ++k) s[k] = Lanes{};
+    total = Lanes{};
+    for (int r = 0; r < R; ++r) {
+        const long at = static_cast<long>(r) * W + c0;
         Lanes x, y;
-        load(x, ai + j);
+        load(x, ai + at);
         for (int k = 0; k < K; ++k) {
-            load(y, b + static_cast<long>(k) * N + j);
-            acc[k] += x * y;
+            load(y, b + k * N + at);
+            s[k] += x * y;
         }
         if (Sum) total += x;
     }
-    // The tail on plain floats: indexing a vector's lanes would keep it in memory throughout.
-    for (int k = 0; k < K; ++k) {
-        float lanes[8];
-        __builtin_memcpy(lanes, &acc[k], sizeof lanes);
-        for (int t = j, l = 0; t < N; ++t, ++l) lanes[l] += ai[t] * b[static_cast<long>(k) * N + t];
-        ci[k] = accumulate ? ci[k] + fold(lanes) : fold(lanes);
+}
+
+// Lanes 8 - n .. 7 of v moved down to lanes 0 .. n-1, zeros above (in place): the last n
+// columns of a block that ends at column W, when W is not a multiple of 8.
+[[gnu::always_inline]] inline void keep_last_columns(Lanes& v, int n) {
+    float in[8], out[8] = {};
+    __builtin_memcpy(in, &v, sizeof in);
+    for (int l = 0; l < n; ++l) out[l] = in[8 - n + l];
+    __builtin_memcpy(&v, out, sizeof v);
+}
+
+template <int K, bool Sum>
+[[gnu::always_inline]] inline void nt_row(int R, int W, const float* __restrict ai,
+                                          const float* __restrict b, bool accumulate,
+                                          float* __restrict ci, float* __restrict sum) {
+    const long N = static_cast<long>(R) * W;
+    ColumnFold fk[K], ft;
+    Lanes s[K], total;
+    if (W >= 8) {
+        int c0 = 0;
+        for (; c0 + 8 <= W; c0 += 8) {
+            column_block<K, Sum>(R, W, N, c0, ai, b, s, total);
+            for (int k = 0; k < K; ++k) fk[k].add(s[k]);
+            if (Sum) ft.add(total);
+        }
+        if (const int n = W - c0; n > 0) {
+            // The block that ends at column W; its first 8 - n columns are done already.
+            column_block<K, Sum>(R, W, N, W - 8, ai, b, s, total);
+            for (int k = 0; k < K; ++k) {
+                keep_last_columns(s[k], n);
+                fk[k].add(s[k]);
+            }
+            if (Sum) {
+                keep_last_columns(total, n);
+                ft.add(total);
+            }
+        }
+    } else {
+        // Fewer than eight columns: the same chains on plain floats, zeros past column W.
+        float cs[K][8] = {}, ct[8] = {};
+        for (int r = 0; r < R; ++r)
+            for (int c = 0; c < W; ++c) {
+                const long at = static_cast<long>(r) * W + c;
+                for (int k = 0; k < K; ++k) cs[k][c] += ai[at] * b[k * N + at];
+                if (Sum) ct[c] += ai[at];
+            }
+        for (int k = 0; k < K; ++k) {
+            __builtin_memcpy(&s[k], cs[k], sizeof s[k]);
+            fk[k].add(s[k]);
+        }
+        __builtin_memcpy(&total, ct, sizeof total);
+        if (Sum) ft.add(total);
     }
-    if (Sum) {
-        float lanes[8];
-        __builtin_memcpy(lanes, &total, sizeof lanes);
-        for (int t = j, l = 0; t < N; ++t, ++l) lanes[l] += ai[t];
-        *sum += fold(lanes);
-    }
+    for (int k = 0; k < K; ++k) ci[k] = accumulate ? ci[k] + fk[k].sum() : fk[k].sum();
+    if (Sum) *sum += ft.sum();
 }
 
 template <int K>
-[[gnu::always_inline]] inline void nt_row(int N, const float* __restrict ai,
+[[gnu::always_inline]] inline void nt_row(int R, int W, const float* __restrict ai,
                                           const float* __restrict b, bool accumulate,
                                           float* __restrict ci, float* __restrict sum) {
     if (sum)
-        nt_row<K, true>(N, ai, b, accumulate, ci, sum);
+        nt_row<K, true>(R, W, ai, b, accumulate, ci, sum);
     else
-        nt_row<K, false>(N, ai, b, accumulate, ci, nullptr);
+        nt_row<K, false>(R, W, ai, b, accumulate, ci, nullptr);
 }
 
-[[gnu::always_inline]] inline void nt_loops(int M, int N, int K, const float* __restrict a,
+[[gnu::always_inline]] inline void nt_loops(int M, int R, int W, int K, const float* __restrict a,
                                             const float* __restrict b, bool accumulate,
                                             float* __restrict c, float* __restrict row_sums) {
+    const long N = static_cast<long>(R) * W;
     for (int i = 0; i < M; ++i) {
-        const float* ai = a + static_cast<long>(i) * N;
+        const float* ai = a + i * N;
         float* ci = c + i * K;
         float* sum = row_sums ? row_sums + i : nullptr;
         switch (K) {  // K known at compile time: the chains live in registers
-            case 1: nt_row<1>(N, ai, b, accumulate, ci, sum); break;
-            case 2: nt_row<2>(N, ai, b, accumulate, ci, sum); break;
-            case 3: nt_row<3>(N, ai, b, accumulate, ci, sum); break;
-            case 4: nt_row<4>(N, ai, b, accumulate, ci, sum); break;
+            case 1: nt_row<1>(R, W, ai, b, accumulate, ci, sum); break;
+            case 2: nt_row<2>(R, W, ai, b, accumulate, ci, sum); break;
+            case 3: nt_row<3>(R, W, ai, b, accumulate, ci, sum); break;
+            case 4: nt_row<4>(R, W, ai, b, accumulate, ci, sum); break;
             default:
                 for (int k0 = 0; k0 < K; k0 += 4) {
                     const int k1 = K - k0 < 4 ? K - k0 : 4;
-                    const float* bk = b + static_cast<long>(k0) * N;
+                    const float* bk = b + k0 * N;
                     float* s = k0 == 0 ? sum : nullptr;  // the row's sum once, with the first four
-                    if (k1 == 4) nt_row<4>(N, ai, bk, accumulate, ci + k0, s);
-                    else if (k1 == 3) nt_row<3>(N, ai, bk, accumulate, ci + k0, s);
-                    else if (k1 == 2) nt_row<2>(N, ai, bk, accumulate, ci + k0, s);
-                    else nt_row<1>(N, ai, bk, accumulate, ci + k0, s);
+                    if (k1 == 4) nt_row<4>(R, W, ai, bk, accumulate, ci + k0, s);
+                    else if (k1 == 3) nt_row<3>(R, W, ai, bk, accumulate, ci + k0, s);
+                    else if (k1 == 2) nt_row<2>(R, W, ai, bk, accumulate, ci + k0, s);
+                    else nt_row<1>(R, W, ai, bk, accumulate, ci + k0, s);
                 }
         }
     }
@@ -167,17 +236,17 @@ template <int K>
 }
 
 void nn_portable(int M, int N, int K, const float* a, const float* b, float* out);
-void nt_portable(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c,
-                 float* row_sums);
+void nt_portable(int M, int R, int W, int K, const float* a, const float* b, bool accumulate,
+                 float* c, float* row_sums);
 void tn_portable(int M, int N, int K, const float* a, const float* b, float* c);
 #if SEMIGRAD_X86
 void nn_avx2(int M, int N, int K, const float* a, const float* b, float* out);
-void nt_avx2(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c,
+void nt_avx2(int M, int R, int W, int K, const float* a, const float* b, bool accumulate, float* c,
              float* row_sums);
 void tn_avx2(int M, int N, int K, const float* a, const float* b, float* c);
 void nn_avx512(int M, int N, int K, const float* a, const float* b, float* out);
-void nt_avx512(int M, int N, int K, const float* a, const float* b, bool accumulate, float* c,
-               float* row_sums);
+void nt_avx512(int M, int R, int W, int K, const float* a, const float* b, bool accumulate,
+               float* c, float* row_sums);
 void tn_avx512(int M, int N, int K, const float* a, const float* b, float* c);
 #endif
 

@@ -8,9 +8,9 @@ namespace semigrad::small_gemm {
 SEMIGRAD_AVX512 void nn_avx512(int M, int N, int K, const float* a, const float* b, float* out) {
     nn_loops(M, N, K, a, b, out);
 }
-SEMIGRAD_AVX512 void nt_avx512(int M, int N, int K, const float* a, const float* b, bool accumulate,
-                               float* c, float* row_sums) {
-    nt_loops(M, N, K, a, b, accumulate, c, row_sums);
+SEMIGRAD_AVX512 void nt_avx512(int M, int R, int W, int K, const float* a, const float* b, bool accumulate,
+               float* c, float* row_sums) {
+    nt_loops(M, R, W, K, a, b, accumulate, c, row_sums);
 }
 SEMIGRAD_AVX512 void tn_avx512(int M, int N, int K, const float* a, const float* b, float* c) {
     tn_loops(M, N, K, a, b, c);

@@ -207,13 +207,38 @@ TEST(Gemm, MatmulShapeErrorNamesBothShapes) {
     EXPECT_THROW((void)matmul(Tensor({2, 3, 1}), Tensor({3, 2})), ShapeError);
 }
 
+namespace {
+
+// small_gemm.hpp's nt order on plain floats: a's row (R rows of W columns) against b's, column c
+// summed down the rows from 0, then the column sums folded as ColumnFold does (blocks of eight
+// columns into two chains, even blocks and odd ones; the two added; the eight lanes pairwise).
+// With b null, a's own entries (x, which is x * 1's bits).
+float summed_by_columns(const float* a, const float* b, int R, int W) {
+    std::vector<float> column(std::size_t((W + 7) / 8 * 8), 0.0f);
+    for (int c = 0; c < W; ++c)
+        for (int r = 0; r < R; ++r) {
+            const int at = r * W + c;
+            column[std::size_t(c)] += b ? a[at] * b[at] : a[at];
+        }
+    float even[8] = {}, odd[8] = {}, u[8];
+    for (std::size_t q = 0; q * 8 < column.size(); ++q)
+        for (int l = 0; l < 8; ++l) (q % 2 ? odd : even)[l] += column[q * 8 + std::size_t(l)];
+    for (int l = 0; l < 8; ++l) u[l] = even[l] + odd[l];
+    return ((u[0] + u[4]) + (u[2] + u[6])) + ((u[1] + u[5]) + (u[3] + u[7]));
+}
+
+}  // namespace
+
 // small_gemm's loops (tensor/small_gemm.hpp): the three products against the triple loop, odd
-// sizes around the 8-lane tail, and every variant this CPU runs giving the portable one's bits.
+// sizes around the 8-lane tail (rows of 1 to 40 columns for nt), nt in exactly its documented
+// order, and every variant this CPU runs giving the portable one's bits.
 TEST(SmallGemm, MatchesNaiveAndEveryVariantTheSameBits) {
     Rng rng(11);
-    for (int trial = 0; trial < 30; ++trial) {
-        const int M = 1 + int(rng.below(70)), N = 1 + int(rng.below(300)), K = 1 + int(rng.below(9));
-        SCOPED_TRACE("M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
+    for (int trial = 0; trial < 40; ++trial) {
+        const int M = 1 + int(rng.below(70)), R = 1 + int(rng.below(12)), W = 1 + int(rng.below(40));
+        const int N = R * W, K = 1 + int(rng.below(9));
+        SCOPED_TRACE("M=" + std::to_string(M) + " N=" + std::to_string(R) + "x" + std::to_string(W) +
+                     " K=" + std::to_string(K));
         const auto shape = [](int r, int c) { return Shape{std::size_t(r), std::size_t(c)}; };
         const Tensor w = random_uniform(shape(M, K), rng), cols = random_uniform(shape(K, N), rng),
                      d = random_uniform(shape(M, N), rng), c0 = random_uniform(shape(M, K), rng);
@@ -225,13 +250,19 @@ TEST(SmallGemm, MatchesNaiveAndEveryVariantTheSameBits) {
             out[i] = Tensor(shape(M, N)), dw[i] = Tensor(shape(M, K)), acc[i] = c0;
             dcols[i] = Tensor(shape(K, N));
             k.nn(M, N, K, w.data(), cols.data(), out[i].data());
-            k.nt(M, N, K, d.data(), cols.data(), false, dw[i].data(), nullptr);
-            // With the row sums: the same products, and each row's sum_in_lanes added on.
+            k.nt(M, R, W, K, d.data(), cols.data(), false, dw[i].data(), nullptr);
+            // With the row sums: the same products, and each row's own sum added on.
             std::vector<float> sums(std::size_t(M), 0.5f);
-            k.nt(M, N, K, d.data(), cols.data(), true, acc[i].data(), sums.data());
-            for (int r = 0; r < M; ++r)
-                ASSERT_EQ(sums[std::size_t(r)], 0.5f + sum_in_lanes(d.data() + std::size_t(r) * N, N))
+            k.nt(M, R, W, K, d.data(), cols.data(), true, acc[i].data(), sums.data());
+            for (int r = 0; r < M; ++r) {
+                const float* dr = d.data() + std::size_t(r) * N;
+                ASSERT_EQ(sums[std::size_t(r)], 0.5f + summed_by_columns(dr, nullptr, R, W))
                     << isa_name(isa) << " row " << r;
+                for (int kk = 0; kk < K; ++kk)
+                    ASSERT_EQ(dw[i][std::size_t(r * K + kk)],
+                              summed_by_columns(dr, cols.data() + std::size_t(kk) * N, R, W))
+                        << isa_name(isa) << " row " << r << " k " << kk;
+            }
             k.tn(M, N, K, w.data(), d.data(), dcols[i].data());
             if (isa == Isa::portable) {
                 Tensor r(shape(M, N)), rw(shape(M, K)), racc = c0, rcols(shape(K, N));
@@ -254,13 +285,20 @@ TEST(SmallGemm, MatchesNaiveAndEveryVariantTheSameBits) {
     }
 }
 
-// One dot product by hand: 1..10 times 1, in lanes j mod 8: lanes 0 and 1 hold 1+9 and 2+10.
+// One dot product by hand: 1..10 times 1 as one row of 10 columns. Columns 0-7 are the first
+// block, 8-9 the second (zeros after): lanes 0 and 1 hold 1+9 and 2+10, folded pairwise
+// ((10+5) + (3+7)) + ((12+6) + (4+8)) = 55.
 TEST(SmallGemm, NtByHand) {
     std::vector<float> a(10), b(10, 1.0f);
     for (int j = 0; j < 10; ++j) a[std::size_t(j)] = float(j + 1);
     float c = 100.0f;
-    small_gemm::kernels(Isa::portable).nt(1, 10, 1, a.data(), b.data(), true, &c, nullptr);
+    small_gemm::kernels(Isa::portable).nt(1, 1, 10, 1, a.data(), b.data(), true, &c, nullptr);
     EXPECT_EQ(c, 155.0f);
-    small_gemm::kernels(Isa::portable).nt(1, 10, 1, a.data(), b.data(), false, &c, nullptr);
+    small_gemm::kernels(Isa::portable).nt(1, 1, 10, 1, a.data(), b.data(), false, &c, nullptr);
     EXPECT_EQ(c, 55.0f);
+    // As two rows of 5 with weights 1/8: the five columns' chains (1+6)/8 .. (5+10)/8 sit in
+    // lanes 0-4, folded ((7/8 + 15/8) + 11/8) + (9/8 + 13/8): exact in binary, 55/8.
+    std::vector<float> eighth(10, 0.125f);
+    small_gemm::kernels(Isa::portable).nt(1, 2, 5, 1, a.data(), eighth.data(), false, &c, nullptr);
+    EXPECT_EQ(c, 6.875f);
 }
