@@ -87,7 +87,8 @@ TEST(Gemm, SlicedProductsMatchNaive) {
     };
     for (const Case c : {Case{32, 256, 1568, false, false}, Case{1568, 256, 32, true, false},
                          Case{32, 1568, 256, false, true}, Case{33, 257, 1601, false, false},
-                         Case{1601, 250, 33, true, false}, Case{20, 40, 1500, false, false}})
+                         Case{1601, 250, 33, true, false}, Case{20, 40, 1500, false, false},
+                         Case{33, 1601, 250, false, true}, Case{100, 700, 40, false, true}})
         for (const float beta : {0.0f, 1.0f}) {
             const int pad = 3;  // floats past each row's end
             const int a_rows = c.ta ? c.K : c.M, a_cols = c.ta ? c.M : c.K;
