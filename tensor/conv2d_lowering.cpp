@@ -103,15 +103,17 @@ void Conv2dPlan::winograd_correlate(const float* src, int planes_in, int rows_in
                                 cols_out, dst, add);
 }
 
-// winograd_correlate up to the inverse transform: M [9, planes_out, T] in scratch.
+// winograd_correlate up to the inverse transform: M [9, planes_out, T] in scratch (U there too,
+// or at u_to).
 const float* Conv2dPlan::winograd_products(const float* src, int planes_in, int rows_in,
                                            int cols_in, int top, int left, winograd::Tiling t,
-                                           bool flipped, int planes_out, float* scratch) const {
+                                           bool flipped, int planes_out, float* scratch,
+                                           float* u_to) const {
     const WinogradScratch w(g_, tiles_, dx_tiles_);
     const wg::Transforms& transforms = wg::transforms(isa_);
     const int T = t.tiles();
     const std::size_t su = wg::point_stride(planes_in, t), sm = wg::point_stride(planes_out, t);
-    float *padded = scratch + w.padded, *u = scratch + w.u, *m = scratch + w.m;
+    float *padded = scratch + w.padded, *u = u_to ? u_to : scratch + w.u, *m = scratch + w.m;
     transforms.pad(src, planes_in, rows_in, cols_in, top, left, t, padded);
     transforms.input(padded, planes_in, t, u, su);
     const std::size_t kernels = std::size_t(g_.OC) * g_.C;
@@ -138,11 +140,16 @@ void Conv2dPlan::winograd_gemm(bool trans_a, int M, int N, int K, const float* a
     gemm(trans_a, false, M, N, K, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
 }
 
-const float* Conv2dPlan::forward_products(const float* x_n, float* scratch) const {
+const float* Conv2dPlan::forward_products(const float* x_n, float* scratch, float* keep) const {
     if (lowering_ != Conv2dLowering::winograd)
         throw ValueError("conv2d: forward_products needs the winograd lowering");
     const Conv2dGeometry& g = g_;
-    return winograd_products(x_n, g.C, g.H, g.W, g.pt, g.pl, tiles_, false, g.OC, scratch);
+    return winograd_products(x_n, g.C, g.H, g.W, g.pt, g.pl, tiles_, false, g.OC, scratch, keep);
+}
+
+std::size_t Conv2dPlan::transformed_size() const {
+    if (lowering_ != Conv2dLowering::winograd) return 0;
+    return wg::kPoints * wg::point_stride(g_.C, tiles_);
 }
 
 std::size_t Conv2dPlan::scratch_size() const {
@@ -195,7 +202,8 @@ void Conv2dPlan::forward_image(const float* x_n, float* out, float* scratch) con
 }
 
 void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first, float* pweight,
-                                float* pbias, float* dx_n, float* scratch, bool write_dx) const {
+                                float* pbias, float* dx_n, float* scratch, bool write_dx,
+                                const float* kept) const {
     const Conv2dGeometry& g = g_;
     const int Q = g.OH * row_;  // the gradient plane's size, junk columns included (zeros)
     if (lowering_ == Conv2dLowering::im2col_loops) {
@@ -221,9 +229,14 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             const wg::Tiling t = tiles_;
             const int T = t.tiles();
             const std::size_t su = wg::point_stride(g.C, t), sv = wg::point_stride(g.OC, t);
-            float *padded = scratch + w.padded, *u = scratch + w.u, *v = scratch + w.m;
-            transforms.pad(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
-            transforms.input(padded, g.C, t, u, su);
+            float *padded = scratch + w.padded, *v = scratch + w.m;
+            const float* u = kept;
+            if (!u) {
+                float* made = scratch + w.u;
+                transforms.pad(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
+                transforms.input(padded, g.C, t, made, su);
+                u = made;
+            }
             transforms.pad(dout, g.OC, g.OH, g.OW, 0, 0, t, padded);
             transforms.gradient(padded, g.OC, t, v, sv);
             // dV[p]ᵀ [C, OC] (+)= U[p] [C, T] @ Vdy[p] [T, OC]

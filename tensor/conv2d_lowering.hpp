@@ -85,14 +85,21 @@ class Conv2dPlan {
     // M [9, OC, T] for the tiling tiles() (point stride winograd::point_stride(OC, tiles())),
     // in scratch. Each 2x2 output tile's values are Aᵀ M A (conv2d_winograd.hpp): a fused 2x2
     // pool takes them from here without the conv's output ever being written.
-    const float* forward_products(const float* x_n, float* scratch) const;
+    // With `keep` (transformed_size() floats), the input's transform U goes there instead of
+    // into scratch, for backward_image to take instead of transforming x_n again.
+    const float* forward_products(const float* x_n, float* scratch, float* keep = nullptr) const;
     winograd::Tiling tiles() const { return tiles_; }
+    // Winograd: the floats of one image's transformed input U [9, C, T] (with the point stride's
+    // slack); 0 for the other lowerings.
+    std::size_t transformed_size() const;
     // Given dout [OC, OH, row()] (junk columns zero): pweight [OC*K, weight_size's layout]
     // += dout's weight gradient (= when `first`), pbias [OC] += dout's row sums, and
     // dx_n [C, H, W] += its input gradient (= with `write_dx`: dx_n need not be initialised).
-    // Null outputs are skipped.
+    // Null outputs are skipped. `kept`: x_n's U as forward_products kept it (winograd only),
+    // which the weight gradient then reads instead of transforming x_n (the same values).
     void backward_image(const float* dout, const float* x_n, bool first, float* pweight,
-                        float* pbias, float* dx_n, float* scratch, bool write_dx = false) const;
+                        float* pbias, float* dx_n, float* scratch, bool write_dx = false,
+                        const float* kept = nullptr) const;
 
   private:
     Conv2dGeometry g_;
@@ -111,7 +118,7 @@ class Conv2dPlan {
     void pad_image(const float* x_n, float* xp) const;
     const float* winograd_products(const float* src, int planes_in, int rows_in, int cols_in,
                                    int top, int left, winograd::Tiling t, bool flipped,
-                                   int planes_out, float* scratch) const;
+                                   int planes_out, float* scratch, float* u_to = nullptr) const;
     void winograd_gemm(bool trans_a, int M, int N, int K, const float* a, int lda, const float* b,
                        int ldb, bool accumulate, float* c, int ldc) const;
     void winograd_correlate(const float* src, int planes_in, int rows_in, int cols_in, int top,

@@ -228,11 +228,13 @@ Shape conv_block_output_shape(const Shape& x, const Shape& weight, const Tensor&
 // fast kernels
 
 Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                          const ConvBlockSpec& spec, ConvBlockRecord* record, Isa isa) {
+                          const ConvBlockSpec& spec, ConvBlockRecord* record, Isa isa,
+                          ConvBlockTransformed* kept) {
     Block b = block_of(x, weight, bias, spec);
     const Conv2dGeometry& g = b.g;
     const Conv2dPlan plan(g, weight.data(), Conv2dLowering::automatic, isa);
     b.row = plan.row();
+    if (kept) kept->clear();  // filled below only for a Winograd conv with a 2x2 pool
     Tensor out = Tensor::uninitialised(
         {std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)});
     const bool pool2x2 = is_pool2x2(b.pool);
@@ -270,12 +272,15 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
         // Each window is one of the conv's 2x2 tiles: the pool reads the Winograd products.
         const auto pool_tiles = k::row_kernels(isa).pool_tiles;
         const winograd::Tiling t = plan.tiles();
+        const std::size_t u_image = plan.transformed_size();
+        if (kept) kept->resize(std::size_t(g.N) * u_image);
 #pragma omp parallel
         {
             const auto scratch = scratch_floats(plan.scratch_size());
 #pragma omp for schedule(static)
             for (int n = 0; n < g.N; ++n) {
-                const float* m = plan.forward_products(x.data() + n * x_image, scratch.get());
+                const float* m = plan.forward_products(x.data() + n * x_image, scratch.get(),
+                                                       kept ? kept->data() + n * u_image : nullptr);
                 pool_tiles({m, winograd::point_stride(g.OC, t), t.tiles(), t.TW, pb, g.OC, b.OH,
                             b.OW, outputs(n)});
             }
@@ -300,7 +305,8 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
 
 void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                          const ConvBlockSpec& spec, const ConvBlockRecord& record,
-                         Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa, bool write_dx) {
+                         Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa, bool write_dx,
+                         const ConvBlockTransformed* kept) {
     Block b = block_of(x, weight, Tensor(), spec);
     const Conv2dGeometry& g = b.g;
     const Conv2dPlan plan(g, weight.data(), Conv2dLowering::automatic, isa);
@@ -312,6 +318,13 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                          to_string(out_shape) + " for input " + to_string(x.shape()) +
                          " and weight " + to_string(weight.shape()));
     check_conv_grads("conv_block backward", x, weight, dx, dweight, dbias);
+    const std::size_t u_image = plan.transformed_size();
+    const bool use_kept = kept && !kept->empty();
+    if (use_kept && kept->size() != std::size_t(g.N) * u_image)
+        throw ShapeError("conv_block backward: " + std::to_string(kept->size()) +
+                         " kept floats of the transformed input, for " +
+                         std::to_string(std::size_t(g.N) * u_image) + " (input " +
+                         to_string(x.shape()) + ", weight " + to_string(weight.shape()) + ")");
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
     const bool pool2x2 = is_pool2x2(b.pool);
     // As conv2d_backward, image by image into fixed chunks' partials, once dconv is rebuilt.
@@ -367,7 +380,7 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                 plan.backward_image(dconv.get(), x.data() + n * x_image, n == n0,
                                     partials.weight_of(chunk), partials.bias_of(chunk),
                                     dx ? dx->data() + n * x_image : nullptr, scratch.get(),
-                                    write_dx);
+                                    write_dx, use_kept ? kept->data() + n * u_image : nullptr);
             }
         }
         partials.add_to(dweight, dbias);
