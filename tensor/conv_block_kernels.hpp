@@ -133,7 +133,7 @@ void unpool_row_avx512(const UnpoolRow& a);
 void conv_pool_grad_avx512(const ConvPoolGrad& a);
 #endif
 
-// The pair for `isa` (tensor/simd.hpp; the caller has checked that the CPU runs it).
+// The kernels for `isa` (tensor/simd.hpp; the caller has checked that the CPU runs it).
 struct RowKernels {
     void (*pool)(const PoolRow&);
     void (*unpool)(const UnpoolRow&);

@@ -32,11 +32,10 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
 // and B where they lie instead of packing them into blocks first. It runs them when
 // M*N*K <= 10^6, in row-major terms for NN and TN, and for NT only with C at most 1200 elements
 // and K >= 32 (its kernel/x86_64/sgemm_small_kernel_permit_skylakex.c, where a row-major NT is
-// a column-major TN). Above the bound it packs both operands,
-// which at the Dense layer's shapes costs a fifth of the product: on one core, 32x256x1568 NN
-// took 293 us as one call against 224 in 16 slices of depth 98, 1568x256x32 TN 278 against
-// 234 in slices of rows (Zen 4; the Haswell kernels have no such path, and slices gain nothing
-// there).
+// a column-major TN). Above the bound it packs both operands, which at the Dense layer's shapes
+// costs a fifth of the product: on one core, 32x256x1568 NN took 293 us as one call against 224
+// in 16 slices of depth 98, 1568x256x32 TN 278 against 234 in slices of rows (Zen 4; the
+// Haswell kernels have no such path, and slices gain nothing there).
 constexpr double kSmallKernelVolume = 1e6;
 // NN products deeper than this are summed in slices of about this depth. The slices depend on K
 // only, not on M or N, so that a row of C has the same bits whatever the batch or its share of
