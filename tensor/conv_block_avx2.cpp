@@ -98,6 +98,24 @@ SEMIGRAD_AVX2 inline __m256 odds(__m256 lo, __m256 hi) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
 }
 
+// The record bytes base[at .. at+m) (m <= 8) as eight 32-bit lanes, zeros past m. Gathered in a
+// register: a memcpy of m < 8 bytes into a stack word read back at once as 8 bytes stalled on
+// store forwarding (a third of unpool_row_avx2, perf). A short group with at least 8 bytes
+// before its end in `base` reads those 8 and shifts out the ones before it; only a group near
+// the start goes byte by byte.
+SEMIGRAD_AVX2 inline __m256i record_lanes(const std::uint8_t* base, std::size_t at, int m) {
+    std::uint64_t packed = 0;
+    if (m == 8) {
+        std::memcpy(&packed, base + at, 8);
+    } else if (at + m >= 8) {
+        std::memcpy(&packed, base + at + m - 8, 8);
+        packed >>= 8 * (8 - m);
+    } else {
+        for (int i = 0; i < m; ++i) packed |= std::uint64_t(base[at + i]) << (8 * i);
+    }
+    return _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(std::int64_t(packed)));
+}
+
 }  // namespace
 
 namespace {
@@ -224,20 +242,7 @@ SEMIGRAD_AVX2 void unpool_row_avx2(const UnpoolRow& a) {
     const __m256 scale = _mm256_set1_ps(a.scale);
     for (int j = 0; j < a.OW; j += 8) {
         const int m = std::min(8, a.OW - j);
-        // The record bytes gathered in a register: a memcpy of m < 8 bytes into a stack word
-        // read back at once as 8 bytes stalled on store forwarding (a third of this kernel, perf).
-        // A short last group of a row at least 8 long reads the row's last 8 bytes and shifts
-        // out the ones before it; only a shorter row goes byte by byte.
-        std::uint64_t packed = 0;
-        if (m == 8) {
-            std::memcpy(&packed, a.record + j, 8);
-        } else if (j + m >= 8) {
-            std::memcpy(&packed, a.record + j + m - 8, 8);
-            packed >>= 8 * (8 - m);
-        } else {
-            for (int i = 0; i < m; ++i) packed |= std::uint64_t(a.record[j + i]) << (8 * i);
-        }
-        const __m256i r = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(std::int64_t(packed)));
+        const __m256i r = record_lanes(a.record, std::size_t(j), m);
         const __m256i flag = _mm256_set1_epi32(kConvBlockPasses);
         const __m256 passes = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(r, flag), flag));
         const __m256 g = _mm256_and_ps(_mm256_mul_ps(load(a.dout + j, m), scale), passes);
@@ -271,16 +276,7 @@ SEMIGRAD_AVX2 void conv_pool_grad_avx2(const ConvPoolGrad& a) {
             for (int k = 0; k < 5; ++k) even[k] = odd[k] = _mm256_setzero_ps();
             for (int oh = 0; oh < a.OH; ++oh) {
                 const std::size_t at = (std::size_t(oc) * a.OH + oh) * a.OW + j;
-                std::uint64_t packed = 0;  // as unpool_row_avx2: no short memcpy read back whole
-                if (m == 8) {
-                    std::memcpy(&packed, a.record + at, 8);
-                } else if (at + m >= 8) {
-                    std::memcpy(&packed, a.record + at + m - 8, 8);
-                    packed >>= 8 * (8 - m);
-                } else {
-                    for (int i = 0; i < m; ++i) packed |= std::uint64_t(a.record[at + i]) << (8 * i);
-                }
-                const __m256i r = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(std::int64_t(packed)));
+                const __m256i r = record_lanes(a.record, at, m);
                 const __m256 passes = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(r, flag), flag));
                 const __m256 g = _mm256_and_ps(_mm256_mul_ps(load(a.dout + at, m), scale), passes);
                 const __m256 pw = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(r, one), one));
