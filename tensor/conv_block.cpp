@@ -329,25 +329,25 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
     const bool pool2x2 = is_pool2x2(b.pool);
     // As conv2d_backward, image by image into fixed chunks' partials, once dconv is rebuilt.
     Conv2dPartials partials(plan, dweight != nullptr, dbias != nullptr);
-    if (is_conv_pool(b) && (dweight || dbias)) {
-        // The fused first conv: dweight and dbias from dout and the record alone, a quarter of
-        // the products and no dconv plane (ConvPoolGrad); dx, if asked for, as below.
-        const int pitch = conv_pool_pitch(b);
-        const std::size_t split = std::size_t(2 * b.OH + 1) * pitch;
-        const std::size_t sums_size = std::size_t(g.OC) * 5 * k::ConvPoolGrad::row(b.OW);
-        const auto grad = k::row_kernels(isa).conv_pool_grad;
+    // The fused first conv takes dweight and dbias from dout and the record alone, a quarter of
+    // the products and no dconv plane (ConvPoolGrad); dconv is then rebuilt only for dx.
+    const bool sparse = is_conv_pool(b) && (dweight || dbias);
+    const int pitch = conv_pool_pitch(b);
+    const std::size_t split = std::size_t(2 * b.OH + 1) * pitch;
+    const std::size_t sums_size = sparse ? std::size_t(g.OC) * 5 * k::ConvPoolGrad::row(b.OW) : 0;
+    const auto grad = k::row_kernels(isa).conv_pool_grad;
 #pragma omp parallel
-        {
-            const auto halves = scratch_floats(2 * split), sums = scratch_floats(sums_size);
-            std::fill(sums.get(), sums.get() + sums_size, 0.0f);  // the columns no kernel writes
-            const auto dconv = dx ? scratch_floats(plan.image_size()) : nullptr;
-            const auto scratch = dx ? scratch_floats(plan.scratch_size()) : nullptr;
+    {
+        const auto scratch = scratch_floats(plan.scratch_size()), dconv = scratch_floats(plan.image_size());
+        const auto halves = scratch_floats(sparse ? 2 * split : 0), sums = scratch_floats(sums_size);
+        std::fill(sums.get(), sums.get() + sums_size, 0.0f);  // the columns no kernel writes
 #pragma omp for schedule(static)
-            for (int chunk = 0; chunk < partials.chunks; ++chunk) {
-                const int n0 = partials.first_image(chunk), n1 = partials.first_image(chunk + 1);
-                for (int n = n0; n < n1; ++n) {
-                    const float* dn = dout.data() + n * b.out_image();
-                    const std::uint8_t* rn = record.data() + n * b.out_image();
+        for (int chunk = 0; chunk < partials.chunks; ++chunk) {
+            const int n0 = partials.first_image(chunk), n1 = partials.first_image(chunk + 1);
+            for (int n = n0; n < n1; ++n) {
+                const float* dn = dout.data() + n * b.out_image();
+                const std::uint8_t* rn = record.data() + n * b.out_image();
+                if (sparse) {
                     split_padded_image(x.data() + n * x_image, b, pitch, halves.get(),
                                        halves.get() + split);
                     grad({halves.get(), halves.get() + split, pitch, dn, rn, b.scale, g.OC, b.OH,
@@ -355,30 +355,14 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                     fold_conv_pool_sums(sums.get(), b, n == n0, partials.weight_of(chunk),
                                         partials.bias_of(chunk));
                     if (!dx) continue;
-                    unpool2x2_image(dn, rn, b, dconv.get(), isa);
-                    plan.backward_image(dconv.get(), x.data() + n * x_image, false, nullptr,
-                                        nullptr, dx->data() + n * x_image, scratch.get(), write_dx);
                 }
-            }
-            partials.add_to(dweight, dbias);
-        }
-        return;
-    }
-#pragma omp parallel
-    {
-        const auto scratch = scratch_floats(plan.scratch_size()), dconv = scratch_floats(plan.image_size());
-#pragma omp for schedule(static)
-        for (int chunk = 0; chunk < partials.chunks; ++chunk) {
-            const int n0 = partials.first_image(chunk), n1 = partials.first_image(chunk + 1);
-            for (int n = n0; n < n1; ++n) {
-                const float* dn = dout.data() + n * b.out_image();
-                const std::uint8_t* rn = record.data() + n * b.out_image();
                 if (pool2x2)
                     unpool2x2_image(dn, rn, b, dconv.get(), isa);
                 else
                     unpool(dn, rn, b, dconv.get());
                 plan.backward_image(dconv.get(), x.data() + n * x_image, n == n0,
-                                    partials.weight_of(chunk), partials.bias_of(chunk),
+                                    sparse ? nullptr : partials.weight_of(chunk),
+                                    sparse ? nullptr : partials.bias_of(chunk),
                                     dx ? dx->data() + n * x_image : nullptr, scratch.get(),
                                     write_dx, use_kept ? kept->data() + n * u_image : nullptr);
             }
