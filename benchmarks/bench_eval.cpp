@@ -65,9 +65,7 @@ int main(int argc, char** argv) {
             const auto t0 = std::chrono::steady_clock::now();
             const Tensor e = model.predict(test.count, std::size_t(chunk),
                                            [&](std::size_t first, std::size_t n) {
-                                               std::vector<std::size_t> idx(n);
-                                               for (std::size_t i = 0; i < n; ++i) idx[i] = first + i;
-                                               return data::images_to_tensor(test, idx);
+                                               return data::images_to_tensor(test, first, n);
                                            });
             checksum += e[0];  // the result is used
             seconds.push_back(

@@ -267,21 +267,39 @@ Split load_mnist_folder(const std::string& dir, std::size_t max_train) {
     return s;
 }
 
-// Shapes: out [N,1,H,W] with N = indices.size(), H = d.rows, W = d.cols.
+namespace {
+
+// out [N,1,H,W] with H = d.rows, W = d.cols: image n of the batch is dataset image index(n),
+// scaled; every entry is written (no zero fill first).
+template <typename Index>
+Tensor scaled_images(const Dataset& d, std::size_t N, Index index) {
+    const std::size_t HW = d.rows * d.cols;
+    Tensor out = Tensor::uninitialised(Shape{N, 1, d.rows, d.cols});
+    float* dst = out.data();
+    for (std::size_t n = 0; n < N; ++n) {
+        const std::uint8_t* src = d.images.data() + index(n) * HW;
+        for (std::size_t i = 0; i < HW; ++i) dst[n * HW + i] = static_cast<float>(src[i]) / 255.0f;
+    }
+    return out;
+}
+
+}  // namespace
+
 Tensor images_to_tensor(const Dataset& d, std::span<const std::size_t> indices) {
-    const std::size_t N = indices.size(), HW = d.rows * d.cols;
-    for (std::size_t n = 0; n < N; ++n)
+    for (std::size_t n = 0; n < indices.size(); ++n)
         if (indices[n] >= d.count)
             throw ValueError("images_to_tensor: index " + std::to_string(indices[n]) +
                              " (position " + std::to_string(n) + ") is outside a dataset of " +
                              std::to_string(d.count) + " images (" + d.images_path + ")");
-    Tensor out(Shape{N, 1, d.rows, d.cols});
-    float* dst = out.data();
-    for (std::size_t n = 0; n < N; ++n) {
-        const std::uint8_t* src = d.images.data() + indices[n] * HW;
-        for (std::size_t i = 0; i < HW; ++i) dst[n * HW + i] = static_cast<float>(src[i]) / 255.0f;
-    }
-    return out;
+    return scaled_images(d, indices.size(), [&](std::size_t n) { return indices[n]; });
+}
+
+Tensor images_to_tensor(const Dataset& d, std::size_t first, std::size_t n) {
+    if (first > d.count || n > d.count - first)
+        throw ValueError("images_to_tensor: " + std::to_string(n) + " images from index " +
+                         std::to_string(first) + " run past a dataset of " +
+                         std::to_string(d.count) + " images (" + d.images_path + ")");
+    return scaled_images(d, n, [&](std::size_t i) { return first + i; });
 }
 
 }  // namespace semigrad::data

@@ -52,5 +52,7 @@ Split load_mnist_folder(const std::string& dir, std::size_t max_train = 0);
 // The images at `indices` as float32 [N,1,rows,cols], pixel/255 (the tutorial's
 // `tf.cast(img, tf.float32) / 255.`). Throws ValueError on an index >= d.count.
 Tensor images_to_tensor(const Dataset& d, std::span<const std::size_t> indices);
+// The same for the n images first .. first+n-1 (evaluation's chunks); ValueError past d.count.
+Tensor images_to_tensor(const Dataset& d, std::size_t first, std::size_t n);
 
 }  // namespace semigrad::data

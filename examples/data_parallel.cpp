@@ -76,9 +76,7 @@ Tensor embed_sharded(nn::Sequential& model, const data::Dataset& d, std::size_t 
     std::size_t D = 0;
     if (mine.size() > 0) {
         local = model.predict(mine.size(), chunk, [&](std::size_t first, std::size_t n) {
-            std::vector<std::size_t> idx(n);
-            for (std::size_t i = 0; i < n; ++i) idx[i] = begin + mine.begin + first + i;
-            return data::images_to_tensor(d, idx);
+            return data::images_to_tensor(d, begin + mine.begin + first, n);
         });
         D = local.dim(1);
     }

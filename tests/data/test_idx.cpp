@@ -228,6 +228,16 @@ TEST_F(Idx, ImagesToTensorScalesSelectedImages) {
     const std::size_t bad[] = {0, 3};
     EXPECT_THROW(data::images_to_tensor(d, bad), ValueError);
     EXPECT_EQ(data::images_to_tensor(d, {}).shape(), (Shape{0, 1, 2, 4}));
+    // A range: images 1 and 2, the same values as by indices; past the end (also by overflow)
+    // refused by name.
+    const std::size_t range[] = {1, 2};
+    const Tensor r = data::images_to_tensor(d, 1, 2), by_index = data::images_to_tensor(d, range);
+    ASSERT_EQ(r.shape(), (Shape{2, 1, 2, 4}));
+    for (std::size_t i = 0; i < r.size(); ++i) EXPECT_EQ(r[i], by_index[i]) << i;
+    EXPECT_EQ(data::images_to_tensor(d, 3, 0).shape(), (Shape{0, 1, 2, 4}));
+    EXPECT_THROW(data::images_to_tensor(d, 2, 2), ValueError);
+    EXPECT_THROW(data::images_to_tensor(d, 4, 0), ValueError);
+    EXPECT_THROW(data::images_to_tensor(d, 1, std::size_t(-1)), ValueError);
 }
 
 TEST_F(Idx, LoadsMnistFolderUnderEitherNaming) {
