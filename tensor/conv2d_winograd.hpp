@@ -119,6 +119,38 @@ inline constexpr int kLanes = 8;
     odd = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
 }
 
+// The first n < 8 floats of v to p (with `add`, added to what p holds), in pieces of 4, 2 and 1
+// floats: each piece one plain load or store. Not through a stack buffer read back float by
+// float, which took half of the input gradient's output transform at the tutorial's rows of 14
+// (a vector of 8 and a tail of 6).
+[[gnu::always_inline]] inline void store_first(float* p, const Lanes& v, int n, bool add) {
+    using Half = float __attribute__((vector_size(16)));
+    using Quarter = float __attribute__((vector_size(8)));
+    Half part = __builtin_shufflevector(v, v, 0, 1, 2, 3);
+    if (n & 4) {
+        if (add) {
+            Half before;
+            std::memcpy(&before, p, sizeof before);
+            part += before;
+        }
+        std::memcpy(p, &part, sizeof part);
+        part = __builtin_shufflevector(v, v, 4, 5, 6, 7);
+        p += 4;
+    }
+    if (n & 2) {
+        Quarter two = __builtin_shufflevector(part, part, 0, 1);
+        if (add) {
+            Quarter before;
+            std::memcpy(&before, p, sizeof before);
+            two += before;
+        }
+        std::memcpy(p, &two, sizeof two);
+        part = __builtin_shufflevector(part, part, 2, 3, 2, 3);
+        p += 2;
+    }
+    if (n & 1) *p = add ? *p + part[0] : part[0];
+}
+
 // Rows here are 14 to 32 floats: too short for a call to memcpy or memset to pay, which is what
 // GCC makes of a plain copy or fill loop (-ftree-loop-distribute-patterns). An empty asm
 // statement in the loop keeps the loop a loop.
@@ -283,26 +315,28 @@ inline constexpr int kLanes = 8;
                     const Lanes& y0 = y[dy][0];
                     const Lanes& y1 = y[dy][1];
                     Lanes lo = __builtin_shufflevector(y0, y1, 0, 8, 1, 9, 2, 10, 3, 11);
-                    const Lanes hi = __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15);
+                    Lanes hi = __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15);
                     float* d = plane + std::size_t(2 * i + dy) * cols + 2 * j0;
-                    float tail[2 * kLanes];  // what does not fill a whole vector, one by one
-                    int k = 0;
-                    if (count >= kLanes) {
+                    if (count < kLanes) {
+                        store_first(d, lo, count, add);
+                        continue;
+                    }
+                    if (add) {
+                        Lanes before;
+                        load(before, d);
+                        lo += before;
+                    }
+                    store(d, lo);
+                    if (count == 2 * kLanes) {
                         if (add) {
                             Lanes before;
-                            load(before, d);
-                            lo += before;
+                            load(before, d + kLanes);
+                            hi += before;
                         }
-                        store(d, lo);
-                        store(tail + kLanes, hi);
-                        k = kLanes;
+                        store(d + kLanes, hi);
                     } else {
-                        store(tail, lo), store(tail + kLanes, hi);
+                        store_first(d + kLanes, hi, count - kLanes, add);
                     }
-                    if (add)
-                        for (; k < count; ++k) d[k] += tail[k];
-                    else
-                        for (; k < count; ++k) d[k] = tail[k];
                 }
             }
     }
