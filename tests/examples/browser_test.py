@@ -109,17 +109,18 @@ def main():
         width, height = canvas.size["width"], canvas.size["height"]
         screen = driver.execute_script(
             "return Array.from({length: arguments[0]}, (_, i) => window.semigradPage.screenPosition(i))", len(vecs))
-        # Points with no other point within 10 px on screen, so that the cursor can only mean them.
-        def isolated(i):
+        # The three points, away from the edges, farthest on screen from any other point, so that
+        # the cursor can only mean them. The page picks the point nearest the cursor, and the
+        # cursor lands on whole pixels, up to 0.71 px from a point: a neighbour 3 px away or more
+        # cannot be nearer. (How far apart the points are depends on the trained map: a fixed
+        # 10 px found none in a run whose map was as good as any.)
+        def gap(i):
             x, y = screen[i]
-            return 20 < x < width - 20 and 20 < y < height - 20 and all(
-                j == i or (x - sx) ** 2 + (y - sy) ** 2 > 100 for j, (sx, sy) in enumerate(screen))
-        # (Every point is a candidate: how many are isolated depends on the trained map.)
-        candidates = []
-        for i in range(len(vecs)):
-            if len(candidates) < 3 and isolated(i):
-                candidates.append(i)
-        check(len(candidates) == 3, f"found isolated points to hover: {candidates}")
+            return min(math.hypot(x - sx, y - sy) for j, (sx, sy) in enumerate(screen) if j != i)
+        inside = [i for i, (x, y) in enumerate(screen) if 20 < x < width - 20 and 20 < y < height - 20]
+        candidates = sorted(inside, key=gap, reverse=True)[:3]
+        check(len(candidates) == 3 and all(gap(i) >= 3 for i in candidates),
+              f"found isolated points to hover: {[(i, round(gap(i), 1)) for i in candidates]}")
         classes = driver.execute_script("return DATA.classes")
 
         def pointer_to(i, click=False):
