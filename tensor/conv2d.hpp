@@ -72,7 +72,8 @@ void im2col(const float* x, const Conv2dGeometry& g, float* cols);
 void col2im_add(const float* dcols, const Conv2dGeometry& g, float* dx);
 // x[0] + ... + x[n-1] in a fixed order: eight running sums (x[i] goes to sum i mod 8), added
 // pairwise at the end. One running sum would be a chain of n dependent additions; this order
-// is the same on every CPU, so dbias is too. Both conv backwards use it, so they agree bit for bit.
+// is the same on every CPU, so dbias is too. The shifted and im2col lowerings' dbias (the
+// Winograd lowering sums its tiles' transforms instead: Conv2dPlan::backward_image).
 float sum_in_lanes(const float* x, int n);
 
 // Direct seven-loop reference (tests and benchmarks only).

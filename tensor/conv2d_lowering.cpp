@@ -76,15 +76,18 @@ std::size_t Conv2dPlan::weight_size() const {
 
 // The winograd lowering's scratch, one after another: the zero-extended planes (the input's,
 // or dout's); U, the transformed input of a correlation (the forward's, or dx's from dout); M,
-// its 9 products (or, for dweight, dout's transform Vdy).
+// its 9 products (or, for dweight, dout's transform Vdy); and backward_image's zero-extended
+// dout, which both gradients read.
 namespace {
 struct WinogradScratch {
-    std::size_t padded = 0, u, m, end;  // offsets, and the total
+    std::size_t padded = 0, u, m, dout, end;  // offsets, and the total
     WinogradScratch(const Conv2dGeometry& g, wg::Tiling t, wg::Tiling dt) {
         const int planes = std::max(g.C, g.OC);
         u = std::max(wg::padded_size(planes, t), wg::padded_size(planes, dt));
         m = u + wg::kPoints * std::max(wg::point_stride(planes, t), wg::point_stride(planes, dt));
-        end = m + wg::kPoints * std::max(wg::point_stride(planes, t), wg::point_stride(planes, dt));
+        dout = m + wg::kPoints * std::max(wg::point_stride(planes, t), wg::point_stride(planes, dt));
+        // backward_image's zero-extended copy of dout (for either tiling)
+        end = dout + std::max(wg::padded_size(g.OC, t), wg::padded_size(g.OC, dt));
     }
 };
 }  // namespace
@@ -110,12 +113,21 @@ const float* Conv2dPlan::winograd_products(const float* src, int planes_in, int 
                                            bool flipped, int planes_out, float* scratch,
                                            float* u_to) const {
     const WinogradScratch w(g_, tiles_, dx_tiles_);
-    const wg::Transforms& transforms = wg::transforms(isa_);
+    float* padded = scratch + w.padded;
+    wg::transforms(isa_).pad(src, planes_in, rows_in, cols_in, top, left, t, padded);
+    return winograd_padded_products(padded, planes_in, t, flipped, planes_out, scratch, u_to);
+}
+
+// winograd_products from src already zero-extended (the pad's layout for tiling t).
+const float* Conv2dPlan::winograd_padded_products(const float* padded, int planes_in,
+                                                  winograd::Tiling t, bool flipped,
+                                                  int planes_out, float* scratch,
+                                                  float* u_to) const {
+    const WinogradScratch w(g_, tiles_, dx_tiles_);
     const int T = t.tiles();
     const std::size_t su = wg::point_stride(planes_in, t), sm = wg::point_stride(planes_out, t);
-    float *padded = scratch + w.padded, *u = u_to ? u_to : scratch + w.u, *m = scratch + w.m;
-    transforms.pad(src, planes_in, rows_in, cols_in, top, left, t, padded);
-    transforms.input(padded, planes_in, t, u, su);
+    float *u = u_to ? u_to : scratch + w.u, *m = scratch + w.m;
+    wg::transforms(isa_).input(padded, planes_in, t, u, su);
     const std::size_t kernels = std::size_t(g_.OC) * g_.C;
     for (int p = 0; p < wg::kPoints; ++p) {
         if (!flipped && !taps_t_.empty())  // V[p] read as the transpose of V[p]ᵀ [C, OC]
@@ -221,29 +233,19 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             gemm(false, true, g.OC, K, P, 1.0f, dout, P, scratch, P, first ? 0.0f : 1.0f, pweight, K);
         }
     } else if (lowering_ == Conv2dLowering::winograd) {
-        if (pweight) {
-            // dweight[oc][c] = Σ_tiles Aᵀ [(G dy Gᵀ) ⊙ (Bᵀ d B)] A: the sums in the transformed
-            // domain here, Aᵀ . A once the chunks are added (Conv2dPartials::add_to).
-            const WinogradScratch w(g, tiles_, dx_tiles_);
-            const wg::Transforms& transforms = wg::transforms(isa_);
-            const wg::Tiling t = tiles_;
-            const int T = t.tiles();
-            const std::size_t su = wg::point_stride(g.C, t), sv = wg::point_stride(g.OC, t);
-            float *padded = scratch + w.padded, *v = scratch + w.m;
-            const float* u = kept;
-            if (!u) {
-                float* made = scratch + w.u;
-                transforms.pad(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
-                transforms.input(padded, g.C, t, made, su);
-                u = made;
-            }
-            transforms.pad(dout, g.OC, g.OH, g.OW, 0, 0, t, padded);
-            transforms.gradient(padded, g.OC, t, v, sv);
-            // dV[p]ᵀ [C, OC] (+)= U[p] [C, T] @ Vdy[p] [T, OC]
-            for (int p = 0; p < wg::kPoints; ++p)
-                winograd_gemm(false, g.C, g.OC, T, u + p * su, T, v + p * sv, g.OC, !first,
-                              pweight + std::size_t(p) * g.OC * g.C, g.OC);
+        if (shares_padded_gradient() && (pweight || pbias || dx_n)) {
+            const PaddedGradient pg = padded_gradient();
+            float* padded = scratch + WinogradScratch(g, tiles_, dx_tiles_).dout;
+            wg::transforms(isa_).pad(dout, g.OC, g.OH, g.OW, pg.top, pg.left, pg.tiles, padded);
+            backward_padded(padded, x_n, first, pweight, pbias, dx_n, scratch, write_dx, kept);
+            return;
         }
+        if (pweight || pbias) {
+            float* padded = scratch + WinogradScratch(g, tiles_, dx_tiles_).dout;
+            wg::transforms(isa_).pad(dout, g.OC, g.OH, g.OW, 0, 0, tiles_, padded);
+            winograd_weight_gradient(padded, x_n, first, pweight, pbias, scratch, kept);
+        }
+        pbias = nullptr;  // done
     } else if (pweight) {
         float* xp = scratch;
         pad_image(x_n, xp);
@@ -289,6 +291,72 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             float* dst = dx_n + (std::size_t(c) * g.H + h) * g.W;
             for (int w = 0; w < g.W; ++w) dst[w] += src[w];
         }
+}
+
+bool Conv2dPlan::shares_padded_gradient() const {
+    return lowering_ == Conv2dLowering::winograd && tiles_.TH == dx_tiles_.TH &&
+           tiles_.TW == dx_tiles_.TW && (g_.pt == 0 || g_.pt == 1) && (g_.pl == 0 || g_.pl == 1);
+}
+
+Conv2dPlan::PaddedGradient Conv2dPlan::padded_gradient() const {
+    if (!shares_padded_gradient())
+        throw ValueError("conv2d: this plan's gradients cannot share one padded copy of dout");
+    return {dx_tiles_, 1 - g_.pt, 1 - g_.pl};
+}
+
+void Conv2dPlan::backward_padded(const float* padded, const float* x_n, bool first,
+                                 float* pweight, float* pbias, float* dx_n, float* scratch,
+                                 bool write_dx, const float* kept) const {
+    const Conv2dGeometry& g = g_;
+    const PaddedGradient pg = padded_gradient();
+    // The weight gradient's 2x2 blocks start at dout's (0, 0): the same planes, read from
+    // (top, left) on (shares_padded_gradient says why they stay inside).
+    if (pweight || pbias)
+        winograd_weight_gradient(padded + std::size_t(pg.top) * wg::pitch(pg.tiles) + pg.left,
+                                 x_n, first, pweight, pbias, scratch, kept);
+    if (!dx_n) return;
+    // dx[h][w] = Σ dout[h + pt - a][w + pl - b] w[a][b]: the correlation of dout placed at
+    // (1 - pt, 1 - pl) with the kernel flipped. Every dx entry is one tile's output, written
+    // once: so with write_dx it is written, not added to zeros.
+    const float* m = winograd_padded_products(padded, g.OC, dx_tiles_, true, g.C, scratch);
+    wg::transforms(isa_).output(m, wg::point_stride(g.C, dx_tiles_), g.C, dx_tiles_, g.H, g.W,
+                                dx_n, !write_dx);
+}
+
+// dweight[oc][c] = Σ_tiles Aᵀ [(G dy Gᵀ) ⊙ (Bᵀ d B)] A: the sums in the transformed domain here,
+// Aᵀ . A once the chunks are added (Conv2dPartials::add_to). `dout_blocks`: dout zero-extended
+// with its (0, 0) here, planes and rows as the pad lays them out for tiles_.
+void Conv2dPlan::winograd_weight_gradient(const float* dout_blocks, const float* x_n, bool first,
+                                          float* pweight, float* pbias, float* scratch,
+                                          const float* kept) const {
+    const Conv2dGeometry& g = g_;
+    const WinogradScratch w(g, tiles_, dx_tiles_);
+    const wg::Transforms& transforms = wg::transforms(isa_);
+    const wg::Tiling t = tiles_;
+    const int T = t.tiles();
+    const std::size_t su = wg::point_stride(g.C, t), sv = wg::point_stride(g.OC, t);
+    float* v = scratch + w.m;
+    transforms.gradient(dout_blocks, g.OC, t, v, sv);
+    // The bias: the centre point of G dy Gᵀ is (g00 + g10) + (g01 + g11), a tile's four
+    // gradients, so dout's sum over the plane is Vdy[4]'s over the tiles, which lie [T, OC]:
+    // added tile by tile, OC lanes at a time (not a strided sum per plane).
+    if (pbias) {
+        const float* centre = v + 4 * sv;
+        for (int tile = 0; tile < T; ++tile)
+            for (int oc = 0; oc < g.OC; ++oc) pbias[oc] += centre[std::size_t(tile) * g.OC + oc];
+    }
+    if (!pweight) return;
+    const float* u = kept;
+    if (!u) {
+        float *padded = scratch + w.padded, *made = scratch + w.u;
+        transforms.pad(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
+        transforms.input(padded, g.C, t, made, su);
+        u = made;
+    }
+    // dV[p]ᵀ [C, OC] (+)= U[p] [C, T] @ Vdy[p] [T, OC]
+    for (int p = 0; p < wg::kPoints; ++p)
+        winograd_gemm(false, g.C, g.OC, T, u + p * su, T, v + p * sv, g.OC, !first,
+                      pweight + std::size_t(p) * g.OC * g.C, g.OC);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -93,13 +93,32 @@ class Conv2dPlan {
     // slack); 0 for the other lowerings.
     std::size_t transformed_size() const;
     // Given dout [OC, OH, row()] (junk columns zero): pweight [OC*K, weight_size's layout]
-    // += dout's weight gradient (= when `first`), pbias [OC] += dout's row sums, and
+    // += dout's weight gradient (= when `first`), pbias [OC] += dout's plane sums (in
+    // sum_in_lanes' order; Winograd: tile by tile, from the gradient's transform), and
     // dx_n [C, H, W] += its input gradient (= with `write_dx`: dx_n need not be initialised).
     // Null outputs are skipped. `kept`: x_n's U as forward_products kept it (winograd only),
     // which the weight gradient then reads instead of transforming x_n (the same values).
     void backward_image(const float* dout, const float* x_n, bool first, float* pweight,
                         float* pbias, float* dx_n, float* scratch, bool write_dx = false,
                         const float* kept = nullptr) const;
+
+    // Winograd: the input gradient's correlation reads dout zero-extended at (1 - pt, 1 - pl) in
+    // planes padded as winograd::Transforms::pad pads them for the input's tiling. When output
+    // and input have the same tiling and pt, pl <= 1 (a 'same' 2x2 conv's: pt = pl = 0), that
+    // one copy also holds every 2x2 block the weight gradient's transform reads, a row and a
+    // column further in: one zero-extended copy serves both gradients. `tiles` is the tiling,
+    // (top, left) where dout's (0, 0) lies.
+    struct PaddedGradient {
+        winograd::Tiling tiles;
+        int top, left;
+    };
+    bool shares_padded_gradient() const;
+    PaddedGradient padded_gradient() const;  // ValueError unless shares_padded_gradient()
+    // backward_image from that copy of dout (winograd::padded_size(OC, tiles) floats): the
+    // same bits. A fused block writes it straight from its record, with no dout plane between.
+    void backward_padded(const float* padded, const float* x_n, bool first, float* pweight,
+                         float* pbias, float* dx_n, float* scratch, bool write_dx = false,
+                         const float* kept = nullptr) const;
 
   private:
     Conv2dGeometry g_;
@@ -119,6 +138,12 @@ class Conv2dPlan {
     const float* winograd_products(const float* src, int planes_in, int rows_in, int cols_in,
                                    int top, int left, winograd::Tiling t, bool flipped,
                                    int planes_out, float* scratch, float* u_to = nullptr) const;
+    const float* winograd_padded_products(const float* padded, int planes_in, winograd::Tiling t,
+                                          bool flipped, int planes_out, float* scratch,
+                                          float* u_to = nullptr) const;
+    void winograd_weight_gradient(const float* dout_blocks, const float* x_n, bool first,
+                                  float* pweight, float* pbias, float* scratch,
+                                  const float* kept) const;
     void winograd_gemm(bool trans_a, int M, int N, int K, const float* a, int lda, const float* b,
                        int ldb, bool accumulate, float* c, int ldc) const;
     void winograd_correlate(const float* src, int planes_in, int rows_in, int cols_in, int top,

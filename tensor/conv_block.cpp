@@ -137,26 +137,47 @@ void pool2x2_image(const float* conv, const float* bias, const Block& b, const k
         }
 }
 
-// unpool for the 2x2 case: the row kernels write every covered place; an odd last row or
-// column of the conv output, which no window covers, and the lowering's junk columns get their
-// zeros here.
-void unpool2x2_image(const float* dout, const std::uint8_t* record, const Block& b, float* dconv,
-                     Isa isa) {
-    const auto unpool_row = k::row_kernels(isa).unpool;
-    const int CH = b.g.OH, row = b.row;
-    for (int oc = 0; oc < b.g.OC; ++oc) {
-        float* plane = dconv + std::size_t(oc) * b.conv_plane();
-        for (int oh = 0; oh < b.OH; ++oh) {
-            const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW;
-            float* d0 = plane + std::size_t(2 * oh) * row;
-            unpool_row({dout + o, record + o, b.scale, b.OW, d0, d0 + row});
-            std::fill(d0 + 2 * b.OW, d0 + row, 0.0f);
-            std::fill(d0 + row + 2 * b.OW, d0 + 2 * row, 0.0f);
-        }
-        std::fill(plane + std::size_t(2 * b.OH) * row, plane + std::size_t(CH) * row, 0.0f);
+// n floats of zeros from p. Borders here are 0-3 floats: a loop GCC would turn into a call to
+// memset for each (-ftree-loop-distribute-patterns) costs more than the stores; the empty asm
+// statement keeps it a loop.
+void zero_floats(float* p, int n) {
+    for (int i = 0; i < n; ++i) {
+        p[i] = 0.0f;
+        asm volatile("");
     }
 }
 
+// Where unpool2x2_image writes an image's conv gradient: planes `plane` floats apart, each of
+// `rows` rows `pitch` floats apart, the conv output's (0, 0) at (top, left).
+struct GradientPlanes {
+    float* data;
+    std::size_t plane;
+    int pitch, rows, top, left;
+};
+
+// unpool for the 2x2 case: the row kernels write every covered place; an odd last row or
+// column of the conv output, which no window covers, the lowering's junk columns and the
+// border of a zero-extended layout get their zeros here.
+void unpool2x2_image(const float* dout, const std::uint8_t* record, const Block& b,
+                     const GradientPlanes& to, Isa isa) {
+    const auto unpool_row = k::row_kernels(isa).unpool;
+    const int covered = 2 * b.OW, right = to.pitch - to.left - covered;
+    for (int oc = 0; oc < b.g.OC; ++oc) {
+        float* plane = to.data + std::size_t(oc) * to.plane;
+        std::fill(plane, plane + std::size_t(to.top) * to.pitch, 0.0f);
+        for (int oh = 0; oh < b.OH; ++oh) {
+            const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW;
+            float* r0 = plane + std::size_t(to.top + 2 * oh) * to.pitch;
+            for (float* r : {r0, r0 + to.pitch}) {
+                zero_floats(r, to.left);
+                zero_floats(r + to.left + covered, right);
+            }
+            unpool_row({dout + o, record + o, b.scale, b.OW, r0 + to.left, r0 + to.pitch + to.left});
+        }
+        std::fill(plane + std::size_t(to.top + 2 * b.OH) * to.pitch,
+                  plane + std::size_t(to.rows) * to.pitch, 0.0f);
+    }
+}
 
 // The fused first conv (conv_block_kernels.hpp, ConvPool): one input channel, a 2x2 kernel at
 // stride 1, a 2x2 pool.
@@ -336,9 +357,16 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
     const std::size_t split = std::size_t(2 * b.OH + 1) * pitch;
     const std::size_t sums_size = sparse ? std::size_t(g.OC) * 5 * k::ConvPoolGrad::row(b.OW) : 0;
     const auto grad = k::row_kernels(isa).conv_pool_grad;
+    // A Winograd conv's two gradients read one zero-extended copy of dconv
+    // (Conv2dPlan::backward_padded): the unpool writes it there, with no dconv plane to copy.
+    const bool padded = pool2x2 && !sparse && plan.shares_padded_gradient();
+    const Conv2dPlan::PaddedGradient layout =
+        padded ? plan.padded_gradient() : Conv2dPlan::PaddedGradient{};
 #pragma omp parallel
     {
-        const auto scratch = scratch_floats(plan.scratch_size()), dconv = scratch_floats(plan.image_size());
+        const auto scratch = scratch_floats(plan.scratch_size());
+        const auto dconv = scratch_floats(padded ? winograd::padded_size(g.OC, layout.tiles)
+                                                 : plan.image_size());
         const auto halves = scratch_floats(sparse ? 2 * split : 0), sums = scratch_floats(sums_size);
         std::fill(sums.get(), sums.get() + sums_size, 0.0f);  // the columns no kernel writes
 #pragma omp for schedule(static)
@@ -356,15 +384,28 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                                         partials.bias_of(chunk));
                     if (!dx) continue;
                 }
+                float* dx_n = dx ? dx->data() + n * x_image : nullptr;
+                if (padded) {
+                    const winograd::Tiling t = layout.tiles;
+                    unpool2x2_image(dn, rn, b,
+                                    {dconv.get(), winograd::padded_plane(t), winograd::pitch(t),
+                                     2 * t.TH + 1, layout.top, layout.left},
+                                    isa);
+                    plan.backward_padded(dconv.get(), x.data() + n * x_image, n == n0,
+                                         partials.weight_of(chunk), partials.bias_of(chunk), dx_n,
+                                         scratch.get(), write_dx,
+                                         use_kept ? kept->data() + n * u_image : nullptr);
+                    continue;
+                }
                 if (pool2x2)
-                    unpool2x2_image(dn, rn, b, dconv.get(), isa);
+                    unpool2x2_image(dn, rn, b, {dconv.get(), b.conv_plane(), b.row, g.OH, 0, 0}, isa);
                 else
                     unpool(dn, rn, b, dconv.get());
                 plan.backward_image(dconv.get(), x.data() + n * x_image, n == n0,
                                     sparse ? nullptr : partials.weight_of(chunk),
-                                    sparse ? nullptr : partials.bias_of(chunk),
-                                    dx ? dx->data() + n * x_image : nullptr, scratch.get(),
-                                    write_dx, use_kept ? kept->data() + n * u_image : nullptr);
+                                    sparse ? nullptr : partials.bias_of(chunk), dx_n,
+                                    scratch.get(), write_dx,
+                                    use_kept ? kept->data() + n * u_image : nullptr);
             }
         }
         partials.add_to(dweight, dbias);
