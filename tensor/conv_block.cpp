@@ -206,27 +206,21 @@ void split_padded_image(const float* x_n, const Block& b, int pitch, float* even
 }
 
 // One image's weight and bias gradients from its column sums (ConvPoolGrad) into the chunk's
-// partials, [OC, 4] and [OC]: each (oc, k) folded over the conv's CW columns in blocks of 8 as
-// small_gemm's nt folds its own column sums, so the unfused conv's bits (= with `first`, as nt's
-// accumulate = false).
-void fold_conv_pool_sums(const float* sums, const Block& b, bool first, float* pweight, float* pbias) {
-    const std::size_t row = k::ConvPoolGrad::row(b.OW);
-    for (int oc = 0; oc < b.g.OC; ++oc)
-        for (int t = 0; t < 5; ++t) {
-            const float* s = sums + (std::size_t(oc) * 5 + t) * row;
-            small_gemm::ColumnFold fold;
-            for (int c0 = 0; c0 < b.g.OW; c0 += 8) {
-                small_gemm::Lanes block;
-                small_gemm::load(block, s + c0);
-                fold.add(block);
-            }
-            const float total = fold.sum();
-            if (t < 4 && pweight) {
+// partials, [OC, 4] and [OC]: each (oc, k) folded over the conv's CW columns as small_gemm's nt
+// folds its own column sums (small_gemm's fold, into `totals` [OC, 5]), so the unfused conv's
+// bits (= with `first`, as nt's accumulate = false).
+void fold_conv_pool_sums(const float* sums, const Block& b, bool first, float* pweight,
+                         float* pbias, float* totals, Isa isa) {
+    small_gemm::kernels(isa).fold(b.g.OC * 5, b.g.OW, sums, k::ConvPoolGrad::row(b.OW), totals);
+    for (int oc = 0; oc < b.g.OC; ++oc) {
+        const float* total = totals + std::size_t(oc) * 5;
+        if (pweight)
+            for (int t = 0; t < 4; ++t) {
                 float& w = pweight[std::size_t(oc) * 4 + t];
-                w = first ? total : w + total;
+                w = first ? total[t] : w + total[t];
             }
-            if (t == 4 && pbias) pbias[oc] += total;
-        }
+        if (pbias) pbias[oc] += total[4];
+    }
 }
 
 }  // namespace
@@ -367,7 +361,8 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
         const auto scratch = scratch_floats(plan.scratch_size());
         const auto dconv = scratch_floats(padded ? winograd::padded_size(g.OC, layout.tiles)
                                                  : plan.image_size());
-        const auto halves = scratch_floats(sparse ? 2 * split : 0), sums = scratch_floats(sums_size);
+        const auto halves = scratch_floats(sparse ? 2 * split : 0);
+        const auto sums = scratch_floats(sparse ? sums_size + std::size_t(g.OC) * 5 : 0);  // and totals
         std::fill(sums.get(), sums.get() + sums_size, 0.0f);  // the columns no kernel writes
 #pragma omp for schedule(static)
         for (int chunk = 0; chunk < partials.chunks; ++chunk) {
@@ -381,7 +376,7 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                     grad({halves.get(), halves.get() + split, pitch, dn, rn, b.scale, g.OC, b.OH,
                           b.OW, sums.get()});
                     fold_conv_pool_sums(sums.get(), b, n == n0, partials.weight_of(chunk),
-                                        partials.bias_of(chunk));
+                                        partials.bias_of(chunk), sums.get() + sums_size, isa);
                     if (!dx) continue;
                 }
                 float* dx_n = dx ? dx->data() + n * x_image : nullptr;

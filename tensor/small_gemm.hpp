@@ -40,11 +40,17 @@ using Nn = void (*)(int M, int N, int K, const float* a, const float* b, float* 
 using Nt = void (*)(int M, int R, int W, int K, const float* a, const float* b, bool accumulate,
                     float* c, float* row_sums);
 using Tn = void (*)(int M, int N, int K, const float* a, const float* b, float* c);
+// totals[s] = ColumnFold (below) of row s of `rows` (S rows, `stride` floats apart): its first
+// W columns in blocks of 8 from column 0, reading on to the next multiple of 8, where the caller
+// keeps zeros. nt's last step, for column sums made elsewhere (conv_block_kernels.hpp,
+// ConvPoolGrad), so that those give nt's bits.
+using Fold = void (*)(int S, int W, const float* rows, std::size_t stride, float* totals);
 
 struct Kernels {
     Nn nn;
     Nt nt;
     Tn tn;
+    Fold fold;
 };
 // The variants for `isa` (tensor/simd.hpp; the caller has checked that the CPU runs it).
 Kernels kernels(Isa isa);
@@ -227,6 +233,20 @@ template <int K>
     }
 }
 
+[[gnu::always_inline]] inline void fold_loops(int S, int W, const float* __restrict rows,
+                                              std::size_t stride, float* __restrict totals) {
+    for (int s = 0; s < S; ++s) {
+        const float* row = rows + s * stride;
+        ColumnFold fold;
+        for (int c0 = 0; c0 < W; c0 += 8) {
+            Lanes block;
+            load(block, row + c0);
+            fold.add(block);
+        }
+        totals[s] = fold.sum();
+    }
+}
+
 [[gnu::always_inline]] inline void tn_loops(int M, int N, int K, const float* __restrict a,
                                             const float* __restrict b, float* __restrict c) {
     for (int k = 0; k < K; ++k) {
@@ -244,15 +264,18 @@ void nn_portable(int M, int N, int K, const float* a, const float* b, float* out
 void nt_portable(int M, int R, int W, int K, const float* a, const float* b, bool accumulate,
                  float* c, float* row_sums);
 void tn_portable(int M, int N, int K, const float* a, const float* b, float* c);
+void fold_portable(int S, int W, const float* rows, std::size_t stride, float* totals);
 #if SEMIGRAD_X86
 void nn_avx2(int M, int N, int K, const float* a, const float* b, float* out);
 void nt_avx2(int M, int R, int W, int K, const float* a, const float* b, bool accumulate, float* c,
              float* row_sums);
 void tn_avx2(int M, int N, int K, const float* a, const float* b, float* c);
+void fold_avx2(int S, int W, const float* rows, std::size_t stride, float* totals);
 void nn_avx512(int M, int N, int K, const float* a, const float* b, float* out);
 void nt_avx512(int M, int R, int W, int K, const float* a, const float* b, bool accumulate,
                float* c, float* row_sums);
 void tn_avx512(int M, int N, int K, const float* a, const float* b, float* c);
+void fold_avx512(int S, int W, const float* rows, std::size_t stride, float* totals);
 #endif
 
 }  // namespace semigrad::small_gemm

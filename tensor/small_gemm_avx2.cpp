@@ -15,6 +15,9 @@ SEMIGRAD_AVX2 void nt_avx2(int M, int R, int W, int K, const float* a, const flo
 SEMIGRAD_AVX2 void tn_avx2(int M, int N, int K, const float* a, const float* b, float* c) {
     tn_loops(M, N, K, a, b, c);
 }
+SEMIGRAD_AVX2 void fold_avx2(int S, int W, const float* rows, std::size_t stride, float* totals) {
+    fold_loops(S, W, rows, stride, totals);
+}
 
 }  // namespace semigrad::small_gemm
 #endif
