@@ -30,7 +30,9 @@
 //            transform writes out. The backward is the same three steps twice: for dweight,
 //                dV[p]^T [C, OC] += U[p] [C, T] @ Vdy[p] [T, OC]
 //            (dout's transform tile-major), summed per chunk in the transformed domain; for dx,
-//            the flipped kernel's V against the transformed, shifted dout. In all, 27 GEMMs an
+//            the flipped kernel's V against the transformed, shifted dout, or, when dout is at
+//            most a quarter non-zero (behind a 2x2 max-pool), a scatter of its non-zero entries
+//            (conv2d_scatter.hpp). In all, 27 GEMMs an
 //            image whose flops are 9/16 of shifted's 12 GEMMs' (on the AVX2 path through
 //            block_gemm.hpp, which reads the operands in place; elsewhere OpenBLAS). The tutorial's second conv at
 //            batch 32 (bench_kernels, one thread, SkylakeX OpenBLAS): forward 0.88 ms against
@@ -116,6 +118,8 @@ class Conv2dPlan {
     PaddedGradient padded_gradient() const;  // ValueError unless shares_padded_gradient()
     // backward_image from that copy of dout (winograd::padded_size(OC, tiles) floats): the
     // same bits. A fused block writes it straight from its record, with no dout plane between.
+    // The input gradient of a dout at most a quarter non-zero (a 2x2 max-pool's) is a scatter
+    // of those entries (conv2d_scatter.hpp), not the Winograd correlation.
     void backward_padded(const float* padded, const float* x_n, bool first, float* pweight,
                          float* pbias, float* dx_n, float* scratch, bool write_dx = false,
                          const float* kept = nullptr) const;
@@ -128,6 +132,7 @@ class Conv2dPlan {
     Isa isa_;
     std::vector<float> taps_;  // shifted: weight as [KH*KW, OC, C]; winograd: V as [9, OC, C]
     std::vector<float> taps_t_;  // winograd through block_gemm: Vᵀ as [9, C, OC]
+    std::vector<float> taps_c_;  // winograd: the weight as [OC, KH*KW, C], for scatter_dx
     winograd::Tiling tiles_{}, dx_tiles_{};  // winograd: of the output, of the input gradient
 
     // One padded plane's floats: HP*WP, then KW-1 zeros for the last tap's overrun.
@@ -141,6 +146,8 @@ class Conv2dPlan {
     const float* winograd_padded_products(const float* padded, int planes_in, winograd::Tiling t,
                                           bool flipped, int planes_out, float* scratch,
                                           float* u_to = nullptr) const;
+    void scatter_dx(const float* dout, std::size_t plane, int pitch, float* dx_n, bool write_dx,
+                    float* scratch) const;
     void winograd_weight_gradient(const float* dout_blocks, const float* x_n, bool first,
                                   float* pweight, float* pbias, float* scratch,
                                   const float* kept) const;

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "tensor/block_gemm.hpp"
 #include "tensor/conv2d.hpp"
 #include "tensor/conv2d_lowering.hpp"
+#include "tensor/conv2d_scatter.hpp"
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/random.hpp"
@@ -351,6 +354,114 @@ TEST(Conv2d, WinogradPlanOnEveryPath) {
         EXPECT_TRUE(close(r.dweight, portable.dweight, 2 * tolerance));  // sums of 150 products
         EXPECT_EQ(r.dbias, portable.dbias);
         EXPECT_TRUE(close(r.dx, portable.dx, tolerance));
+    }
+}
+
+// A gradient as a 2x2 max-pool with stride 2 hands it back: in each window at most one entry
+// (a random one) keeps its value, and about half the windows none (ReLU, dropout).
+Tensor pooled_gradient(const Shape& shape, Rng& rng) {
+    Tensor d = random_uniform(shape, rng);
+    const std::size_t H = shape[2], W = shape[3];
+    for (std::size_t plane = 0; plane < shape[0] * shape[1]; ++plane)
+        for (std::size_t i = 0; i < H; i += 2)
+            for (std::size_t j = 0; j < W; j += 2) {
+                const std::size_t keep = rng.below(8);  // 0-3: that place of the window; else none
+                for (std::size_t k = 0; k < 4; ++k) {
+                    const std::size_t h = i + k / 2, w = j + k % 2;
+                    if (h < H && w < W && k != keep) d[(plane * H + h) * W + w] = 0.0f;
+                }
+            }
+    return d;
+}
+
+// The Winograd lowering's input gradient from a pool's gradient (at most a quarter non-zero:
+// conv2d_scatter.hpp's scatter) against the direct loops, on the shapes of the test above with
+// pt, pl <= 1, the layouts whose two gradients share one padded copy of dout.
+TEST(Conv2d, SparseGradientMatchesNaive) {
+    Rng rng(78);
+    for (int trial = 0; trial < 40; ++trial) {
+        const std::size_t N = 1 + rng.below(3), C = 1 + rng.below(20), OC = 1 + rng.below(9);
+        const int H = 2 + int(rng.below(13)), W = 2 + int(rng.below(21));
+        Conv2dSpec spec{1, 1, {}};
+        if (trial % 2 == 1) spec.pad = tf_padding(Padding::Same, H, W, 2, 2, 1, 1);
+        const Shape xs{N, C, std::size_t(H), std::size_t(W)}, ws{OC, C, 2, 2};
+        SCOPED_TRACE("x " + to_string(xs) + " w " + to_string(ws) + (trial % 2 ? " same" : " valid"));
+        const Tensor x = random_uniform(xs, rng), w = random_uniform(ws, rng);
+        const Tensor dout = pooled_gradient(conv2d_output_shape(xs, ws, spec), rng);
+        const Tensor dx0 = random_uniform(xs, rng);
+        Tensor rdx = dx0, dx = dx0, rdw(ws), dw(ws), rdb({OC}), db({OC});
+        conv2d_backward_naive(dout, x, w, spec, &rdx, &rdw, &rdb);
+        conv2d_backward(dout, x, w, spec, &dx, &dw, &db, Conv2dLowering::winograd);
+        EXPECT_LT(max_abs_diff(dx, rdx), 1e-5f);
+        EXPECT_LT(max_abs_diff(dw, rdw), 2e-5f);
+        EXPECT_LT(max_abs_diff(db, rdb), 1e-5f);
+    }
+}
+
+// The scatter's and the transpose's AVX2 and AVX-512 variants give the portable one's bits, each
+// called directly: rows of 1-40 entries (one, two or three vector groups and a tail) with
+// other values between them, 1-70 channels (tails of 8 and 16), taps cut at every edge by
+// (pt, pl), -0 and NaN entries among the zeros, and the transpose writing and adding.
+TEST(Conv2d, ScatterSameBitsOnEveryPath) {
+    Rng rng(79);
+    for (int trial = 0; trial < 30; ++trial) {
+        const int OC = 1 + int(rng.below(5)), OH = 1 + int(rng.below(9)), OW = 1 + int(rng.below(40));
+        const int C = 1 + int(rng.below(70)), pt = int(rng.below(2)), pl = int(rng.below(2));
+        const int H = OH + 1 - 2 * pt + int(rng.below(2)), W = OW + 1 - 2 * pl + int(rng.below(2));
+        if (H < 1 || W < 1) continue;
+        const int pitch = OW + int(rng.below(5));
+        const std::size_t plane = std::size_t(OH) * pitch + rng.below(3);
+        // Between the rows and planes, values no variant may read.
+        std::vector<float> dout(OC * plane + 16, 7.0f), taps(std::size_t(OC) * 4 * C);
+        for (float& v : taps) v = rng.uniform(-1.0f, 1.0f);
+        for (int oc = 0; oc < OC; ++oc)
+            for (int y = 0; y < OH; ++y)
+                for (int x = 0; x < OW; ++x) {
+                    const std::size_t kind = rng.below(12);
+                    float& v = dout[oc * plane + std::size_t(y) * pitch + x];
+                    v = kind < 2 ? rng.uniform(-1.0f, 1.0f) : kind == 2 ? -0.0f : 0.0f;
+                    if (kind == 3 && trial % 5 == 0) v = std::nanf("");
+                }
+        SCOPED_TRACE("OC " + std::to_string(OC) + " OH " + std::to_string(OH) + " OW " +
+                     std::to_string(OW) + " C " + std::to_string(C) + " pad " + std::to_string(pt) +
+                     "," + std::to_string(pl));
+        const auto run = [&](Isa isa) {
+            const scatter::Kernels k = scatter::kernels(isa);
+            std::vector<float> dxt(std::size_t(H) * W * C, std::nanf("")), written(dxt.size()),
+                added(dxt.size(), 0.5f);
+            k.scatter({dout.data(), plane, pitch, OC, OH, OW, taps.data(), C, H, W, pt, pl, dxt.data()});
+            k.transpose(dxt.data(), H * W, C, written.data(), false);
+            k.transpose(dxt.data(), H * W, C, added.data(), true);
+            return std::vector<std::vector<float>>{dxt, written, added};
+        };
+        // Bits, NaN included: compare the floats' representations.
+        const auto bits = [](const std::vector<std::vector<float>>& r) {
+            std::vector<std::uint32_t> b;
+            for (const auto& v : r)
+                for (float f : v) b.push_back(std::bit_cast<std::uint32_t>(f));
+            return b;
+        };
+        const auto portable = run(Isa::portable);
+        for (const Isa isa : {Isa::avx2, Isa::avx512}) {
+            if (!cpu_runs(isa)) continue;
+            SCOPED_TRACE(isa_name(isa));
+            EXPECT_EQ(bits(run(isa)), bits(portable));
+        }
+        // The portable scatter against the products written out: a dx element is its products
+        // in the order of dout's entries, oc by oc and row by row.
+        std::vector<float> want(std::size_t(H) * W * C, 0.0f);
+        for (int oc = 0; oc < OC; ++oc)
+            for (int y = 0; y < OH; ++y)
+                for (int x = 0; x < OW; ++x) {
+                    const float g = dout[oc * plane + std::size_t(y) * pitch + x];
+                    for (int t = 0; t < 4; ++t) {
+                        const int h = y + t / 2 - pt, w = x + t % 2 - pl;
+                        if (h < 0 || h >= H || w < 0 || w >= W) continue;
+                        for (int c = 0; c < C; ++c)
+                            want[std::size_t(h * W + w) * C + c] += g * taps[(std::size_t(oc) * 4 + t) * C + c];
+                    }
+                }
+        EXPECT_EQ(bits({portable[0]}), bits({want}));
     }
 }
 
