@@ -207,6 +207,24 @@ float sum_in_lanes(const float* x, int n) {
 // ---------------------------------------------------------------------------------------------
 // fast kernels
 
+namespace {
+
+// Whether each of the N images of `t` has at most a quarter of its entries non-zero.
+bool at_most_a_quarter_nonzero(const Tensor& t, int N) {
+    const std::size_t image = N > 0 ? t.size() / std::size_t(N) : 0;
+    bool all = true;
+#pragma omp parallel for schedule(static) reduction(&& : all)
+    for (int n = 0; n < N; ++n) {
+        const float* p = t.data() + std::size_t(n) * image;
+        std::size_t nonzero = 0;
+        for (std::size_t i = 0; i < image; ++i) nonzero += p[i] != 0.0f;
+        all = all && 4 * nonzero <= image;
+    }
+    return all;
+}
+
+}  // namespace
+
 Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                       const Conv2dSpec& spec, Conv2dLowering lowering, Isa isa) {
     const Geometry g = conv2d_geometry(x, weight, spec);
@@ -258,7 +276,11 @@ void conv2d_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                          to_string(out_shape) + " for input " + to_string(x.shape()) +
                          " and weight " + to_string(weight.shape()));
     check_conv_grads("conv2d backward", x, weight, dx, dweight, dbias);
-    const Conv2dPlan plan(g, weight.data(), lowering, isa);
+    // At most a quarter of every image's dout non-zero (behind a 2x2 max-pool): the Winograd
+    // lowering's sparse gradient (Conv2dPlan::sparse_gradient), which a fused block takes too.
+    const Conv2dLowering chosen = lowering == Conv2dLowering::automatic ? conv2d_lowering(g) : lowering;
+    const bool sparse = chosen == Conv2dLowering::winograd && at_most_a_quarter_nonzero(dout, g.N);
+    const Conv2dPlan plan(g, weight.data(), lowering, isa, sparse);
     const int P = g.P(), row = plan.row();
     const std::size_t x_image = std::size_t(g.C) * g.H * g.W, out_image = std::size_t(g.OC) * P;
 

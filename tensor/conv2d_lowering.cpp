@@ -26,7 +26,7 @@ Conv2dLowering conv2d_lowering(const Conv2dGeometry& g) {
 namespace wg = winograd;
 
 Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLowering lowering,
-                       Isa isa)
+                       Isa isa, bool sparse_gradient)
     : g_(g), lowering_(lowering == Conv2dLowering::automatic ? conv2d_lowering(g) : lowering),
       row_(g.OW), HP_(0), WP_(0), weight_(weight), isa_(isa) {
     if (lowering_ == Conv2dLowering::winograd) {
@@ -37,11 +37,15 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLower
         tiles_ = wg::tiling(g.OH, g.OW), dx_tiles_ = wg::tiling(g.H, g.W);
         taps_.resize(std::size_t(wg::kPoints) * g.OC * g.C);
         wg::transform_kernel(weight, g.OC, g.C, taps_.data());
-        taps_c_.resize(std::size_t(g.OC) * 4 * g.C);
-        for (int oc = 0; oc < g.OC; ++oc)
-            for (int c = 0; c < g.C; ++c)
-                for (int t = 0; t < 4; ++t)
-                    taps_c_[(std::size_t(oc) * 4 + t) * g.C + c] = weight[(std::size_t(oc) * g.C + c) * 4 + t];
+        sparse_ = sparse_gradient;
+        if (sparse_) {
+            taps_c_.resize(std::size_t(g.OC) * 4 * g.C);
+            for (int oc = 0; oc < g.OC; ++oc)
+                for (int c = 0; c < g.C; ++c)
+                    for (int t = 0; t < 4; ++t)
+                        taps_c_[(std::size_t(oc) * 4 + t) * g.C + c] =
+                            weight[(std::size_t(oc) * g.C + c) * 4 + t];
+        }
         if (block_gemm::kernel(isa_)) {
             // V[p]ᵀ [C, OC] as well: block_gemm reads A through two strides, but runs a short
             // column tail fastest with A's columns contiguous, which the forward's V[p] [OC, C]
@@ -76,7 +80,7 @@ Conv2dPlan::Conv2dPlan(const Conv2dGeometry& g, const float* weight, Conv2dLower
 
 std::size_t Conv2dPlan::weight_size() const {
     const std::size_t per_pair =
-        lowering_ == Conv2dLowering::winograd ? wg::kPoints : g_.KH * g_.KW;
+        lowering_ == Conv2dLowering::winograd && !sparse_ ? wg::kPoints : g_.KH * g_.KW;
     return std::size_t(g_.OC) * g_.C * per_pair;
 }
 
@@ -112,27 +116,24 @@ void Conv2dPlan::winograd_correlate(const float* src, int planes_in, int rows_in
                                 cols_out, dst, add);
 }
 
-// winograd_correlate up to the inverse transform: M [9, planes_out, T] in scratch (U there too,
-// or at u_to).
+// winograd_correlate up to the inverse transform: M [9, planes_out, T] in scratch (U there too).
 const float* Conv2dPlan::winograd_products(const float* src, int planes_in, int rows_in,
                                            int cols_in, int top, int left, winograd::Tiling t,
-                                           bool flipped, int planes_out, float* scratch,
-                                           float* u_to) const {
+                                           bool flipped, int planes_out, float* scratch) const {
     const WinogradScratch w(g_, tiles_, dx_tiles_);
     float* padded = scratch + w.padded;
     wg::transforms(isa_).pad(src, planes_in, rows_in, cols_in, top, left, t, padded);
-    return winograd_padded_products(padded, planes_in, t, flipped, planes_out, scratch, u_to);
+    return winograd_padded_products(padded, planes_in, t, flipped, planes_out, scratch);
 }
 
 // winograd_products from src already zero-extended (the pad's layout for tiling t).
 const float* Conv2dPlan::winograd_padded_products(const float* padded, int planes_in,
                                                   winograd::Tiling t, bool flipped,
-                                                  int planes_out, float* scratch,
-                                                  float* u_to) const {
+                                                  int planes_out, float* scratch) const {
     const WinogradScratch w(g_, tiles_, dx_tiles_);
     const int T = t.tiles();
     const std::size_t su = wg::point_stride(planes_in, t), sm = wg::point_stride(planes_out, t);
-    float *u = u_to ? u_to : scratch + w.u, *m = scratch + w.m;
+    float *u = scratch + w.u, *m = scratch + w.m;
     wg::transforms(isa_).input(padded, planes_in, t, u, su);
     const std::size_t kernels = std::size_t(g_.OC) * g_.C;
     for (int p = 0; p < wg::kPoints; ++p) {
@@ -158,16 +159,11 @@ void Conv2dPlan::winograd_gemm(bool trans_a, int M, int N, int K, const float* a
     gemm(trans_a, false, M, N, K, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
 }
 
-const float* Conv2dPlan::forward_products(const float* x_n, float* scratch, float* keep) const {
+const float* Conv2dPlan::forward_products(const float* x_n, float* scratch) const {
     if (lowering_ != Conv2dLowering::winograd)
         throw ValueError("conv2d: forward_products needs the winograd lowering");
     const Conv2dGeometry& g = g_;
-    return winograd_products(x_n, g.C, g.H, g.W, g.pt, g.pl, tiles_, false, g.OC, scratch, keep);
-}
-
-std::size_t Conv2dPlan::transformed_size() const {
-    if (lowering_ != Conv2dLowering::winograd) return 0;
-    return wg::kPoints * wg::point_stride(g_.C, tiles_);
+    return winograd_products(x_n, g.C, g.H, g.W, g.pt, g.pl, tiles_, false, g.OC, scratch);
 }
 
 std::size_t Conv2dPlan::scratch_size() const {
@@ -220,8 +216,7 @@ void Conv2dPlan::forward_image(const float* x_n, float* out, float* scratch) con
 }
 
 void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first, float* pweight,
-                                float* pbias, float* dx_n, float* scratch, bool write_dx,
-                                const float* kept) const {
+                                float* pbias, float* dx_n, float* scratch, bool write_dx) const {
     const Conv2dGeometry& g = g_;
     const int Q = g.OH * row_;  // the gradient plane's size, junk columns included (zeros)
     if (lowering_ == Conv2dLowering::im2col_loops) {
@@ -239,17 +234,19 @@ void Conv2dPlan::backward_image(const float* dout, const float* x_n, bool first,
             gemm(false, true, g.OC, K, P, 1.0f, dout, P, scratch, P, first ? 0.0f : 1.0f, pweight, K);
         }
     } else if (lowering_ == Conv2dLowering::winograd) {
-        if (shares_padded_gradient() && (pweight || pbias || dx_n)) {
-            const PaddedGradient pg = padded_gradient();
-            float* padded = scratch + WinogradScratch(g, tiles_, dx_tiles_).dout;
-            wg::transforms(isa_).pad(dout, g.OC, g.OH, g.OW, pg.top, pg.left, pg.tiles, padded);
-            backward_padded(padded, x_n, first, pweight, pbias, dx_n, scratch, write_dx, kept);
+        if (sparse_) {
+            scatter_gradients(dout, x_n, first, pweight, pbias, dx_n, write_dx, scratch);
+            return;
+        }
+        float* padded = scratch + WinogradScratch(g, tiles_, dx_tiles_).dout;
+        if (shares_padded_gradient()) {
+            wg::transforms(isa_).pad(dout, g.OC, g.OH, g.OW, 1 - g.pt, 1 - g.pl, dx_tiles_, padded);
+            winograd_padded_backward(padded, x_n, first, pweight, pbias, dx_n, scratch, write_dx);
             return;
         }
         if (pweight || pbias) {
-            float* padded = scratch + WinogradScratch(g, tiles_, dx_tiles_).dout;
             wg::transforms(isa_).pad(dout, g.OC, g.OH, g.OW, 0, 0, tiles_, padded);
-            winograd_weight_gradient(padded, x_n, first, pweight, pbias, scratch, kept);
+            winograd_weight_gradient(padded, x_n, first, pweight, pbias, scratch);
         }
         pbias = nullptr;  // done
     } else if (pweight) {
@@ -304,37 +301,18 @@ bool Conv2dPlan::shares_padded_gradient() const {
            tiles_.TW == dx_tiles_.TW && (g_.pt == 0 || g_.pt == 1) && (g_.pl == 0 || g_.pl == 1);
 }
 
-Conv2dPlan::PaddedGradient Conv2dPlan::padded_gradient() const {
-    if (!shares_padded_gradient())
-        throw ValueError("conv2d: this plan's gradients cannot share one padded copy of dout");
-    return {dx_tiles_, 1 - g_.pt, 1 - g_.pl};
-}
-
-void Conv2dPlan::backward_padded(const float* padded, const float* x_n, bool first,
-                                 float* pweight, float* pbias, float* dx_n, float* scratch,
-                                 bool write_dx, const float* kept) const {
+// backward_image's Winograd lowering from dout zero-extended at (1 - pt, 1 - pl) for the input's
+// tiling, when that copy serves both gradients (shares_padded_gradient).
+void Conv2dPlan::winograd_padded_backward(const float* padded, const float* x_n, bool first,
+                                          float* pweight, float* pbias, float* dx_n,
+                                          float* scratch, bool write_dx) const {
     const Conv2dGeometry& g = g_;
-    const PaddedGradient pg = padded_gradient();
     // The weight gradient's 2x2 blocks start at dout's (0, 0): the same planes, read from
-    // (top, left) on (shares_padded_gradient says why they stay inside).
+    // (1 - pt, 1 - pl) on (shares_padded_gradient says why they stay inside).
     if (pweight || pbias)
-        winograd_weight_gradient(padded + std::size_t(pg.top) * wg::pitch(pg.tiles) + pg.left,
-                                 x_n, first, pweight, pbias, scratch, kept);
+        winograd_weight_gradient(padded + std::size_t(1 - g.pt) * wg::pitch(dx_tiles_) + (1 - g.pl),
+                                 x_n, first, pweight, pbias, scratch);
     if (!dx_n) return;
-    // A dout with at most a quarter of its entries non-zero, as a 2x2 max-pool's gradient always
-    // is, goes to dx by the scatter (conv2d_scatter.hpp): 4C products per non-zero entry against
-    // the Winograd correlation's 9C/4 per entry, zero or not. The choice depends on dout's values
-    // alone, so a fused block and the unfused layers, which see the same non-zero entries, make
-    // the same one and get the same bits. The second block's backward: 0.98 -> 0.64 ms a step
-    // (2 threads, SEMIGRAD_ISA=avx2), 0.88 -> 0.64 (AVX-512).
-    std::size_t nonzero = 0;
-    const std::size_t size = wg::padded_size(g.OC, pg.tiles);
-    for (std::size_t i = 0; i < size; ++i) nonzero += padded[i] != 0.0f;
-    if (4 * nonzero <= std::size_t(g.OC) * g.OH * g.OW) {
-        scatter_dx(padded + std::size_t(pg.top) * wg::pitch(pg.tiles) + pg.left,
-                   wg::padded_plane(pg.tiles), wg::pitch(pg.tiles), dx_n, write_dx, scratch);
-        return;
-    }
     // dx[h][w] = Σ dout[h + pt - a][w + pl - b] w[a][b]: the correlation of dout placed at
     // (1 - pt, 1 - pl) with the kernel flipped. Every dx entry is one tile's output, written
     // once: so with write_dx it is written, not added to zeros.
@@ -343,23 +321,32 @@ void Conv2dPlan::backward_padded(const float* padded, const float* x_n, bool fir
                                 dx_n, !write_dx);
 }
 
-// dx_n (+)= the scatter of dout's non-zero entries (conv2d_scatter.hpp), dout's planes `plane`
-// floats apart and its rows `pitch` apart; through [H*W, C] in scratch.
-void Conv2dPlan::scatter_dx(const float* dout, std::size_t plane, int pitch, float* dx_n,
-                            bool write_dx, float* scratch) const {
+// The sparse gradient (conv2d_scatter.hpp) of one image: pweight per tap [4, OC, C] (+)= and
+// pbias += its scatter, dx_n (+)= the transpose of dxt [H*W, C]. x_n goes channels last into the
+// padded input's place (xt), dxt into U's: both free in this lowering's sparse backward.
+void Conv2dPlan::scatter_gradients(const float* dout, const float* x_n, bool first,
+                                   float* pweight, float* pbias, float* dx_n, bool write_dx,
+                                   float* scratch) const {
     const Conv2dGeometry& g = g_;
-    float* dxt = scratch + WinogradScratch(g, tiles_, dx_tiles_).u;  // U's place, free by now
+    const WinogradScratch w(g, tiles_, dx_tiles_);
     const scatter::Kernels k = scatter::kernels(isa_);
-    k.scatter({dout, plane, pitch, g.OC, g.OH, g.OW, taps_c_.data(), g.C, g.H, g.W, g.pt, g.pl, dxt});
-    k.transpose(dxt, g.H * g.W, g.C, dx_n, !write_dx);
+    const int HW = g.H * g.W;
+    float *xt = nullptr, *dxt = dx_n ? scratch + w.u : nullptr;
+    if (pweight) {
+        xt = scratch + w.padded;
+        k.transpose(x_n, g.C, HW, xt, false);
+        if (first) std::fill(pweight, pweight + weight_size(), 0.0f);
+    }
+    k.scatter({dout, std::size_t(g.OH) * g.OW, g.OW, g.OC, g.OH, g.OW, g.C, g.H, g.W, g.pt, g.pl,
+               taps_c_.data(), xt, dxt, pweight, pbias});
+    if (dx_n) k.transpose(dxt, HW, g.C, dx_n, !write_dx);
 }
 
 // dweight[oc][c] = Σ_tiles Aᵀ [(G dy Gᵀ) ⊙ (Bᵀ d B)] A: the sums in the transformed domain here,
 // Aᵀ . A once the chunks are added (Conv2dPartials::add_to). `dout_blocks`: dout zero-extended
 // with its (0, 0) here, planes and rows as the pad lays them out for tiles_.
 void Conv2dPlan::winograd_weight_gradient(const float* dout_blocks, const float* x_n, bool first,
-                                          float* pweight, float* pbias, float* scratch,
-                                          const float* kept) const {
+                                          float* pweight, float* pbias, float* scratch) const {
     const Conv2dGeometry& g = g_;
     const WinogradScratch w(g, tiles_, dx_tiles_);
     const wg::Transforms& transforms = wg::transforms(isa_);
@@ -377,13 +364,9 @@ void Conv2dPlan::winograd_weight_gradient(const float* dout_blocks, const float*
             for (int oc = 0; oc < g.OC; ++oc) pbias[oc] += centre[std::size_t(tile) * g.OC + oc];
     }
     if (!pweight) return;
-    const float* u = kept;
-    if (!u) {
-        float *padded = scratch + w.padded, *made = scratch + w.u;
-        transforms.pad(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
-        transforms.input(padded, g.C, t, made, su);
-        u = made;
-    }
+    float *padded = scratch + w.padded, *u = scratch + w.u;
+    transforms.pad(x_n, g.C, g.H, g.W, g.pt, g.pl, t, padded);
+    transforms.input(padded, g.C, t, u, su);
     // dV[p]ᵀ [C, OC] (+)= U[p] [C, T] @ Vdy[p] [T, OC]
     for (int p = 0; p < wg::kPoints; ++p)
         winograd_gemm(false, g.C, g.OC, T, u + p * su, T, v + p * sv, g.OC, !first,
@@ -404,7 +387,7 @@ Conv2dPartials::Conv2dPartials(const Conv2dPlan& plan_, bool dweight, bool dbias
 
 void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
     const int n_chunks = chunks;
-    if (dweight && plan.lowering() == Conv2dLowering::winograd) {
+    if (dweight && plan.lowering() == Conv2dLowering::winograd && !plan.per_tap_partials()) {
         // Partials per point, transposed, [9, C, OC]: for each c, its 9 rows summed over chunks
         // (contiguous rows of OC), then Aᵀ . A per (oc, c).
         const Conv2dGeometry& g = plan.geometry();
@@ -427,10 +410,11 @@ void Conv2dPartials::add_to(Tensor* dweight, Tensor* dbias) const {
         }
     } else if (dweight) {
         // A partial's row r holds OC*K / rows contiguous elements: for im2col, row oc of
-        // [OC, K], in dweight's own order; for shifted, row (t, oc) of [KH*KW, OC, C], whose
-        // element c belongs at dweight[oc][c][t], i.e. oc*K + c*T + t.
+        // [OC, K], in dweight's own order; per tap (shifted, winograd's sparse gradient), row
+        // (t, oc) of [KH*KW, OC, C], whose element c belongs at dweight[oc][c][t], i.e.
+        // oc*K + c*T + t.
         const Conv2dGeometry& g = plan.geometry();
-        const bool per_tap = plan.lowering() == Conv2dLowering::shifted;
+        const bool per_tap = plan.per_tap_partials();
         const int T = g.KH * g.KW, inner = per_tap ? g.C : g.K(), rows = per_tap ? T * g.OC : g.OC;
         float* d = dweight->data();
         std::vector<float> acc(static_cast<std::size_t>(inner));  // one row's sums, chunk by chunk

@@ -64,9 +64,11 @@ Conv2dLowering conv2d_lowering(const Conv2dGeometry& g);
 class Conv2dPlan {
   public:
     // Asking for `shifted` at a stride other than 1 throws ValueError. `isa`: the variant of
-    // small_gemm's loops (im2col_loops; tensor/simd.hpp).
+    // small_gemm's loops (im2col_loops; tensor/simd.hpp). `sparse_gradient`: the backward's
+    // dout is at most a quarter non-zero in every image (sparse_gradient(), below).
     Conv2dPlan(const Conv2dGeometry& g, const float* weight,
-               Conv2dLowering lowering = Conv2dLowering::automatic, Isa isa = active_isa());
+               Conv2dLowering lowering = Conv2dLowering::automatic, Isa isa = active_isa(),
+               bool sparse_gradient = false);
 
     const Conv2dGeometry& geometry() const { return g_; }
     Conv2dLowering lowering() const { return lowering_; }
@@ -77,9 +79,18 @@ class Conv2dPlan {
     // Floats of per-thread scratch that forward_image and backward_image need.
     std::size_t scratch_size() const;
     // Floats of a dweight partial: OC*K in dweight's order [OC, C, KH, KW] for the im2col
-    // lowerings; per tap, [KH*KW, OC, C], for shifted; per point and transposed, [9, C, OC],
-    // for winograd (still to be transformed back: Conv2dPartials::add_to).
+    // lowerings; per tap, [KH*KW, OC, C], for shifted and for winograd's sparse gradient; per
+    // point and transposed, [9, C, OC], for winograd's dense one (still to be transformed back:
+    // Conv2dPartials::add_to).
     std::size_t weight_size() const;
+    bool per_tap_partials() const {
+        return lowering_ == Conv2dLowering::shifted || sparse_gradient();
+    }
+    // Winograd, for a dout at most a quarter non-zero in every image, as a 2x2 max-pool's
+    // gradient always is (the caller says so when it builds the plan): both gradients are a
+    // scatter of dout's non-zero entries (conv2d_scatter.hpp), 8C products an entry, where the
+    // transforms and 18 GEMMs make 9C/2 an entry, zero or not, and 9C/2 per four entries.
+    bool sparse_gradient() const { return sparse_; }
 
     // out [OC, OH, row()] = the convolution of image x_n [C, H, W], without bias.
     void forward_image(const float* x_n, float* out, float* scratch) const;
@@ -87,43 +98,22 @@ class Conv2dPlan {
     // M [9, OC, T] for the tiling tiles() (point stride winograd::point_stride(OC, tiles())),
     // in scratch. Each 2x2 output tile's values are Aᵀ M A (conv2d_winograd.hpp): a fused 2x2
     // pool takes them from here without the conv's output ever being written.
-    // With `keep` (transformed_size() floats), the input's transform U goes there instead of
-    // into scratch, for backward_image to take instead of transforming x_n again.
-    const float* forward_products(const float* x_n, float* scratch, float* keep = nullptr) const;
+    const float* forward_products(const float* x_n, float* scratch) const;
     winograd::Tiling tiles() const { return tiles_; }
-    // Winograd: the floats of one image's transformed input U [9, C, T] (with the point stride's
-    // slack); 0 for the other lowerings.
-    std::size_t transformed_size() const;
     // Given dout [OC, OH, row()] (junk columns zero): pweight [OC*K, weight_size's layout]
     // += dout's weight gradient (= when `first`), pbias [OC] += dout's plane sums (in
-    // sum_in_lanes' order; Winograd: tile by tile, from the gradient's transform), and
-    // dx_n [C, H, W] += its input gradient (= with `write_dx`: dx_n need not be initialised).
-    // Null outputs are skipped. `kept`: x_n's U as forward_products kept it (winograd only),
-    // which the weight gradient then reads instead of transforming x_n (the same values).
+    // sum_in_lanes' order; Winograd: tile by tile, from the gradient's transform, or entry by
+    // entry for the sparse gradient), and dx_n [C, H, W] += its input gradient (= with
+    // `write_dx`: dx_n need not be initialised). Null outputs are skipped.
     void backward_image(const float* dout, const float* x_n, bool first, float* pweight,
-                        float* pbias, float* dx_n, float* scratch, bool write_dx = false,
-                        const float* kept = nullptr) const;
+                        float* pbias, float* dx_n, float* scratch, bool write_dx = false) const;
 
     // Winograd: the input gradient's correlation reads dout zero-extended at (1 - pt, 1 - pl) in
     // planes padded as winograd::Transforms::pad pads them for the input's tiling. When output
     // and input have the same tiling and pt, pl <= 1 (a 'same' 2x2 conv's: pt = pl = 0), that
     // one copy also holds every 2x2 block the weight gradient's transform reads, a row and a
-    // column further in: one zero-extended copy serves both gradients. `tiles` is the tiling,
-    // (top, left) where dout's (0, 0) lies.
-    struct PaddedGradient {
-        winograd::Tiling tiles;
-        int top, left;
-    };
+    // column further in: one zero-extended copy serves both gradients.
     bool shares_padded_gradient() const;
-    PaddedGradient padded_gradient() const;  // ValueError unless shares_padded_gradient()
-    // backward_image from that copy of dout (winograd::padded_size(OC, tiles) floats): the
-    // same bits. A fused block writes it straight from its record, with no dout plane between.
-    // The input gradient of a dout at most a quarter non-zero (a 2x2 max-pool's) is a scatter
-    // of those entries (conv2d_scatter.hpp), not the Winograd correlation.
-    void backward_padded(const float* padded, const float* x_n, bool first, float* pweight,
-                         float* pbias, float* dx_n, float* scratch, bool write_dx = false,
-                         const float* kept = nullptr) const;
-
   private:
     Conv2dGeometry g_;
     Conv2dLowering lowering_;
@@ -132,8 +122,9 @@ class Conv2dPlan {
     Isa isa_;
     std::vector<float> taps_;  // shifted: weight as [KH*KW, OC, C]; winograd: V as [9, OC, C]
     std::vector<float> taps_t_;  // winograd through block_gemm: Vᵀ as [9, C, OC]
-    std::vector<float> taps_c_;  // winograd: the weight as [OC, KH*KW, C], for scatter_dx
+    std::vector<float> taps_c_;  // winograd, sparse_gradient: the weight as [OC, 2, 2, C]
     winograd::Tiling tiles_{}, dx_tiles_{};  // winograd: of the output, of the input gradient
+    bool sparse_ = false;
 
     // One padded plane's floats: HP*WP, then KW-1 zeros for the last tap's overrun.
     int plane_size() const { return HP_ * WP_ + g_.KW - 1; }
@@ -142,15 +133,16 @@ class Conv2dPlan {
     void pad_image(const float* x_n, float* xp) const;
     const float* winograd_products(const float* src, int planes_in, int rows_in, int cols_in,
                                    int top, int left, winograd::Tiling t, bool flipped,
-                                   int planes_out, float* scratch, float* u_to = nullptr) const;
+                                   int planes_out, float* scratch) const;
     const float* winograd_padded_products(const float* padded, int planes_in, winograd::Tiling t,
-                                          bool flipped, int planes_out, float* scratch,
-                                          float* u_to = nullptr) const;
-    void scatter_dx(const float* dout, std::size_t plane, int pitch, float* dx_n, bool write_dx,
-                    float* scratch) const;
+                                          bool flipped, int planes_out, float* scratch) const;
+    void winograd_padded_backward(const float* padded, const float* x_n, bool first,
+                                  float* pweight, float* pbias, float* dx_n, float* scratch,
+                                  bool write_dx) const;
+    void scatter_gradients(const float* dout, const float* x_n, bool first, float* pweight,
+                           float* pbias, float* dx_n, bool write_dx, float* scratch) const;
     void winograd_weight_gradient(const float* dout_blocks, const float* x_n, bool first,
-                                  float* pweight, float* pbias, float* scratch,
-                                  const float* kept) const;
+                                  float* pweight, float* pbias, float* scratch) const;
     void winograd_gemm(bool trans_a, int M, int N, int K, const float* a, int lda, const float* b,
                        int ldb, bool accumulate, float* c, int ldc) const;
     void winograd_correlate(const float* src, int planes_in, int rows_in, int cols_in, int top,

@@ -6,8 +6,9 @@
 
 namespace semigrad::scatter {
 
-void scatter_portable(const InputGradient& a) {
-    std::fill(a.dxt, a.dxt + std::size_t(a.H) * a.W * a.C, 0.0f);
+void scatter_portable(const Gradients& a) {
+    const std::size_t C = std::size_t(a.C);
+    if (a.dxt) std::fill(a.dxt, a.dxt + std::size_t(a.H) * a.W * C, 0.0f);
     for (int oc = 0; oc < a.OC; ++oc)
         for (int y = 0; y < a.OH; ++y) {
             const float* row = a.dout + oc * a.plane + std::size_t(y) * a.pitch;
@@ -17,19 +18,26 @@ void scatter_portable(const InputGradient& a) {
                 for (int t = 0; t < 4; ++t) {  // tap (a, b) = (t / 2, t % 2)
                     const int h = y + t / 2 - a.pt, w = x + t % 2 - a.pl;
                     if (h < 0 || h >= a.H || w < 0 || w >= a.W) continue;
-                    float* d = a.dxt + std::size_t(h * a.W + w) * a.C;
-                    const float* tap = a.taps + (std::size_t(oc) * 4 + t) * a.C;
-                    for (int c = 0; c < a.C; ++c) d[c] += g * tap[c];
+                    const std::size_t at = std::size_t(h * a.W + w) * C;
+                    if (a.dxt) {
+                        const float* tap = a.taps + (std::size_t(oc) * 4 + t) * C;
+                        for (std::size_t c = 0; c < C; ++c) a.dxt[at + c] += g * tap[c];
+                    }
+                    if (a.dw) {
+                        float* dw = a.dw + (std::size_t(t) * a.OC + oc) * C;
+                        for (std::size_t c = 0; c < C; ++c) dw[c] += g * a.xt[at + c];
+                    }
                 }
+                if (a.db) a.db[oc] += g;
             }
         }
 }
 
-void transpose_portable(const float* dxt, int HW, int C, float* dx, bool add) {
-    for (int c = 0; c < C; ++c)
-        for (int p = 0; p < HW; ++p) {
-            const float v = dxt[std::size_t(p) * C + c];
-            float& d = dx[std::size_t(c) * HW + p];
+void transpose_portable(const float* src, int R, int S, float* dst, bool add) {
+    for (int s = 0; s < S; ++s)
+        for (int r = 0; r < R; ++r) {
+            const float v = src[std::size_t(r) * S + s];
+            float& d = dst[std::size_t(s) * R + r];
             d = add ? d + v : v;
         }
 }

@@ -109,6 +109,27 @@ void unpool(const float* dout, const std::uint8_t* record, const Block& b, float
     }
 }
 
+// Whether every image's dconv, which unpool rebuilds, is at most a quarter non-zero: the
+// unfused conv2d_backward's test for the Winograd lowering's sparse gradient, made on the same
+// values. (Behind a 2x2 pool at stride 2 it always is: one winner a window. Other pools may
+// share winners or cover more.)
+bool unpooled_at_most_a_quarter_nonzero(const Tensor& dout, const ConvBlockRecord& record,
+                                        const Block& b) {
+    bool all = true;
+#pragma omp parallel reduction(&& : all)
+    {
+        std::vector<float> dconv(std::size_t(b.g.OC) * b.conv_plane());
+#pragma omp for schedule(static)
+        for (int n = 0; n < b.g.N; ++n) {
+            unpool(dout.data() + n * b.out_image(), record.data() + n * b.out_image(), b, dconv.data());
+            std::size_t nonzero = 0;
+            for (const float v : dconv) nonzero += v != 0.0f;
+            all = all && 4 * nonzero <= dconv.size();
+        }
+    }
+    return all;
+}
+
 // ---------------------------------------------------------------------------------------------
 // the common case: a 2x2 pool, stride 2, no padding, row by row through the per-ISA kernels
 
@@ -137,45 +158,23 @@ void pool2x2_image(const float* conv, const float* bias, const Block& b, const k
         }
 }
 
-// n floats of zeros from p. Borders here are 0-3 floats: a loop GCC would turn into a call to
-// memset for each (-ftree-loop-distribute-patterns) costs more than the stores; the empty asm
-// statement keeps it a loop.
-void zero_floats(float* p, int n) {
-    for (int i = 0; i < n; ++i) {
-        p[i] = 0.0f;
-        asm volatile("");
-    }
-}
-
-// Where unpool2x2_image writes an image's conv gradient: planes `plane` floats apart, each of
-// `rows` rows `pitch` floats apart, the conv output's (0, 0) at (top, left).
-struct GradientPlanes {
-    float* data;
-    std::size_t plane;
-    int pitch, rows, top, left;
-};
-
 // unpool for the 2x2 case: the row kernels write every covered place; an odd last row or
-// column of the conv output, which no window covers, the lowering's junk columns and the
-// border of a zero-extended layout get their zeros here.
-void unpool2x2_image(const float* dout, const std::uint8_t* record, const Block& b,
-                     const GradientPlanes& to, Isa isa) {
+// column of the conv output, which no window covers, and the lowering's junk columns get their
+// zeros here.
+void unpool2x2_image(const float* dout, const std::uint8_t* record, const Block& b, float* dconv,
+                     Isa isa) {
     const auto unpool_row = k::row_kernels(isa).unpool;
-    const int covered = 2 * b.OW, right = to.pitch - to.left - covered;
+    const int CH = b.g.OH, row = b.row;
     for (int oc = 0; oc < b.g.OC; ++oc) {
-        float* plane = to.data + std::size_t(oc) * to.plane;
-        std::fill(plane, plane + std::size_t(to.top) * to.pitch, 0.0f);
+        float* plane = dconv + std::size_t(oc) * b.conv_plane();
         for (int oh = 0; oh < b.OH; ++oh) {
             const std::size_t o = (std::size_t(oc) * b.OH + oh) * b.OW;
-            float* r0 = plane + std::size_t(to.top + 2 * oh) * to.pitch;
-            for (float* r : {r0, r0 + to.pitch}) {
-                zero_floats(r, to.left);
-                zero_floats(r + to.left + covered, right);
-            }
-            unpool_row({dout + o, record + o, b.scale, b.OW, r0 + to.left, r0 + to.pitch + to.left});
+            float* d0 = plane + std::size_t(2 * oh) * row;
+            unpool_row({dout + o, record + o, b.scale, b.OW, d0, d0 + row});
+            std::fill(d0 + 2 * b.OW, d0 + row, 0.0f);
+            std::fill(d0 + row + 2 * b.OW, d0 + 2 * row, 0.0f);
         }
-        std::fill(plane + std::size_t(to.top + 2 * b.OH) * to.pitch,
-                  plane + std::size_t(to.rows) * to.pitch, 0.0f);
+        std::fill(plane + std::size_t(2 * b.OH) * row, plane + std::size_t(CH) * row, 0.0f);
     }
 }
 
@@ -243,13 +242,11 @@ Shape conv_block_output_shape(const Shape& x, const Shape& weight, const Tensor&
 // fast kernels
 
 Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                          const ConvBlockSpec& spec, ConvBlockRecord* record, Isa isa,
-                          ConvBlockTransformed* kept) {
+                          const ConvBlockSpec& spec, ConvBlockRecord* record, Isa isa) {
     Block b = block_of(x, weight, bias, spec);
     const Conv2dGeometry& g = b.g;
     const Conv2dPlan plan(g, weight.data(), Conv2dLowering::automatic, isa);
     b.row = plan.row();
-    if (kept) kept->clear();  // filled below only for a Winograd conv with a 2x2 pool
     Tensor out = Tensor::uninitialised(
         {std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)});
     const bool pool2x2 = is_pool2x2(b.pool);
@@ -287,15 +284,12 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
         // Each window is one of the conv's 2x2 tiles: the pool reads the Winograd products.
         const auto pool_tiles = k::row_kernels(isa).pool_tiles;
         const winograd::Tiling t = plan.tiles();
-        const std::size_t u_image = plan.transformed_size();
-        if (kept) kept->resize(std::size_t(g.N) * u_image);
 #pragma omp parallel
         {
             const auto scratch = scratch_floats(plan.scratch_size());
 #pragma omp for schedule(static)
             for (int n = 0; n < g.N; ++n) {
-                const float* m = plan.forward_products(x.data() + n * x_image, scratch.get(),
-                                                       kept ? kept->data() + n * u_image : nullptr);
+                const float* m = plan.forward_products(x.data() + n * x_image, scratch.get());
                 pool_tiles({m, winograd::point_stride(g.OC, t), t.tiles(), t.TW, pb, g.OC, b.OH,
                             b.OW, outputs(n)});
             }
@@ -320,12 +314,9 @@ Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& b
 
 void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                          const ConvBlockSpec& spec, const ConvBlockRecord& record,
-                         Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa, bool write_dx,
-                         const ConvBlockTransformed* kept) {
+                         Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa, bool write_dx) {
     Block b = block_of(x, weight, Tensor(), spec);
     const Conv2dGeometry& g = b.g;
-    const Conv2dPlan plan(g, weight.data(), Conv2dLowering::automatic, isa);
-    b.row = plan.row();
     const Shape out_shape{std::size_t(g.N), std::size_t(g.OC), std::size_t(b.OH), std::size_t(b.OW)};
     if (dout.shape() != out_shape || record.size() != dout.size())
         throw ShapeError("conv_block backward: dout " + to_string(dout.shape()) + " with " +
@@ -333,15 +324,17 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                          to_string(out_shape) + " for input " + to_string(x.shape()) +
                          " and weight " + to_string(weight.shape()));
     check_conv_grads("conv_block backward", x, weight, dx, dweight, dbias);
-    const std::size_t u_image = plan.transformed_size();
-    const bool use_kept = kept && !kept->empty();
-    if (use_kept && kept->size() != std::size_t(g.N) * u_image)
-        throw ShapeError("conv_block backward: " + std::to_string(kept->size()) +
-                         " kept floats of the transformed input, for " +
-                         std::to_string(std::size_t(g.N) * u_image) + " (input " +
-                         to_string(x.shape()) + ", weight " + to_string(weight.shape()) + ")");
-    const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
+    // A Winograd conv takes the sparse gradient (Conv2dPlan::sparse_gradient) when the unfused
+    // conv2d_backward would, on the same dconv.
     const bool pool2x2 = is_pool2x2(b.pool);
+    bool sparse_gradient = false;
+    if (conv2d_lowering(g) == Conv2dLowering::winograd) {
+        b.row = g.OW;  // the Winograd lowering's
+        sparse_gradient = pool2x2 || unpooled_at_most_a_quarter_nonzero(dout, record, b);
+    }
+    const Conv2dPlan plan(g, weight.data(), Conv2dLowering::automatic, isa, sparse_gradient);
+    b.row = plan.row();
+    const std::size_t x_image = std::size_t(g.C) * g.H * g.W;
     // As conv2d_backward, image by image into fixed chunks' partials, once dconv is rebuilt.
     Conv2dPartials partials(plan, dweight != nullptr, dbias != nullptr);
     // The fused first conv takes dweight and dbias from dout and the record alone, a quarter of
@@ -351,16 +344,9 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
     const std::size_t split = std::size_t(2 * b.OH + 1) * pitch;
     const std::size_t sums_size = sparse ? std::size_t(g.OC) * 5 * k::ConvPoolGrad::row(b.OW) : 0;
     const auto grad = k::row_kernels(isa).conv_pool_grad;
-    // A Winograd conv's two gradients read one zero-extended copy of dconv
-    // (Conv2dPlan::backward_padded): the unpool writes it there, with no dconv plane to copy.
-    const bool padded = pool2x2 && !sparse && plan.shares_padded_gradient();
-    const Conv2dPlan::PaddedGradient layout =
-        padded ? plan.padded_gradient() : Conv2dPlan::PaddedGradient{};
 #pragma omp parallel
     {
-        const auto scratch = scratch_floats(plan.scratch_size());
-        const auto dconv = scratch_floats(padded ? winograd::padded_size(g.OC, layout.tiles)
-                                                 : plan.image_size());
+        const auto scratch = scratch_floats(plan.scratch_size()), dconv = scratch_floats(plan.image_size());
         const auto halves = scratch_floats(sparse ? 2 * split : 0);
         const auto sums = scratch_floats(sparse ? sums_size + std::size_t(g.OC) * 5 : 0);  // and totals
         std::fill(sums.get(), sums.get() + sums_size, 0.0f);  // the columns no kernel writes
@@ -379,28 +365,15 @@ void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weig
                                         partials.bias_of(chunk), sums.get() + sums_size, isa);
                     if (!dx) continue;
                 }
-                float* dx_n = dx ? dx->data() + n * x_image : nullptr;
-                if (padded) {
-                    const winograd::Tiling t = layout.tiles;
-                    unpool2x2_image(dn, rn, b,
-                                    {dconv.get(), winograd::padded_plane(t), winograd::pitch(t),
-                                     2 * t.TH + 1, layout.top, layout.left},
-                                    isa);
-                    plan.backward_padded(dconv.get(), x.data() + n * x_image, n == n0,
-                                         partials.weight_of(chunk), partials.bias_of(chunk), dx_n,
-                                         scratch.get(), write_dx,
-                                         use_kept ? kept->data() + n * u_image : nullptr);
-                    continue;
-                }
                 if (pool2x2)
-                    unpool2x2_image(dn, rn, b, {dconv.get(), b.conv_plane(), b.row, g.OH, 0, 0}, isa);
+                    unpool2x2_image(dn, rn, b, dconv.get(), isa);
                 else
                     unpool(dn, rn, b, dconv.get());
                 plan.backward_image(dconv.get(), x.data() + n * x_image, n == n0,
                                     sparse ? nullptr : partials.weight_of(chunk),
-                                    sparse ? nullptr : partials.bias_of(chunk), dx_n,
-                                    scratch.get(), write_dx,
-                                    use_kept ? kept->data() + n * u_image : nullptr);
+                                    sparse ? nullptr : partials.bias_of(chunk),
+                                    dx ? dx->data() + n * x_image : nullptr, scratch.get(),
+                                    write_dx);
             }
         }
         partials.add_to(dweight, dbias);

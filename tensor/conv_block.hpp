@@ -54,28 +54,19 @@ Shape conv_block_output_shape(const Shape& x, const Shape& weight, const Tensor&
 // window, and kConvBlockPasses), written whole by the forward, so not zeroed first.
 using ConvBlockRecord = std::vector<std::uint8_t, UninitialisedAllocator<std::uint8_t>>;
 
-// What a block whose conv runs as Winograd's F(2x2, 2x2) (conv2d_lowering.hpp) may also keep
-// for its backward: each image's transformed input U, which the forward makes anyway and the
-// weight gradient needs again (Conv2dPlan::transformed_size() floats an image; 113 KB for the
-// tutorial's second block). Keeping it trades that memory for the second transform of x.
-using ConvBlockTransformed = std::vector<float, UninitialisedAllocator<float>>;
-
 // The fast forward. `record` may be null (evaluation: nothing to remember for a backward).
 // `isa`: the path of the 2x2 pool's row kernels (tensor/simd.hpp; callers pass active_isa()).
-// `kept`, if given, receives the images' U when the block runs as Winograd with a 2x2 pool, and
-// is left empty otherwise.
 Tensor conv_block_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
                           const ConvBlockSpec& spec, ConvBlockRecord* record,
-                          Isa isa = active_isa(), ConvBlockTransformed* kept = nullptr);
+                          Isa isa = active_isa());
 // Given dout [N,OC,OH,OW] and the forward's record, accumulates (+=) into whichever of dx,
 // dweight, dbias is non-null; with `write_dx`, dx is written instead (its entries need not be
 // initialised: the autograd protocol's first share, autograd/var.hpp). Reads only dout, record,
-// x and weight, and `kept`, the forward's U for this x, if given and not empty (the same bits
-// as without it).
+// x and weight.
 void conv_block_backward(const Tensor& dout, const Tensor& x, const Tensor& weight,
                          const ConvBlockSpec& spec, const ConvBlockRecord& record,
                          Tensor* dx, Tensor* dweight, Tensor* dbias, Isa isa = active_isa(),
-                         bool write_dx = false, const ConvBlockTransformed* kept = nullptr);
+                         bool write_dx = false);
 
 // The reference: the block as its four layers, from the naive kernels (conv2d_*_naive,
 // max_pool2d_forward_naive's rule, dropout_mask), every intermediate materialised.

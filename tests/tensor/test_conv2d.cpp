@@ -374,18 +374,23 @@ Tensor pooled_gradient(const Shape& shape, Rng& rng) {
     return d;
 }
 
-// The Winograd lowering's input gradient from a pool's gradient (at most a quarter non-zero:
-// conv2d_scatter.hpp's scatter) against the direct loops, on the shapes of the test above with
-// pt, pl <= 1, the layouts whose two gradients share one padded copy of dout.
+// The Winograd lowering's gradients of a pool's gradient (at most a quarter non-zero: its sparse
+// gradient, conv2d_scatter.hpp's scatter) against the direct loops, on the shapes and paddings
+// of the test above.
 TEST(Conv2d, SparseGradientMatchesNaive) {
     Rng rng(78);
     for (int trial = 0; trial < 40; ++trial) {
         const std::size_t N = 1 + rng.below(3), C = 1 + rng.below(20), OC = 1 + rng.below(9);
         const int H = 2 + int(rng.below(13)), W = 2 + int(rng.below(21));
         Conv2dSpec spec{1, 1, {}};
-        if (trial % 2 == 1) spec.pad = tf_padding(Padding::Same, H, W, 2, 2, 1, 1);
+        const int mode = trial % 3;
+        if (mode == 1) spec.pad = tf_padding(Padding::Same, H, W, 2, 2, 1, 1);
+        if (mode == 2)
+            spec.pad = {int(rng.below(4)), int(rng.below(4)), int(rng.below(4)), int(rng.below(4))};
         const Shape xs{N, C, std::size_t(H), std::size_t(W)}, ws{OC, C, 2, 2};
-        SCOPED_TRACE("x " + to_string(xs) + " w " + to_string(ws) + (trial % 2 ? " same" : " valid"));
+        SCOPED_TRACE("x " + to_string(xs) + " w " + to_string(ws) + " pad " +
+                     std::to_string(spec.pad.top) + "," + std::to_string(spec.pad.bottom) + "," +
+                     std::to_string(spec.pad.left) + "," + std::to_string(spec.pad.right));
         const Tensor x = random_uniform(xs, rng), w = random_uniform(ws, rng);
         const Tensor dout = pooled_gradient(conv2d_output_shape(xs, ws, spec), rng);
         const Tensor dx0 = random_uniform(xs, rng);
@@ -401,7 +406,8 @@ TEST(Conv2d, SparseGradientMatchesNaive) {
 // The scatter's and the transpose's AVX2 and AVX-512 variants give the portable one's bits, each
 // called directly: rows of 1-40 entries (one, two or three vector groups and a tail) with
 // other values between them, 1-70 channels (tails of 8 and 16), taps cut at every edge by
-// (pt, pl), -0 and NaN entries among the zeros, and the transpose writing and adding.
+// (pt, pl), -0 and NaN entries among the zeros, dw and db added to, and the transpose writing
+// and adding. The portable scatter against its sums written out.
 TEST(Conv2d, ScatterSameBitsOnEveryPath) {
     Rng rng(79);
     for (int trial = 0; trial < 30; ++trial) {
@@ -410,10 +416,12 @@ TEST(Conv2d, ScatterSameBitsOnEveryPath) {
         const int H = OH + 1 - 2 * pt + int(rng.below(2)), W = OW + 1 - 2 * pl + int(rng.below(2));
         if (H < 1 || W < 1) continue;
         const int pitch = OW + int(rng.below(5));
-        const std::size_t plane = std::size_t(OH) * pitch + rng.below(3);
+        const std::size_t plane = std::size_t(OH) * pitch + rng.below(3), HWC = std::size_t(H) * W * C;
         // Between the rows and planes, values no variant may read.
-        std::vector<float> dout(OC * plane + 16, 7.0f), taps(std::size_t(OC) * 4 * C);
-        for (float& v : taps) v = rng.uniform(-1.0f, 1.0f);
+        std::vector<float> dout(OC * plane + 16, 7.0f), taps(std::size_t(OC) * 4 * C), xt(HWC),
+            dw0(std::size_t(4) * OC * C), db0(OC);
+        for (auto* v : {&taps, &xt, &dw0, &db0})
+            for (float& f : *v) f = rng.uniform(-1.0f, 1.0f);
         for (int oc = 0; oc < OC; ++oc)
             for (int y = 0; y < OH; ++y)
                 for (int x = 0; x < OW; ++x) {
@@ -425,14 +433,16 @@ TEST(Conv2d, ScatterSameBitsOnEveryPath) {
         SCOPED_TRACE("OC " + std::to_string(OC) + " OH " + std::to_string(OH) + " OW " +
                      std::to_string(OW) + " C " + std::to_string(C) + " pad " + std::to_string(pt) +
                      "," + std::to_string(pl));
+        // dxt, dw, db, dxt transposed into NaNs and added to 0.5s
         const auto run = [&](Isa isa) {
             const scatter::Kernels k = scatter::kernels(isa);
-            std::vector<float> dxt(std::size_t(H) * W * C, std::nanf("")), written(dxt.size()),
-                added(dxt.size(), 0.5f);
-            k.scatter({dout.data(), plane, pitch, OC, OH, OW, taps.data(), C, H, W, pt, pl, dxt.data()});
+            std::vector<float> dxt(HWC, std::nanf("")), dw = dw0, db = db0, written(HWC, std::nanf("")),
+                added(HWC, 0.5f);
+            k.scatter({dout.data(), plane, pitch, OC, OH, OW, C, H, W, pt, pl, taps.data(), xt.data(),
+                       dxt.data(), dw.data(), db.data()});
             k.transpose(dxt.data(), H * W, C, written.data(), false);
             k.transpose(dxt.data(), H * W, C, added.data(), true);
-            return std::vector<std::vector<float>>{dxt, written, added};
+            return std::vector<std::vector<float>>{dxt, dw, db, written, added};
         };
         // Bits, NaN included: compare the floats' representations.
         const auto bits = [](const std::vector<std::vector<float>>& r) {
@@ -447,9 +457,8 @@ TEST(Conv2d, ScatterSameBitsOnEveryPath) {
             SCOPED_TRACE(isa_name(isa));
             EXPECT_EQ(bits(run(isa)), bits(portable));
         }
-        // The portable scatter against the products written out: a dx element is its products
-        // in the order of dout's entries, oc by oc and row by row.
-        std::vector<float> want(std::size_t(H) * W * C, 0.0f);
+        // Every entry's products, zeros included, in the order of the entries.
+        std::vector<float> dxt(HWC, 0.0f), dw = dw0, db = db0;
         for (int oc = 0; oc < OC; ++oc)
             for (int y = 0; y < OH; ++y)
                 for (int x = 0; x < OW; ++x) {
@@ -457,11 +466,23 @@ TEST(Conv2d, ScatterSameBitsOnEveryPath) {
                     for (int t = 0; t < 4; ++t) {
                         const int h = y + t / 2 - pt, w = x + t % 2 - pl;
                         if (h < 0 || h >= H || w < 0 || w >= W) continue;
-                        for (int c = 0; c < C; ++c)
-                            want[std::size_t(h * W + w) * C + c] += g * taps[(std::size_t(oc) * 4 + t) * C + c];
+                        const std::size_t at = std::size_t(h * W + w) * C;
+                        for (int c = 0; c < C; ++c) {
+                            dxt[at + c] += g * taps[(std::size_t(oc) * 4 + t) * C + c];
+                            dw[(std::size_t(t) * OC + oc) * C + c] += g * xt[at + c];
+                        }
                     }
+                    db[oc] += g;
                 }
-        EXPECT_EQ(bits({portable[0]}), bits({want}));
+        EXPECT_EQ(bits({portable[0], portable[1], portable[2]}), bits({dxt, dw, db}));
+        for (int c = 0; c < C; ++c)
+            for (int p = 0; p < H * W; ++p) {
+                const float v = dxt[std::size_t(p) * C + c];
+                EXPECT_EQ(std::bit_cast<std::uint32_t>(portable[3][std::size_t(c) * H * W + p]),
+                          std::bit_cast<std::uint32_t>(v));
+                EXPECT_EQ(std::bit_cast<std::uint32_t>(portable[4][std::size_t(c) * H * W + p]),
+                          std::bit_cast<std::uint32_t>(0.5f + v));
+            }
     }
 }
 

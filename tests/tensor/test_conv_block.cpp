@@ -233,49 +233,6 @@ TEST(ConvBlock, RecordByHand) {
     EXPECT_EQ(db[0], 0.0f);
 }
 
-// A Winograd block's forward can keep its transformed input for the backward (the weight
-// gradient then skips transforming x again): the same gradients, bit for bit, with it and
-// without; nothing kept by the other blocks; a keep of the wrong size is refused by name.
-TEST(ConvBlock, KeptTransformGivesTheSameGradients) {
-  for (const Isa isa : paths()) {
-    SCOPED_TRACE(isa_name(isa));
-    int winograd_cases = 0;
-    for (const Case& c : kCases) {
-        SCOPED_TRACE(describe(c));
-        const Operands o = operands(c, 91);
-        const ConvBlockSpec s = spec_of(c);
-        ConvBlockRecord record, record_kept;
-        ConvBlockTransformed kept(5, 1.0f);  // stale contents: the forward replaces them
-        const Tensor out = conv_block_forward(o.x, o.weight, o.bias, s, &record, isa);
-        const Tensor out_kept = conv_block_forward(o.x, o.weight, o.bias, s, &record_kept, isa, &kept);
-        EXPECT_EQ(max_abs_diff(out, out_kept), 0.0f);
-        EXPECT_EQ(record, record_kept);
-        const Conv2dPlan plan(conv2d_geometry(o.x, o.weight, s.conv), o.weight.data(),
-                              Conv2dLowering::automatic, isa);
-        const bool winograd = plan.lowering() == Conv2dLowering::winograd && c.pool == 2 &&
-                              c.pool_stride == 2 && c.pool_padding == Padding::Valid;
-        if (!winograd) {
-            EXPECT_TRUE(kept.empty());
-            continue;
-        }
-        ++winograd_cases;
-        EXPECT_EQ(kept.size(), std::size_t(c.N) * plan.transformed_size());
-        Tensor dx(o.x.shape()), dw(o.weight.shape()), db({c.OC});
-        Tensor kdx(o.x.shape()), kdw(o.weight.shape()), kdb({c.OC});
-        conv_block_backward(o.dout, o.x, o.weight, s, record, &dx, &dw, &db, isa);
-        conv_block_backward(o.dout, o.x, o.weight, s, record, &kdx, &kdw, &kdb, isa, false, &kept);
-        EXPECT_EQ(max_abs_diff(dx, kdx), 0.0f);
-        EXPECT_EQ(max_abs_diff(dw, kdw), 0.0f);
-        EXPECT_EQ(max_abs_diff(db, kdb), 0.0f);
-        kept.pop_back();
-        EXPECT_THROW(conv_block_backward(o.dout, o.x, o.weight, s, record, &kdx, &kdw, &kdb, isa,
-                                         false, &kept),
-                     ShapeError);
-    }
-    EXPECT_GE(winograd_cases, 2);
-  }
-}
-
 TEST(ConvBlock, SameBitsForAnyThreadCount) {
   for (const Case& c : {kCases[0], kCases[1], kCases[9], kCases[12]}) {  // fused conv, im2col, winograd, shifted
     SCOPED_TRACE(describe(c));
