@@ -14,6 +14,7 @@
 #include "tensor/error.hpp"
 #include "tensor/parallel.hpp"
 #include "tensor/gemm.hpp"
+#include "tensor/sparse_gemm.hpp"
 
 namespace semigrad {
 
@@ -65,13 +66,23 @@ static Var dense_impl(const Var& x, const Var& kernel, const Var& bias, bool has
         for (int n = 0; n < N; ++n)
             for (int u = 0; u < U; ++u) po[n * U + u] = pb[u];
     }
-    gemm_split(false, false, N, U, D, 1.0f, x.value().data(), D, kernel.value().data(), U,
-               has_bias ? 1.0f : 0.0f, po, U);
+    // On the SIMD paths the products that read x go through sparse_gemm (tensor/sparse_gemm.hpp):
+    // an input mostly zeros (ReLU'd and dropped, as the tutorial's second block's output is)
+    // costs only its non-zero entries, and each row's result is the same whatever the batch.
+    const Isa isa = active_isa();
+    const bool sparse = sparse_gemm::available(isa);
+    if (sparse)
+        sparse_gemm::nn_split(isa, N, U, D, x.value().data(), D, kernel.value().data(), U, has_bias,
+                              po, U);
+    else
+        gemm_split(false, false, N, U, D, 1.0f, x.value().data(), D, kernel.value().data(), U,
+                   has_bias ? 1.0f : 0.0f, po, U);
 
     std::vector<Var> inputs = {x, kernel};
     if (has_bias) inputs.push_back(bias);
     // Without a bias, `bias` is an empty leaf that never requires a gradient.
-    return record(std::move(out), inputs, "dense", [x, kernel, bias, N, D, U](const Tensor& dout) {
+    return record(std::move(out), inputs, "dense",
+                  [x, kernel, bias, N, D, U, isa, sparse](const Tensor& dout) {
         bool first;
         if (x.requires_grad()) {  // dx = dout · kernelᵀ
             float* dx = x.node()->grad_write_or_add(first).data();
@@ -79,9 +90,17 @@ static Var dense_impl(const Var& x, const Var& kernel, const Var& bias, bool has
                        beta(first), dx, D);
         }
         if (kernel.requires_grad()) {  // dkernel = xᵀ · dout
-            float* dk = kernel.node()->grad_write_or_add(first).data();
-            gemm_split(true, false, D, U, N, 1.0f, x.value().data(), D, dout.data(), U,
-                       beta(first), dk, U);
+            Tensor& grad = kernel.node()->grad_write_or_add(first);
+            if (sparse && first) {
+                sparse_gemm::tn_split(isa, N, U, D, x.value().data(), D, dout.data(), U, grad.data(), U);
+            } else if (sparse) {  // a later share: made apart, then added (rare: weight sharing)
+                Tensor share = Tensor::uninitialised(grad.shape());
+                sparse_gemm::tn_split(isa, N, U, D, x.value().data(), D, dout.data(), U, share.data(), U);
+                for (std::size_t i = 0; i < grad.size(); ++i) grad[i] += share[i];
+            } else {
+                gemm_split(true, false, D, U, N, 1.0f, x.value().data(), D, dout.data(), U,
+                           beta(first), grad.data(), U);
+            }
         }
         if (bias.requires_grad()) {  // dbias = Σ_n dout[n, :], rows added in order
             float* db = bias.node()->grad_write_or_add(first).data();

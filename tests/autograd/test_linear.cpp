@@ -61,6 +61,35 @@ TEST(Linear, Gradcheck) {
     expect_gradcheck([](const auto& v) { return bias_add(v[0], v[1]); }, {x4, bias});
 }
 
+// Dense on an input mostly zeros (ReLU'd, dropped) takes tensor/sparse_gemm.hpp's products on
+// the paths that have them: the same values and gradients as the dense products within rounding,
+// and the gradients against finite differences.
+TEST(Dense, SparseInputMatchesNaiveAndGradcheck) {
+    Rng rng(6);
+    Tensor x = random_tensor({9, 70}, rng);
+    for (std::size_t i = 0; i < x.size(); ++i)
+        if (i % 3 != 0) x[i] = 0.0f;  // a third non-zero
+    const Tensor kernel = random_tensor({70, 67}, rng), bias = random_tensor({67}, rng);
+    Tensor expected({9, 67});
+    for (int n = 0; n < 9; ++n)
+        for (int u = 0; u < 67; ++u) expected[n * 67 + u] = bias[u];
+    gemm_naive(false, false, 9, 67, 70, 1.0f, x.data(), 70, kernel.data(), 67, 1.0f, expected.data(), 67);
+    Var vx(x, true), vk(kernel, true), vb(bias, true);
+    const Var y = dense(vx, vk, vb);
+    EXPECT_LT(max_abs_diff(y.value(), expected), 1e-5f);
+    const Tensor r = random_tensor({9, 67}, rng);
+    backward(sum(mul(y, Var(r))));
+    Tensor dk({70, 67});
+    gemm_naive(true, false, 70, 67, 9, 1.0f, x.data(), 70, r.data(), 67, 0.0f, dk.data(), 67);
+    EXPECT_LT(max_abs_diff(vk.grad(), dk), 1e-5f);
+    // Finite differences move x off zero only where it is non-zero: the input stays sparse.
+    Tensor small_x = random_tensor({3, 8}, rng);
+    for (std::size_t i = 0; i < small_x.size(); ++i)
+        if (i % 2 != 0) small_x[i] = 0.0f;
+    expect_gradcheck([](const auto& v) { return dense(v[0], v[1], v[2]); },
+                     {small_x, random_tensor({8, 5}, rng), random_tensor({5}, rng)});
+}
+
 TEST(BiasAdd, BroadcastsOverAxisOneAndSumsTheRestBack) {
     // x [2,2,1,2] (N, C, H, W), bias [2].
     Var x(Tensor({2, 2, 1, 2}, {1, 2, 3, 4, 5, 6, 7, 8}), true), bias(Tensor({2}, {10, 100}), true);

@@ -13,6 +13,7 @@
 #include "tensor/random.hpp"
 #include "tensor/simd.hpp"
 #include "tensor/small_gemm.hpp"
+#include "tensor/sparse_gemm.hpp"
 
 using namespace semigrad;
 
@@ -194,6 +195,109 @@ TEST(BlockGemm, ByHand) {
     EXPECT_EQ(c[1], 65.0f);
     EXPECT_EQ(c[2], 140.0f);
     EXPECT_EQ(c[3], 155.0f);
+}
+
+// A sparse operand as a ReLU and dropout leave it: each entry zero with probability `zeros`,
+// some of them -0.
+std::vector<float> sparse_values(std::size_t n, double zeros, Rng& rng) {
+    std::vector<float> v(n);
+    for (float& x : v) {
+        x = rng.uniform(-1.0f, 1.0f);
+        if (rng.uniform() < zeros) x = rng.uniform() < 0.2f ? -0.0f : 0.0f;
+    }
+    return v;
+}
+
+// sparse_gemm's products (tensor/sparse_gemm.hpp) on the paths that have them, A at most half
+// non-zero: against the naive product within rounding, and bit for bit against the chain of fused
+// multiply-adds they promise, written out over every entry (zeros included) on plain floats; the
+// same bits on 1 and 3 threads. Odd sizes: K past a multiple of 8 and 64, N past blocks of 64 and
+// 8, M past 32 (tn's groups of rows), all-zero rows and columns, nn adding to C.
+TEST(SparseGemm, ProductsMatchTheirChainsAndNaive) {
+    for (const Isa isa : {Isa::avx2, Isa::avx512}) {
+        if (!cpu_runs(isa)) continue;
+        SCOPED_TRACE(isa_name(isa));
+        Rng rng(23);
+        for (int trial = 0; trial < 16; ++trial) {
+            const int M = 1 + int(rng.below(70)), N = 1 + int(rng.below(150)), K = 1 + int(rng.below(140));
+            const double zeros = trial % 4 == 0 ? 1.0 : 0.55 + 0.4 * rng.uniform();
+            SCOPED_TRACE("M " + std::to_string(M) + " N " + std::to_string(N) + " K " +
+                         std::to_string(K) + " zeros " + std::to_string(zeros));
+            const std::vector<float> a = sparse_values(std::size_t(M) * K, zeros, rng);
+            std::vector<float> b(std::size_t(K) * N), d(std::size_t(M) * N), c0(std::size_t(M) * N);
+            for (auto* v : {&b, &d, &c0})
+                for (float& x : *v) x = rng.uniform(-1.0f, 1.0f);
+            // nn: C (+)= A B, row by row; tn: C = Aᵀ D.
+            std::vector<float> nn_chain(c0.size()), tn_chain(std::size_t(K) * N);
+            for (int i = 0; i < M; ++i)
+                for (int j = 0; j < N; ++j) {
+                    float acc = 0.0f;
+                    for (int k = 0; k < K; ++k)
+                        acc = std::fma(a[std::size_t(i) * K + k], b[std::size_t(k) * N + j], acc);
+                    nn_chain[std::size_t(i) * N + j] = c0[std::size_t(i) * N + j] + acc;
+                }
+            for (int k = 0; k < K; ++k)
+                for (int j = 0; j < N; ++j) {
+                    float acc = 0.0f;
+                    for (int i = 0; i < M; ++i)
+                        acc = std::fma(a[std::size_t(i) * K + k], d[std::size_t(i) * N + j], acc);
+                    tn_chain[std::size_t(k) * N + j] = acc;
+                }
+            std::vector<float> nn_naive = c0, tn_naive(tn_chain.size());
+            gemm_naive(false, false, M, N, K, 1.0f, a.data(), K, b.data(), N, 1.0f, nn_naive.data(), N);
+            gemm_naive(true, false, K, N, M, 1.0f, a.data(), K, d.data(), N, 0.0f, tn_naive.data(), N);
+            const int before = num_threads();
+            for (const int threads : {1, 3}) {
+                set_num_threads(threads);
+                std::vector<float> nn = c0, tn(tn_chain.size(), std::nanf(""));
+                sparse_gemm::nn_split(isa, M, N, K, a.data(), K, b.data(), N, true, nn.data(), N);
+                sparse_gemm::tn_split(isa, M, N, K, a.data(), K, d.data(), N, tn.data(), N);
+                EXPECT_EQ(nn, nn_chain) << threads << " threads";
+                EXPECT_EQ(tn, tn_chain) << threads << " threads";
+                for (std::size_t i = 0; i < nn.size(); ++i) ASSERT_NEAR(nn[i], nn_naive[i], 1e-4f);
+                for (std::size_t i = 0; i < tn.size(); ++i) ASSERT_NEAR(tn[i], tn_naive[i], 1e-4f);
+            }
+            set_num_threads(before);
+            // Without `accumulate`, from 0.
+            std::vector<float> from_zero(c0.size(), std::nanf(""));
+            sparse_gemm::nn_split(isa, M, N, K, a.data(), K, b.data(), N, false, from_zero.data(), N);
+            for (std::size_t i = 0; i < from_zero.size(); ++i)
+                ASSERT_NEAR(from_zero[i], nn_naive[i] - c0[i], 1e-4f);
+        }
+    }
+}
+
+// Where A is more than half non-zero the products run block_gemm's dense chains: the same bits
+// as the sparse kernels would give (tested above on the chains written out), here checked on a
+// dense A against the same chains. No kernel for the portable path.
+TEST(SparseGemm, DenseOperandTakesTheSameChains) {
+    EXPECT_FALSE(sparse_gemm::available(Isa::portable));
+    std::vector<float> c(1);
+    EXPECT_THROW(sparse_gemm::nn_split(Isa::portable, 1, 1, 1, c.data(), 1, c.data(), 1, false, c.data(), 1),
+                 ValueError);
+    if (!cpu_runs(Isa::avx2)) GTEST_SKIP() << "no AVX2";
+    EXPECT_TRUE(sparse_gemm::available(Isa::avx2));
+    Rng rng(24);
+    const int M = 37, N = 75, K = 66;
+    const std::vector<float> a = sparse_values(std::size_t(M) * K, 0.2, rng);
+    std::vector<float> b(std::size_t(K) * N), d(std::size_t(M) * N), c0(std::size_t(M) * N);
+    for (auto* v : {&b, &d, &c0})
+        for (float& x : *v) x = rng.uniform(-1.0f, 1.0f);
+    std::vector<float> nn = c0, tn(std::size_t(K) * N);
+    sparse_gemm::nn_split(Isa::avx2, M, N, K, a.data(), K, b.data(), N, true, nn.data(), N);
+    sparse_gemm::tn_split(Isa::avx2, M, N, K, a.data(), K, d.data(), N, tn.data(), N);
+    for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+            float acc = 0.0f;
+            for (int k = 0; k < K; ++k) acc = std::fma(a[std::size_t(i) * K + k], b[std::size_t(k) * N + j], acc);
+            ASSERT_EQ(nn[std::size_t(i) * N + j], c0[std::size_t(i) * N + j] + acc) << i << "," << j;
+        }
+    for (int k = 0; k < K; ++k)
+        for (int j = 0; j < N; ++j) {
+            float acc = 0.0f;
+            for (int i = 0; i < M; ++i) acc = std::fma(a[std::size_t(i) * K + k], d[std::size_t(i) * N + j], acc);
+            ASSERT_EQ(tn[std::size_t(k) * N + j], acc) << k << "," << j;
+        }
 }
 
 TEST(Gemm, MatmulShapeErrorNamesBothShapes) {
