@@ -66,12 +66,12 @@ static Var dense_impl(const Var& x, const Var& kernel, const Var& bias, bool has
         for (int n = 0; n < N; ++n)
             for (int u = 0; u < U; ++u) po[n * U + u] = pb[u];
     }
-    // On the SIMD paths the products that read x go through sparse_gemm (tensor/sparse_gemm.hpp):
-    // an input mostly zeros (ReLU'd and dropped, as the tutorial's second block's output is)
-    // costs only its non-zero entries, and each row's result is the same whatever the batch.
+    // An input mostly zeros (ReLU'd and dropped, as the tutorial's second block's output is)
+    // goes through the products that read only its non-zero entries (tensor/sparse_gemm.hpp), the
+    // forward and the weight gradient each when it is sparse enough to gain.
     const Isa isa = active_isa();
-    const bool sparse = sparse_gemm::available(isa);
-    if (sparse)
+    const sparse_gemm::Choice sparse = sparse_gemm::choose(isa, N, D, x.value().data(), D);
+    if (sparse.nn)
         sparse_gemm::nn_split(isa, N, U, D, x.value().data(), D, kernel.value().data(), U, has_bias,
                               po, U);
     else
@@ -91,9 +91,9 @@ static Var dense_impl(const Var& x, const Var& kernel, const Var& bias, bool has
         }
         if (kernel.requires_grad()) {  // dkernel = xᵀ · dout
             Tensor& grad = kernel.node()->grad_write_or_add(first);
-            if (sparse && first) {
+            if (sparse.tn && first) {
                 sparse_gemm::tn_split(isa, N, U, D, x.value().data(), D, dout.data(), U, grad.data(), U);
-            } else if (sparse) {  // a later share: made apart, then added (rare: weight sharing)
+            } else if (sparse.tn) {  // a later share: made apart, then added (rare: weight sharing)
                 Tensor share = Tensor::uninitialised(grad.shape());
                 sparse_gemm::tn_split(isa, N, U, D, x.value().data(), D, dout.data(), U, share.data(), U);
                 for (std::size_t i = 0; i < grad.size(); ++i) grad[i] += share[i];

@@ -8,18 +8,19 @@
 //                                               A's non-zero a[i][k], i ascending, times D's row i
 //
 // Row-major, leading dimensions lda, ldb, ldd, ldc. Each C element is one chain of fused
-// multiply-adds from 0 over the non-zero entries in order, C added at the end with `accumulate`:
-// block_gemm.hpp's chain over every entry, minus the zeros, whose products (+-0) change no chain
-// (a sum from +0 is never -0). So for finite operands the bits are block_gemm's, which is what
-// runs when A is more than half non-zero: the choice changes the speed, never the result, and a
-// row's result does not depend on the other rows (nor on the threads): a process's shard of a
-// batch gets the bits the whole batch would. They are not OpenBLAS's. The reference is
+// multiply-adds from 0 over the non-zero entries in order, C added at the end with `accumulate`
+// (block_gemm.hpp's chain over every entry, minus the zeros, whose products, +-0, change no chain:
+// a sum from +0 is never -0). So the bits depend on the operands alone, not on the threads, and a
+// row of nn's C on its own row of A alone; but they are not OpenBLAS's. The reference is
 // gemm_naive (tensor/gemm.hpp); tests compare within rounding, and bit for bit with the chains.
 //
-// One core, the tutorial's shapes at 29% non-zero, each thread's half (AVX2 kernels, against
-// OpenBLAS's Haswell ones): tn 51 us against 133, since A's zeros skip whole rows of D; nn 115
-// against 137, less, since each row of C reads the rows of B it needs from L2 again, where
-// OpenBLAS packs B once for all 32 rows (block_gemm's dense chains: 172).
+// Worth it only for a sparse enough A. One core, the tutorial's shapes, each thread's half, AVX2
+// kernels against OpenBLAS (SkylakeX kernels, 150 us for nn and 140 for tn at any density): nn
+// 102 / 128 / 154 / 190 us at 25 / 33 / 40 / 50% non-zero, since each row of C reads the rows of
+// B it needs from L2 again, where OpenBLAS packs B once for all 32 rows; tn 61 / 78 / 93 / 115 /
+// 137 us up to 60%, since A's zeros skip whole rows of D. Hence choose(), below: nn up to a third
+// non-zero, tn up to a half. The choice depends on A's values, and OpenBLAS rounds otherwise: a
+// batch's rows, or a process's shard of them, get the bits of the kernel its density chose.
 //
 // AVX2 + FMA kernels (sparse_gemm_avx2.cpp), which the AVX-512 path runs too; none for the
 // portable path, where the Dense layer keeps OpenBLAS.
@@ -31,12 +32,15 @@
 
 namespace semigrad::sparse_gemm {
 
-// Whether `isa` has the kernels (AVX2 and AVX-512).
-bool available(Isa isa);
+// Which of the two products to run sparse for A [M, K] (rows lda apart) on `isa`: nn when at most
+// a third of A is non-zero, tn at most a half; neither on the portable path.
+struct Choice {
+    bool nn = false, tn = false;
+};
+Choice choose(Isa isa, int M, int K, const float* a, int lda);
 
 // The products above, spread over the caller's threads (called outside a parallel region) by
-// columns of C for nn and rows of C for tn: the sparse kernels when A is at most half non-zero,
-// else block_gemm's. `isa` must have them (else ValueError).
+// columns of C for nn and rows of C for tn. `isa` must have the kernels (else ValueError).
 void nn_split(Isa isa, int M, int N, int K, const float* a, int lda, const float* b, int ldb,
               bool accumulate, float* c, int ldc);
 void tn_split(Isa isa, int M, int N, int K, const float* a, int lda, const float* d, int ldd,

@@ -267,37 +267,27 @@ TEST(SparseGemm, ProductsMatchTheirChainsAndNaive) {
     }
 }
 
-// Where A is more than half non-zero the products run block_gemm's dense chains: the same bits
-// as the sparse kernels would give (tested above on the chains written out), here checked on a
-// dense A against the same chains. No kernel for the portable path.
-TEST(SparseGemm, DenseOperandTakesTheSameChains) {
-    EXPECT_FALSE(sparse_gemm::available(Isa::portable));
+// The choice the Dense layer makes: nn up to a third non-zero, tn up to a half, neither on the
+// portable path (which has no kernel: asking for one is an error).
+TEST(SparseGemm, Choice) {
+    const std::vector<float> third = {0, 1, 0, 0, 2, 0, -0.0f, 0, 3}, half = {0, 1, 2, 0, 3, 0},
+                             more = {0, 1, 2, 3, 0, 4, 0, 5, 6};
+    EXPECT_FALSE(sparse_gemm::choose(Isa::portable, 3, 3, third.data(), 3).nn);
+    EXPECT_FALSE(sparse_gemm::choose(Isa::portable, 3, 3, third.data(), 3).tn);
     std::vector<float> c(1);
     EXPECT_THROW(sparse_gemm::nn_split(Isa::portable, 1, 1, 1, c.data(), 1, c.data(), 1, false, c.data(), 1),
                  ValueError);
     if (!cpu_runs(Isa::avx2)) GTEST_SKIP() << "no AVX2";
-    EXPECT_TRUE(sparse_gemm::available(Isa::avx2));
-    Rng rng(24);
-    const int M = 37, N = 75, K = 66;
-    const std::vector<float> a = sparse_values(std::size_t(M) * K, 0.2, rng);
-    std::vector<float> b(std::size_t(K) * N), d(std::size_t(M) * N), c0(std::size_t(M) * N);
-    for (auto* v : {&b, &d, &c0})
-        for (float& x : *v) x = rng.uniform(-1.0f, 1.0f);
-    std::vector<float> nn = c0, tn(std::size_t(K) * N);
-    sparse_gemm::nn_split(Isa::avx2, M, N, K, a.data(), K, b.data(), N, true, nn.data(), N);
-    sparse_gemm::tn_split(Isa::avx2, M, N, K, a.data(), K, d.data(), N, tn.data(), N);
-    for (int i = 0; i < M; ++i)
-        for (int j = 0; j < N; ++j) {
-            float acc = 0.0f;
-            for (int k = 0; k < K; ++k) acc = std::fma(a[std::size_t(i) * K + k], b[std::size_t(k) * N + j], acc);
-            ASSERT_EQ(nn[std::size_t(i) * N + j], c0[std::size_t(i) * N + j] + acc) << i << "," << j;
-        }
-    for (int k = 0; k < K; ++k)
-        for (int j = 0; j < N; ++j) {
-            float acc = 0.0f;
-            for (int i = 0; i < M; ++i) acc = std::fma(a[std::size_t(i) * K + k], d[std::size_t(i) * N + j], acc);
-            ASSERT_EQ(tn[std::size_t(k) * N + j], acc) << k << "," << j;
-        }
+    const sparse_gemm::Choice a = sparse_gemm::choose(Isa::avx2, 3, 3, third.data(), 3),
+                              b = sparse_gemm::choose(Isa::avx2, 2, 3, half.data(), 3),
+                              m = sparse_gemm::choose(Isa::avx2, 3, 3, more.data(), 3);
+    EXPECT_TRUE(a.nn && a.tn);
+    EXPECT_TRUE(!b.nn && b.tn);
+    EXPECT_TRUE(!m.nn && !m.tn);
+    // Rows lda apart: only the first K of each row count.
+    const std::vector<float> wide = {0, 1, 9, 9, 0, 0, 9, 9, 0, 0, 9, 9};
+    EXPECT_TRUE(sparse_gemm::choose(Isa::avx2, 3, 2, wide.data(), 4).nn);
+    EXPECT_FALSE(sparse_gemm::choose(Isa::avx2, 0, 2, wide.data(), 4).tn);
 }
 
 TEST(Gemm, MatmulShapeErrorNamesBothShapes) {
