@@ -1,7 +1,7 @@
 // Benchmarks of the floor-1 kernels at the tutorial's shapes (batch 32): conv2d forward and
 // backward (its four lowerings, conv2d_lowering.hpp, against the direct loops), the Winograd
-// lowering's three per-image products (block_gemm against OpenBLAS) and max-pool
-// forward/backward. Every fast
+// lowering's three per-image products (block_gemm against OpenBLAS), the Dense layer's products
+// over a mostly-zero input (sparse_gemm against OpenBLAS) and max-pool forward/backward. Every fast
 // kernel is first checked against its reference on the same inputs; a mismatch aborts before
 // any timing. Counters: FLOP/s for convolutions (2 flops per multiply-add), bytes/s for pooling,
 // both per wall-clock second (UseRealTime: the kernels run on every OpenMP thread).
@@ -23,6 +23,7 @@
 #include "tensor/pool2d.hpp"
 #include "tensor/random.hpp"
 #include "tensor/simd.hpp"
+#include "tensor/sparse_gemm.hpp"
 
 using namespace semigrad;
 
@@ -289,6 +290,61 @@ BENCHMARK_CAPTURE(BM_WinogradGemm, dx_openblas, 1, false)->UseRealTime();
 BENCHMARK_CAPTURE(BM_WinogradGemm, dx_block, 1, true)->UseRealTime();
 BENCHMARK_CAPTURE(BM_WinogradGemm, dweight_openblas, 2, false)->UseRealTime();
 BENCHMARK_CAPTURE(BM_WinogradGemm, dweight_block, 2, true)->UseRealTime();
+
+// The Dense layer's forward X W (32x128x1568: one thread's half of the tutorial's 32x256x1568)
+// and weight gradient Xᵀ dY (784x256x32: one thread's half of 1568x256x32), X `percent` % non-zero
+// at random places (the tutorial's, in training: about 30%): sparse_gemm's kernels against
+// OpenBLAS's products (gemm, sliced for its small kernels where it has them), one thread (each
+// runs on one of the layer's threads). The choice between them, sparse_gemm::choose, sits where
+// these lines cross.
+void BM_DenseProduct(benchmark::State& state, bool weight_gradient, bool sparse) {
+    const int percent = int(state.range(0));
+    if (sparse && (!SEMIGRAD_X86 || active_isa() == Isa::portable)) {
+        state.SkipWithError("no sparse_gemm kernel on the portable path");
+        return;
+    }
+    constexpr int M = 32, N = 256, K = 1568, half = 128, rows = K / 2;
+    Rng rng(5);
+    std::vector<float> x(std::size_t(M) * K), w(std::size_t(K) * N), dy(std::size_t(M) * N),
+        c(std::size_t(K) * N), want(c.size());
+    for (float& v : x) v = rng.uniform() * 100 < percent ? rng.uniform(0.0f, 1.0f) : 0.0f;
+    for (float& v : w) v = rng.uniform(-1.0f, 1.0f);
+    for (float& v : dy) v = rng.uniform(-1.0f, 1.0f);
+    const auto run = [&](float* out) {
+#if SEMIGRAD_X86
+        if (sparse && weight_gradient)  // rows [0, 784) of Xᵀ dY
+            sparse_gemm::tn_avx2(M, N, 0, rows, x.data(), K, dy.data(), N, out, N);
+        else if (sparse)  // columns [0, 128) of X W
+            sparse_gemm::nn_avx2(M, half, K, x.data(), K, w.data(), N, false, out, N);
+#endif
+        if (!sparse && weight_gradient)
+            gemm(true, false, rows, N, M, 1.0f, x.data(), K, dy.data(), N, 0.0f, out, N);
+        else if (!sparse)
+            gemm(false, false, M, half, K, 1.0f, x.data(), K, w.data(), N, 0.0f, out, N);
+    };
+    run(c.data());
+    if (weight_gradient)
+        gemm_naive(true, false, rows, N, M, 1.0f, x.data(), K, dy.data(), N, 0.0f, want.data(), N);
+    else
+        gemm_naive(false, false, M, half, K, 1.0f, x.data(), K, w.data(), N, 0.0f, want.data(), N);
+    const std::size_t checked = weight_gradient ? std::size_t(rows) * N : std::size_t(M) * N;
+    for (std::size_t i = 0; i < checked; ++i) {
+        if (!weight_gradient && i % N >= std::size_t(half)) continue;
+        if (!(std::abs(c[i] - want[i]) <= 1e-3f)) {
+            std::fprintf(stderr, "dense product: %g against the naive %g\n", double(c[i]), double(want[i]));
+            std::abort();
+        }
+    }
+#pragma omp parallel num_threads(1)
+    for (auto _ : state) {
+        run(c.data());
+        benchmark::DoNotOptimize(c.data());
+    }
+}
+BENCHMARK_CAPTURE(BM_DenseProduct, forward_openblas, false, false)->Arg(25)->Arg(33)->Arg(40)->Arg(50)->UseRealTime();
+BENCHMARK_CAPTURE(BM_DenseProduct, forward_sparse, false, true)->Arg(25)->Arg(33)->Arg(40)->Arg(50)->UseRealTime();
+BENCHMARK_CAPTURE(BM_DenseProduct, weight_gradient_openblas, true, false)->Arg(25)->Arg(33)->Arg(50)->Arg(60)->UseRealTime();
+BENCHMARK_CAPTURE(BM_DenseProduct, weight_gradient_sparse, true, true)->Arg(25)->Arg(33)->Arg(50)->Arg(60)->UseRealTime();
 
 BENCHMARK_CAPTURE(BM_MaxPool2dForward, fast, false)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_MaxPool2dForward, naive, true)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -14,13 +14,15 @@
 // row of nn's C on its own row of A alone; but they are not OpenBLAS's. The reference is
 // gemm_naive (tensor/gemm.hpp); tests compare within rounding, and bit for bit with the chains.
 //
-// Worth it only for a sparse enough A. One core, the tutorial's shapes, each thread's half, AVX2
-// kernels against OpenBLAS (SkylakeX kernels, 150 us for nn and 140 for tn at any density): nn
-// 102 / 128 / 154 / 190 us at 25 / 33 / 40 / 50% non-zero, since each row of C reads the rows of
-// B it needs from L2 again, where OpenBLAS packs B once for all 32 rows; tn 61 / 78 / 93 / 115 /
-// 137 us up to 60%, since A's zeros skip whole rows of D. Hence choose(), below: nn up to a third
-// non-zero, tn up to a half. The choice depends on A's values, and OpenBLAS rounds otherwise: a
-// batch's rows, or a process's shard of them, get the bits of the kernel its density chose.
+// Worth it only for a sparse enough A. One core, the tutorial's shapes, each thread's half, X at
+// 25 / 33 / 40 / 50% non-zero (`bench_kernels --benchmark_filter=DenseProduct`, OMP_NUM_THREADS=1):
+// nn 104 / 135 / 166 / 197 us against OpenBLAS's 116 (SkylakeX small kernels) or 138 (Haswell),
+// since each row of C reads the rows of B it needs from L2 again, where OpenBLAS packs B once
+// for all 32 rows; tn 57 / 70 / 96 us at 25 / 33 / 50%, 114 at 60%, against 121-129 or 133,
+// since A's zeros skip whole rows of D. Hence choose(), below: nn up to a third non-zero (in the
+// training step, at about 30%, 0.13 -> 0.11 ms on either path, 0.16 -> 0.11 on AVX2's), tn up to
+// a half. The choice depends on A's values, and OpenBLAS rounds otherwise: a batch's rows, or a
+// process's shard of them, get the bits of the kernel its density chose.
 //
 // AVX2 + FMA kernels (sparse_gemm_avx2.cpp), which the AVX-512 path runs too; none for the
 // portable path, where the Dense layer keeps OpenBLAS.
