@@ -108,13 +108,14 @@ class Conv2dPlan {
     void backward_image(const float* dout, const float* x_n, bool first, float* pweight,
                         float* pbias, float* dx_n, float* scratch, bool write_dx = false) const;
 
+  private:
     // Winograd: the input gradient's correlation reads dout zero-extended at (1 - pt, 1 - pl) in
     // planes padded as winograd::Transforms::pad pads them for the input's tiling. When output
     // and input have the same tiling and pt, pl <= 1 (a 'same' 2x2 conv's: pt = pl = 0), that
     // one copy also holds every 2x2 block the weight gradient's transform reads, a row and a
     // column further in: one zero-extended copy serves both gradients.
     bool shares_padded_gradient() const;
-  private:
+
     Conv2dGeometry g_;
     Conv2dLowering lowering_;
     int row_, HP_, WP_;
